@@ -1,0 +1,99 @@
+package otp
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+)
+
+// MinKeyLength is the shortest signing key accepted, in bytes: an HS256 key
+// shorter than the hash output weakens it (RFC 7518 section 3.2).
+const MinKeyLength = 32
+
+// Keys holds the secrets derived from one root key. Each purpose gets its own
+// key so that a value made for one (a CSRF token, say) can never be replayed
+// as another (a code MAC or a token signature).
+type Keys struct {
+	// ID names the root key in tokens (the JWT kid), so keys can rotate.
+	ID string
+
+	token   []byte
+	codeMAC []byte
+	csrf    []byte
+	session []byte
+	phone   []byte
+}
+
+// DeriveKeys derives the per-purpose keys from root.
+func DeriveKeys(root []byte) (*Keys, error) {
+	if len(root) < MinKeyLength {
+		return nil, errors.New("signing key must be at least 32 bytes")
+	}
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, root)
+		m.Write([]byte("caddy-sms-stepup/v1/" + label))
+		return m.Sum(nil)
+	}
+	return &Keys{
+		ID:      hex.EncodeToString(derive("kid")[:8]),
+		token:   derive("token"),
+		codeMAC: derive("code"),
+		csrf:    derive("csrf"),
+		session: derive("session"),
+		phone:   derive("phone"),
+	}, nil
+}
+
+// CodeMAC is what the store keeps instead of a code: HMAC-SHA256 over the
+// challenge id and the code, so a stored value is useless for any other
+// challenge and a dump of the store reveals no code.
+func (k *Keys) CodeMAC(challengeID, code string) []byte {
+	m := hmac.New(sha256.New, k.codeMAC)
+	m.Write([]byte(challengeID))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+// SessionHash binds a token or challenge to the application's session without
+// putting the session cookie itself anywhere. An empty session hashes to "".
+func (k *Keys) SessionHash(session string) string {
+	if session == "" {
+		return ""
+	}
+	return k.short(k.session, session)
+}
+
+// PhoneHash identifies a phone number in the store without keeping it in
+// clear.
+func (k *Keys) PhoneHash(e164 string) string {
+	return k.short(k.phone, e164)
+}
+
+// CSRFToken returns the token a form must carry: bound to the browser's
+// CSRF nonce cookie, the identity and the session.
+func (k *Keys) CSRFToken(nonce, identity, sessionHash string) string {
+	m := hmac.New(sha256.New, k.csrf)
+	for _, s := range [...]string{nonce, identity, sessionHash} {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckCSRFToken compares a submitted token in constant time.
+func (k *Keys) CheckCSRFToken(token, nonce, identity, sessionHash string) bool {
+	if token == "" || nonce == "" {
+		return false
+	}
+	want := k.CSRFToken(nonce, identity, sessionHash)
+	return hmac.Equal([]byte(token), []byte(want))
+}
+
+func (k *Keys) short(key []byte, s string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}

@@ -1,0 +1,234 @@
+package otp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Phone is a number that passed the policy, normalised to E.164.
+type Phone struct {
+	E164   string
+	Region string
+	Type   string
+	// Masked is safe to show and to log: "+81 90-****-5678".
+	Masked string
+}
+
+// PhoneType names the libphonenumber number types in configuration.
+var phoneTypes = map[phonenumbers.PhoneNumberType]string{
+	phonenumbers.FIXED_LINE:           "fixed_line",
+	phonenumbers.MOBILE:               "mobile",
+	phonenumbers.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+	phonenumbers.TOLL_FREE:            "toll_free",
+	phonenumbers.PREMIUM_RATE:         "premium_rate",
+	phonenumbers.SHARED_COST:          "shared_cost",
+	phonenumbers.VOIP:                 "voip",
+	phonenumbers.PERSONAL_NUMBER:      "personal",
+	phonenumbers.PAGER:                "pager",
+	phonenumbers.UAN:                  "uan",
+	phonenumbers.VOICEMAIL:            "voicemail",
+	phonenumbers.UNKNOWN:              "unknown",
+}
+
+// PhoneTypeNames lists the type names accepted by PhonePolicy.AllowTypes.
+func PhoneTypeNames() []string {
+	return []string{"mobile", "fixed_line_or_mobile", "fixed_line", "toll_free", "premium_rate",
+		"shared_cost", "voip", "personal", "pager", "uan", "voicemail"}
+}
+
+// PhonePolicy decides which numbers may receive codes. The zero value is not
+// usable; build one with NewPhonePolicy.
+type PhonePolicy struct {
+	defaultRegion  string
+	countryCodes   map[int]bool
+	types          map[string]bool
+	mobilePrefixes []string
+}
+
+// PhonePolicyConfig is the operator's choice of numbers.
+type PhonePolicyConfig struct {
+	// DefaultRegion parses national numbers ("090-1234-5678"). ISO 3166
+	// alpha-2, e.g. "JP".
+	DefaultRegion string
+	// AllowCountries are regions whose country calling codes may receive
+	// codes. Empty means the default region's only. Calling codes, not
+	// regions, are compared: +44 7911 is region GG but still the UK's +44.
+	AllowCountries []string
+	// AllowTypes are number types accepted. Empty means mobile and
+	// fixed_line_or_mobile (North America does not tell them apart).
+	AllowTypes []string
+	// MobilePrefixes are E.164 prefixes accepted as mobile even where the
+	// library's metadata does not know them yet. "+8160" (Japan's 060, live
+	// since 2026) is always included.
+	MobilePrefixes []string
+}
+
+// Japan's 060 mobile range opened in 2026, after the metadata was made.
+const jp060Prefix = "+8160"
+
+// NewPhonePolicy checks the configuration and builds a policy.
+func NewPhonePolicy(cfg PhonePolicyConfig) (*PhonePolicy, error) {
+	region := strings.ToUpper(strings.TrimSpace(cfg.DefaultRegion))
+	if region == "" {
+		region = "JP"
+	}
+	if phonenumbers.GetCountryCodeForRegion(region) == 0 {
+		return nil, fmt.Errorf("unknown region %q: use an ISO 3166 code such as JP or US", cfg.DefaultRegion)
+	}
+	p := &PhonePolicy{defaultRegion: region, countryCodes: map[int]bool{}, types: map[string]bool{}}
+	countries := cfg.AllowCountries
+	if len(countries) == 0 {
+		countries = []string{region}
+	}
+	for _, c := range countries {
+		cc := phonenumbers.GetCountryCodeForRegion(strings.ToUpper(c))
+		if cc == 0 {
+			return nil, fmt.Errorf("unknown country %q: use an ISO 3166 code such as JP or US", c)
+		}
+		p.countryCodes[cc] = true
+	}
+	types := cfg.AllowTypes
+	if len(types) == 0 {
+		types = []string{"mobile", "fixed_line_or_mobile"}
+	}
+	for _, t := range types {
+		t = strings.ToLower(t)
+		if !knownType(t) {
+			return nil, fmt.Errorf("unknown number type %q: expected one of %s", t, strings.Join(PhoneTypeNames(), ", "))
+		}
+		p.types[t] = true
+	}
+	p.mobilePrefixes = append([]string{jp060Prefix}, cfg.MobilePrefixes...)
+	for _, mp := range p.mobilePrefixes {
+		if len(mp) < 3 || mp[0] != '+' || !allDigits(mp[1:]) {
+			return nil, fmt.Errorf("mobile prefix %q: expected + and digits, e.g. +8160", mp)
+		}
+	}
+	return p, nil
+}
+
+func knownType(t string) bool {
+	for _, n := range PhoneTypeNames() {
+		if n == t {
+			return true
+		}
+	}
+	return false
+}
+
+// PhoneRefusal says why a number may not receive codes. Its Reason is a
+// stable, low-cardinality word for logs and metrics.
+type PhoneRefusal struct {
+	Reason string // invalid, country, type
+	Type   string
+	Masked string
+}
+
+func (e *PhoneRefusal) Error() string {
+	switch e.Reason {
+	case "country":
+		return "numbers of this country are not accepted"
+	case "type":
+		return "numbers of type " + e.Type + " are not accepted"
+	}
+	return "not a valid phone number"
+}
+
+// IsPhoneRefusal reports whether err is a policy refusal (as opposed to a
+// failure of the system).
+func IsPhoneRefusal(err error) bool {
+	var r *PhoneRefusal
+	return errors.As(err, &r)
+}
+
+// Check parses raw, normalises it to E.164 and applies the policy.
+func (p *PhonePolicy) Check(raw string) (Phone, error) {
+	num, err := phonenumbers.Parse(raw, p.defaultRegion)
+	if err != nil {
+		return Phone{}, &PhoneRefusal{Reason: "invalid"}
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	cc := int(num.GetCountryCode())
+	typ := ""
+	if p.hasMobilePrefix(e164) && phonenumbers.IsPossibleNumber(num) {
+		typ = "mobile"
+	} else if phonenumbers.IsValidNumber(num) {
+		typ = phoneTypes[phonenumbers.GetNumberType(num)]
+	} else {
+		return Phone{}, &PhoneRefusal{Reason: "invalid"}
+	}
+	ph := Phone{E164: e164, Region: phonenumbers.GetRegionCodeForNumber(num), Type: typ, Masked: maskNumber(num, cc)}
+	if !p.countryCodes[cc] {
+		return Phone{}, &PhoneRefusal{Reason: "country", Type: typ, Masked: ph.Masked}
+	}
+	if !p.types[typ] {
+		return Phone{}, &PhoneRefusal{Reason: "type", Type: typ, Masked: ph.Masked}
+	}
+	return ph, nil
+}
+
+func (p *PhonePolicy) hasMobilePrefix(e164 string) bool {
+	for _, mp := range p.mobilePrefixes {
+		if strings.HasPrefix(e164, mp) {
+			return true
+		}
+	}
+	return false
+}
+
+// maskNumber keeps the country code, the first two national digits and the
+// last four: enough for a person to recognise their phone, too little to
+// call it.
+func maskNumber(num *phonenumbers.PhoneNumber, cc int) string {
+	nsn := phonenumbers.GetNationalSignificantNumber(num)
+	prefix := "+" + strconv.Itoa(cc) + " "
+	formatted := phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
+	rest, ok := strings.CutPrefix(formatted, prefix)
+	if !ok {
+		rest = nsn
+	}
+	if cc == 81 && strings.HasPrefix(nsn, "60") && len(nsn) == 10 {
+		rest = nsn[:2] + "-" + nsn[2:6] + "-" + nsn[6:]
+	}
+	digits := 0
+	for _, r := range rest {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	var b strings.Builder
+	b.WriteString(prefix)
+	seen := 0
+	for _, r := range rest {
+		if r >= '0' && r <= '9' {
+			seen++
+			if seen > 2 && seen <= digits-4 {
+				r = '*'
+			}
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// MaskE164 masks a number already in E.164 form for logs, without parsing
+// it against any region: "+8190****5678".
+func MaskE164(e164 string) string {
+	if len(e164) < 10 {
+		return "+****"
+	}
+	return e164[:5] + strings.Repeat("*", len(e164)-9) + e164[len(e164)-4:]
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,262 @@
+package otp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Config holds the verification rules. Defaults come from DefaultConfig.
+type Config struct {
+	CodeLength  int
+	CodeTTL     time.Duration
+	MaxAttempts int
+	// MaxSends caps the codes (first send plus resends) of one challenge.
+	MaxSends     int
+	CooldownBase time.Duration
+	CooldownMax  time.Duration
+	SendWindow   time.Duration
+	Failures     FailurePolicy
+	// ServiceName appears in the SMS text.
+	ServiceName string
+	// WebOTPHost, when set, adds the "@host #code" line to messages.
+	WebOTPHost string
+}
+
+// MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
+// for a short lifetime; SECURITY.md sets ten minutes).
+const MaxCodeTTL = 10 * time.Minute
+
+// DefaultConfig returns the defaults of SECURITY.md: 6 digits, 5 minutes,
+// 5 attempts, resend cooldown from 30 s, failure delays from 30 s to 1 h after
+// 10 consecutive failures, and a hard stop at 100.
+func DefaultConfig() Config {
+	return Config{
+		CodeLength:   6,
+		CodeTTL:      5 * time.Minute,
+		MaxAttempts:  5,
+		MaxSends:     5,
+		CooldownBase: 30 * time.Second,
+		CooldownMax:  10 * time.Minute,
+		SendWindow:   time.Hour,
+		Failures: FailurePolicy{
+			Budget:    10,
+			DelayBase: 30 * time.Second,
+			DelayMax:  time.Hour,
+			HardLimit: 100,
+			Window:    24 * time.Hour,
+		},
+		ServiceName: "Step-up",
+	}
+}
+
+// Validate reports the first setting outside its allowed range.
+func (c Config) Validate() error {
+	switch {
+	case c.CodeLength < MinCodeLength || c.CodeLength > MaxCodeLength:
+		return fmt.Errorf("code_length %d: expected %d to %d digits", c.CodeLength, MinCodeLength, MaxCodeLength)
+	case c.CodeTTL <= 0 || c.CodeTTL > MaxCodeTTL:
+		return fmt.Errorf("code_ttl %s: expected more than 0 and at most %s", c.CodeTTL, MaxCodeTTL)
+	case c.MaxAttempts < 1 || c.MaxAttempts > 10:
+		return fmt.Errorf("max_attempts %d: expected 1 to 10", c.MaxAttempts)
+	case c.MaxSends < 1:
+		return fmt.Errorf("max_sends %d: expected at least 1", c.MaxSends)
+	case c.Failures.HardLimit < 1 || c.Failures.HardLimit > 100:
+		return fmt.Errorf("failure hard limit %d: expected 1 to 100", c.Failures.HardLimit)
+	case c.Failures.Budget < 1 || c.Failures.Budget > c.Failures.HardLimit:
+		return fmt.Errorf("failure budget %d: expected 1 to %d", c.Failures.Budget, c.Failures.HardLimit)
+	}
+	return nil
+}
+
+// Service runs the step-up: it makes codes, issues challenges through the
+// Store, sends through the Gateway and verifies.
+type Service struct {
+	cfg     Config
+	store   Store
+	gateway Gateway
+	keys    *Keys
+	clock   Clock
+	rand    io.Reader
+}
+
+// NewService builds a Service. clock and random may be nil for the system
+// clock and crypto/rand.
+func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Clock, random io.Reader) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || gateway == nil || keys == nil {
+		return nil, errors.New("service needs a store, a gateway and keys")
+	}
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	return &Service{cfg: cfg, store: store, gateway: gateway, keys: keys, clock: clock, rand: random}, nil
+}
+
+// Config returns the service's rules.
+func (s *Service) Config() Config { return s.cfg }
+
+// Keys returns the service's keys.
+func (s *Service) Keys() *Keys { return s.keys }
+
+// SendRequest asks for a code to be sent.
+type SendRequest struct {
+	Subject     string
+	SessionHash string
+	Phone       Phone
+	// ResendID is the challenge the browser already has, if any: a resend
+	// puts a new code in it (the old one stops working) and keeps its
+	// attempt count.
+	ResendID string
+	Locale   string
+}
+
+// SendResult is a challenge whose code went to the gateway.
+type SendResult struct {
+	Challenge *Challenge
+	Receipt   Receipt
+	Resent    bool
+}
+
+// Send makes a code, stores its MAC in a new or resent challenge, and sends
+// it. Store failures come back wrapping ErrStoreUnavailable and nothing is
+// sent; gateway failures wrap ErrSendFailed.
+func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
+	now := s.clock.Now()
+	code, err := NewCode(s.rand, s.cfg.CodeLength)
+	if err != nil {
+		return SendResult{}, err
+	}
+	base := Challenge{
+		Subject:     req.Subject,
+		SessionHash: req.SessionHash,
+		PhoneHash:   s.keys.PhoneHash(req.Phone.E164),
+		PhoneMasked: req.Phone.Masked,
+		CreatedAt:   now,
+		SentAt:      now,
+		ExpiresAt:   now.Add(s.cfg.CodeTTL),
+		MaxAttempts: s.cfg.MaxAttempts,
+	}
+	issue := IssueRequest{
+		Now:          now,
+		MaxSends:     s.cfg.MaxSends,
+		CooldownBase: s.cfg.CooldownBase,
+		CooldownMax:  s.cfg.CooldownMax,
+		SendWindow:   s.cfg.SendWindow,
+	}
+	var c *Challenge
+	resent := false
+	if req.ResendID != "" {
+		issue.Challenge = base
+		issue.Challenge.ID = req.ResendID
+		issue.Challenge.CodeMAC = s.keys.CodeMAC(req.ResendID, code)
+		issue.Resend = true
+		c, err = s.store.Issue(ctx, issue)
+		resent = err == nil
+		if err != nil && !errors.Is(err, ErrChallengeNotFound) {
+			return SendResult{}, storeErr(err)
+		}
+	}
+	if c == nil {
+		id, err := newID(s.rand)
+		if err != nil {
+			return SendResult{}, err
+		}
+		issue.Challenge = base
+		issue.Challenge.ID = id
+		issue.Challenge.CodeMAC = s.keys.CodeMAC(id, code)
+		issue.Resend = false
+		if c, err = s.store.Issue(ctx, issue); err != nil {
+			return SendResult{}, storeErr(err)
+		}
+	}
+	body := ComposeSMS(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL, s.cfg.WebOTPHost)
+	receipt, err := s.gateway.Send(ctx, Message{To: req.Phone.E164, Body: body, Locale: req.Locale, Ref: c.ID})
+	if err != nil {
+		return SendResult{Challenge: c, Resent: resent}, fmt.Errorf("%w: %w", ErrSendFailed, err)
+	}
+	return SendResult{Challenge: c, Receipt: receipt, Resent: resent}, nil
+}
+
+// ErrMalformedCode says the input is not a code of the configured length. It
+// is not counted as an attempt: it cannot be a correct guess.
+var ErrMalformedCode = errors.New("malformed code")
+
+// VerifyInput is a code submitted for a challenge.
+type VerifyInput struct {
+	Subject     string
+	SessionHash string
+	ChallengeID string
+	Code        string
+}
+
+// Verify checks a code: one atomic count-compare-consume in the store.
+func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	code, ok := NormalizeCode(in.Code, s.cfg.CodeLength)
+	if !ok {
+		return VerifyResult{}, ErrMalformedCode
+	}
+	res, err := s.store.Verify(ctx, VerifyRequest{
+		Subject:     in.Subject,
+		ChallengeID: in.ChallengeID,
+		SessionHash: in.SessionHash,
+		CodeMAC:     s.keys.CodeMAC(in.ChallengeID, code),
+		Now:         s.clock.Now(),
+		Failures:    s.cfg.Failures,
+	})
+	if err != nil {
+		return VerifyResult{}, storeErr(err)
+	}
+	return res, nil
+}
+
+// Challenge returns a live challenge of the subject bound to sessionHash.
+func (s *Service) Challenge(ctx context.Context, subject, sessionHash, id string) (*Challenge, error) {
+	c, err := s.store.Challenge(ctx, subject, id, s.clock.Now())
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if c.SessionHash != sessionHash {
+		return nil, ErrChallengeNotFound
+	}
+	return c, nil
+}
+
+// Identity returns the subject's counters.
+func (s *Service) Identity(ctx context.Context, subject string) (IdentityState, error) {
+	st, err := s.store.Identity(ctx, subject, s.clock.Now())
+	if err != nil {
+		return IdentityState{}, storeErr(err)
+	}
+	return st, nil
+}
+
+// storeErr passes the store's domain errors through and marks everything
+// else as the store being unavailable, so callers fail closed.
+func storeErr(err error) error {
+	var cd *CooldownError
+	var lk *LockedError
+	switch {
+	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrStoreUnavailable),
+		errors.As(err, &cd), errors.As(err, &lk):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}
+
+func newID(r io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,213 @@
+package otp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Challenge is one step-up in progress: a code sent to one phone for one
+// identity and session. The code itself is never kept, only its MAC.
+type Challenge struct {
+	ID          string    `json:"id"`
+	Subject     string    `json:"sub"`
+	SessionHash string    `json:"sid,omitempty"`
+	PhoneHash   string    `json:"ph"`
+	PhoneMasked string    `json:"pm"`
+	CodeMAC     []byte    `json:"mac"`
+	CreatedAt   time.Time `json:"created"`
+	SentAt      time.Time `json:"sent"`
+	ExpiresAt   time.Time `json:"exp"`
+	Sends       int       `json:"sends"`
+	Attempts    int       `json:"attempts"`
+	MaxAttempts int       `json:"max_attempts"`
+}
+
+// Remaining is the number of verification attempts left.
+func (c *Challenge) Remaining() int {
+	if r := c.MaxAttempts - c.Attempts; r > 0 {
+		return r
+	}
+	return 0
+}
+
+// IssueRequest asks the store to create a challenge, or to put a new code in
+// an existing one (a resend). Both are gated by the identity's lock and its
+// send cooldown, in the same atomic step.
+type IssueRequest struct {
+	// Challenge is the challenge to create. For a resend its ID names the
+	// existing challenge, which must belong to the same subject, session and
+	// phone and still have attempts left; only CodeMAC, SentAt and ExpiresAt
+	// are taken from it.
+	Challenge Challenge
+	Resend    bool
+	Now       time.Time
+	// MaxSends caps the codes one challenge may receive.
+	MaxSends int
+	// CooldownBase is the wait after the first send; each later send of the
+	// same identity doubles it, up to CooldownMax.
+	CooldownBase time.Duration
+	CooldownMax  time.Duration
+	// SendWindow is how long an identity's send count is remembered after
+	// its last send (and so how long cooldowns keep growing).
+	SendWindow time.Duration
+}
+
+// VerifyRequest asks the store to count an attempt, compare the code MAC in
+// constant time and, on a match, consume the challenge: one atomic step.
+type VerifyRequest struct {
+	Subject     string
+	ChallengeID string
+	SessionHash string
+	CodeMAC     []byte
+	Now         time.Time
+	Failures    FailurePolicy
+}
+
+// FailurePolicy limits wrong codes per identity across all its challenges
+// (NIST SP 800-63B 3.2.2). A new code does not reset the count; a correct one
+// does.
+type FailurePolicy struct {
+	// Budget is how many consecutive failures are free of delay.
+	Budget int
+	// DelayBase is the first lock-out once Budget is spent; each further
+	// failure doubles it, up to DelayMax.
+	DelayBase time.Duration
+	DelayMax  time.Duration
+	// HardLimit locks the identity until an operator unlocks it (or Window
+	// passes without any attempt). Never more than 100.
+	HardLimit int
+	// Window is how long the failure count is kept after the last failure.
+	Window time.Duration
+}
+
+// VerifyStatus is the outcome of one verification attempt.
+type VerifyStatus int
+
+// The outcomes of Store.Verify.
+const (
+	// VerifyOK: the code matched and the challenge is consumed.
+	VerifyOK VerifyStatus = iota + 1
+	// VerifyWrong: the code did not match; attempts remain.
+	VerifyWrong
+	// VerifyExhausted: the code did not match (or had no attempts left) and
+	// the challenge is dead; a new code is needed.
+	VerifyExhausted
+	// VerifyNotFound: no live challenge of that id for this identity and
+	// session (expired, used, or never made). Nothing was counted.
+	VerifyNotFound
+	// VerifyLocked: the identity is locked out; nothing was compared.
+	VerifyLocked
+)
+
+func (s VerifyStatus) String() string {
+	switch s {
+	case VerifyOK:
+		return "ok"
+	case VerifyWrong:
+		return "wrong_code"
+	case VerifyExhausted:
+		return "attempts_exhausted"
+	case VerifyNotFound:
+		return "no_challenge"
+	case VerifyLocked:
+		return "locked"
+	}
+	return fmt.Sprintf("VerifyStatus(%d)", int(s))
+}
+
+// VerifyResult reports what Store.Verify did.
+type VerifyResult struct {
+	Status VerifyStatus
+	// Remaining attempts on the challenge after this one.
+	Remaining int
+	// Failures is the identity's consecutive failure count after this one.
+	Failures int
+	// LockedUntil is set when the identity is locked out.
+	LockedUntil time.Time
+}
+
+// IdentityState is what the store knows of one identity's recent activity.
+type IdentityState struct {
+	Failures    int
+	LockedUntil time.Time
+	Sends       int
+	NextSendAt  time.Time
+}
+
+// Locked reports whether the identity may not verify or send at now.
+func (s IdentityState) Locked(now time.Time) bool {
+	return now.Before(s.LockedUntil)
+}
+
+// Store keeps challenges and per-identity counters. Every method that reads
+// and then writes does so atomically: implementations use a mutex (memory) or
+// a single Lua script (Redis), never a check-then-act across round trips.
+// All keys of one identity can share a hash tag, so a Redis Cluster runs each
+// operation on one node.
+type Store interface {
+	// Issue creates a challenge or puts a new code in an existing one. It
+	// fails with *LockedError, *CooldownError, ErrSendLimit or
+	// ErrChallengeNotFound, and changes nothing when it fails.
+	Issue(ctx context.Context, req IssueRequest) (*Challenge, error)
+	// Challenge returns a live challenge of the subject, or
+	// ErrChallengeNotFound.
+	Challenge(ctx context.Context, subject, id string, now time.Time) (*Challenge, error)
+	// Verify counts, compares and consumes in one atomic step.
+	Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error)
+	// Identity returns the subject's counters (zero if none).
+	Identity(ctx context.Context, subject string, now time.Time) (IdentityState, error)
+}
+
+// Errors returned by stores and the Service.
+var (
+	ErrChallengeNotFound = errors.New("no live challenge")
+	ErrSendLimit         = errors.New("too many codes sent for this challenge")
+	// ErrStoreUnavailable wraps any failure to reach the store. Callers fail
+	// closed on it: no SMS, no pass-through.
+	ErrStoreUnavailable = errors.New("store unavailable")
+)
+
+// CooldownError says a code was sent too recently.
+type CooldownError struct{ RetryAt time.Time }
+
+func (e *CooldownError) Error() string {
+	return "a code was sent recently; retry at " + e.RetryAt.UTC().Format(time.RFC3339)
+}
+
+// LockedError says the identity is locked out after too many wrong codes.
+type LockedError struct{ Until time.Time }
+
+func (e *LockedError) Error() string {
+	return "locked out after too many wrong codes until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// Cooldown returns the wait after the n-th send (n >= 1): base doubled for
+// each earlier send, capped at max.
+func Cooldown(n int, base, max time.Duration) time.Duration {
+	return doubling(n-1, base, max)
+}
+
+// LockDelay returns the lock-out after failures consecutive wrong codes, or 0
+// while they are within the budget.
+func (p FailurePolicy) LockDelay(failures int) time.Duration {
+	if failures < p.Budget {
+		return 0
+	}
+	if failures >= p.HardLimit {
+		return p.Window
+	}
+	return doubling(failures-p.Budget, p.DelayBase, p.DelayMax)
+}
+
+func doubling(k int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 0; i < k && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}

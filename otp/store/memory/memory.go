@@ -1,0 +1,261 @@
+// Package memory is an in-process otp.Store: the default, for one Caddy
+// instance. A mutex makes every operation atomic, and a sweeper drops expired
+// entries so an idle store shrinks back to nothing.
+package memory
+
+import (
+	"context"
+	"crypto/subtle"
+	"sync"
+	"time"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+)
+
+// Store keeps challenges and identity counters in memory.
+type Store struct {
+	clock otp.Clock
+
+	mu         sync.Mutex
+	identities map[string]*identity
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+type identity struct {
+	failures    int
+	failExpires time.Time
+	lockedUntil time.Time
+
+	sends       int
+	sendExpires time.Time
+	nextSendAt  time.Time
+
+	challenges map[string]*otp.Challenge
+}
+
+// New returns a Store whose sweeper runs every interval (a minute if zero)
+// until Close. The clock decides what has expired.
+func New(clock otp.Clock, interval time.Duration) *Store {
+	if clock == nil {
+		clock = otp.SystemClock{}
+	}
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	s := &Store{
+		clock:      clock,
+		identities: make(map[string]*identity),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	go s.sweepEvery(interval)
+	return s
+}
+
+// Close stops the sweeper. The data stays readable; Close is for shutdown.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+func (s *Store) sweepEvery(interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep(s.clock.Now())
+		}
+	}
+}
+
+// Sweep removes every challenge and counter that has expired at now.
+func (s *Store) Sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for subject, id := range s.identities {
+		id.expire(now)
+		if id.empty(now) {
+			delete(s.identities, subject)
+		}
+	}
+}
+
+// Len reports how many identities and challenges are held (for tests and
+// metrics).
+func (s *Store) Len() (identities, challenges int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.identities {
+		challenges += len(id.challenges)
+	}
+	return len(s.identities), challenges
+}
+
+// expire forgets counters and challenges whose time has passed.
+func (id *identity) expire(now time.Time) {
+	if !now.Before(id.failExpires) {
+		id.failures = 0
+		id.lockedUntil = time.Time{}
+	}
+	if !now.Before(id.sendExpires) {
+		id.sends = 0
+		id.nextSendAt = time.Time{}
+	}
+	for cid, c := range id.challenges {
+		if !now.Before(c.ExpiresAt) {
+			delete(id.challenges, cid)
+		}
+	}
+}
+
+func (id *identity) empty(now time.Time) bool {
+	return len(id.challenges) == 0 && id.failures == 0 && id.sends == 0 && !now.Before(id.lockedUntil)
+}
+
+// get returns the subject's record with expired parts dropped, creating it if
+// create is set. Callers hold s.mu.
+func (s *Store) get(subject string, now time.Time, create bool) *identity {
+	id := s.identities[subject]
+	if id == nil {
+		if !create {
+			return nil
+		}
+		id = &identity{challenges: make(map[string]*otp.Challenge)}
+		s.identities[subject] = id
+	}
+	id.expire(now)
+	return id
+}
+
+// Issue implements otp.Store.
+func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := req.Now
+	in := req.Challenge
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.get(in.Subject, now, true)
+	if now.Before(id.lockedUntil) {
+		return nil, &otp.LockedError{Until: id.lockedUntil}
+	}
+	if now.Before(id.nextSendAt) {
+		return nil, &otp.CooldownError{RetryAt: id.nextSendAt}
+	}
+	var c *otp.Challenge
+	if req.Resend {
+		c = id.challenges[in.ID]
+		if c == nil || c.SessionHash != in.SessionHash || c.PhoneHash != in.PhoneHash || c.Attempts >= c.MaxAttempts {
+			return nil, otp.ErrChallengeNotFound
+		}
+		if c.Sends >= req.MaxSends {
+			return nil, otp.ErrSendLimit
+		}
+		c.CodeMAC = append([]byte(nil), in.CodeMAC...)
+		c.SentAt = in.SentAt
+		c.ExpiresAt = in.ExpiresAt
+		c.Sends++
+	} else {
+		c = cloneChallenge(&in)
+		c.Sends = 1
+		c.Attempts = 0
+		id.challenges[c.ID] = c
+	}
+	id.sends++
+	id.sendExpires = now.Add(req.SendWindow)
+	id.nextSendAt = now.Add(otp.Cooldown(id.sends, req.CooldownBase, req.CooldownMax))
+	return cloneChallenge(c), nil
+}
+
+// Challenge implements otp.Store.
+func (s *Store) Challenge(ctx context.Context, subject, cid string, now time.Time) (*otp.Challenge, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.get(subject, now, false)
+	if id == nil || id.challenges[cid] == nil {
+		return nil, otp.ErrChallengeNotFound
+	}
+	return cloneChallenge(id.challenges[cid]), nil
+}
+
+// Verify implements otp.Store: count, compare in constant time, consume.
+func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return otp.VerifyResult{}, err
+	}
+	now := req.Now
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.get(req.Subject, now, false)
+	if id == nil {
+		return otp.VerifyResult{Status: otp.VerifyNotFound}, nil
+	}
+	if now.Before(id.lockedUntil) {
+		return otp.VerifyResult{Status: otp.VerifyLocked, Failures: id.failures, LockedUntil: id.lockedUntil}, nil
+	}
+	c := id.challenges[req.ChallengeID]
+	if c == nil || c.SessionHash != req.SessionHash {
+		return otp.VerifyResult{Status: otp.VerifyNotFound, Failures: id.failures}, nil
+	}
+	if c.Attempts >= c.MaxAttempts {
+		delete(id.challenges, c.ID)
+		return otp.VerifyResult{Status: otp.VerifyExhausted, Failures: id.failures}, nil
+	}
+	c.Attempts++
+	if subtle.ConstantTimeCompare(req.CodeMAC, c.CodeMAC) == 1 {
+		delete(id.challenges, c.ID)
+		id.failures, id.failExpires, id.lockedUntil = 0, time.Time{}, time.Time{}
+		id.sends, id.sendExpires, id.nextSendAt = 0, time.Time{}, time.Time{}
+		return otp.VerifyResult{Status: otp.VerifyOK, Remaining: c.Remaining()}, nil
+	}
+	id.failures++
+	id.failExpires = now.Add(req.Failures.Window)
+	if d := req.Failures.LockDelay(id.failures); d > 0 {
+		id.lockedUntil = now.Add(d)
+	}
+	res := otp.VerifyResult{Status: otp.VerifyWrong, Remaining: c.Remaining(), Failures: id.failures, LockedUntil: id.lockedUntil}
+	if c.Attempts >= c.MaxAttempts {
+		delete(id.challenges, c.ID)
+		res.Status = otp.VerifyExhausted
+	}
+	return res, nil
+}
+
+// Identity implements otp.Store.
+func (s *Store) Identity(ctx context.Context, subject string, now time.Time) (otp.IdentityState, error) {
+	if err := ctx.Err(); err != nil {
+		return otp.IdentityState{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.get(subject, now, false)
+	if id == nil {
+		return otp.IdentityState{}, nil
+	}
+	return otp.IdentityState{
+		Failures:    id.failures,
+		LockedUntil: id.lockedUntil,
+		Sends:       id.sends,
+		NextSendAt:  id.nextSendAt,
+	}, nil
+}
+
+func cloneChallenge(c *otp.Challenge) *otp.Challenge {
+	out := *c
+	out.CodeMAC = append([]byte(nil), c.CodeMAC...)
+	return &out
+}
+
+var _ otp.Store = (*Store)(nil)

@@ -1,0 +1,239 @@
+package otp
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TokenType is the JWT "typ" header of step-up tokens. Explicit typing stops
+// any other JWT signed with the same key from being taken for a step-up
+// (RFC 8725 section 3.11).
+const TokenType = "stepup+jwt"
+
+// Errors from Tokens.Check. Callers treat them all as "step up again"; they
+// differ only for logs and tests.
+var (
+	ErrTokenInvalid      = errors.New("step-up token invalid")
+	ErrTokenWrongSubject = errors.New("step-up token belongs to another identity")
+	ErrTokenWrongSession = errors.New("step-up token belongs to another session")
+	ErrTokenTooOld       = errors.New("step-up is older than this route allows")
+	ErrTokenExpired      = errors.New("step-up token expired")
+)
+
+// TokenClaims are the claims of a step-up token.
+type TokenClaims struct {
+	jwt.RegisteredClaims
+	// SessionHash binds the token to the application session (keyed hash,
+	// empty when no session is configured).
+	SessionHash string `json:"sid,omitempty"`
+	// AuthTime is when the code was verified (OIDC's auth_time).
+	AuthTime int64 `json:"auth_time"`
+	// AMR says how: a one-time code by SMS (RFC 8176 "sms", "otp").
+	AMR []string `json:"amr,omitempty"`
+}
+
+// Verified is what a valid token says about the request.
+type Verified struct {
+	Subject     string
+	SessionHash string
+	AuthTime    time.Time
+	Expires     time.Time
+}
+
+// TokenConfig configures Tokens.
+type TokenConfig struct {
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	// Keys verify tokens by kid; the first one also signs.
+	Keys []*Keys
+	// CacheSize bounds the cache of tokens already verified. Zero means
+	// 10,000.
+	CacheSize int
+	Clock     Clock
+}
+
+// Tokens issues and checks step-up tokens: HS256 JWTs with a pinned
+// algorithm, explicit type, issuer, audience, subject, expiry and kid.
+//
+// A token whose signature and standard claims were verified once is
+// remembered, keyed by the whole token string, until it expires, so the hot
+// path need not parse and MAC it again. Only verified tokens are cached, the
+// cache is bounded, and the per-request checks (subject, session, max age,
+// expiry) run on every request whether the token came from the cache or not.
+type Tokens struct {
+	cfg    TokenConfig
+	byKID  map[string][]byte
+	parser *jwt.Parser
+
+	mu    sync.RWMutex
+	cache map[string]Verified
+}
+
+// NewTokens checks cfg and builds Tokens.
+func NewTokens(cfg TokenConfig) (*Tokens, error) {
+	if len(cfg.Keys) == 0 {
+		return nil, errors.New("no signing key")
+	}
+	if cfg.TTL <= 0 {
+		return nil, errors.New("token lifetime must be positive")
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("token issuer and audience are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 10000
+	}
+	t := &Tokens{cfg: cfg, byKID: make(map[string][]byte, len(cfg.Keys)), cache: make(map[string]Verified)}
+	for _, k := range cfg.Keys {
+		t.byKID[k.ID] = k.token
+	}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(cfg.Clock.Now),
+	)
+	return t, nil
+}
+
+// TTL is the lifetime of issued tokens.
+func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
+
+// Issue signs a token for subject, bound to sessionHash, verified at
+// authTime.
+func (t *Tokens) Issue(subject, sessionHash string, authTime time.Time) (string, error) {
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", err
+	}
+	now := t.cfg.Clock.Now()
+	claims := TokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.cfg.Issuer,
+			Subject:   subject,
+			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.cfg.TTL)),
+			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+		},
+		SessionHash: sessionHash,
+		AuthTime:    authTime.Unix(),
+		AMR:         []string{"sms", "otp"},
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	signer := t.cfg.Keys[0]
+	tok.Header["typ"] = TokenType
+	tok.Header["kid"] = signer.ID
+	s, err := tok.SignedString(signer.token)
+	if err != nil {
+		return "", fmt.Errorf("sign step-up token: %w", err)
+	}
+	return s, nil
+}
+
+// Check verifies token for a request by subject in the session sessionHash,
+// on a route that wants a step-up no older than maxAge (zero: any age within
+// the token's lifetime).
+func (t *Tokens) Check(token, subject, sessionHash string, maxAge time.Duration) (Verified, error) {
+	v, err := t.verified(token)
+	if err != nil {
+		return Verified{}, err
+	}
+	now := t.cfg.Clock.Now()
+	switch {
+	case !now.Before(v.Expires):
+		return Verified{}, ErrTokenExpired
+	case v.Subject != subject:
+		return Verified{}, ErrTokenWrongSubject
+	case v.SessionHash != sessionHash:
+		return Verified{}, ErrTokenWrongSession
+	case maxAge > 0 && now.Sub(v.AuthTime) > maxAge:
+		return Verified{}, ErrTokenTooOld
+	}
+	return v, nil
+}
+
+// verified returns the token's verified claims, from the cache or by a full
+// parse.
+func (t *Tokens) verified(token string) (Verified, error) {
+	t.mu.RLock()
+	v, ok := t.cache[token]
+	t.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	var claims TokenClaims
+	_, err := t.parser.ParseWithClaims(token, &claims, t.key)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return Verified{}, ErrTokenExpired
+		}
+		return Verified{}, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+	}
+	if claims.Subject == "" || claims.ExpiresAt == nil {
+		return Verified{}, ErrTokenInvalid
+	}
+	v = Verified{
+		Subject:     claims.Subject,
+		SessionHash: claims.SessionHash,
+		AuthTime:    time.Unix(claims.AuthTime, 0),
+		Expires:     claims.ExpiresAt.Time,
+	}
+	t.remember(token, v)
+	return v, nil
+}
+
+func (t *Tokens) key(tok *jwt.Token) (any, error) {
+	if typ, _ := tok.Header["typ"].(string); typ != TokenType {
+		return nil, fmt.Errorf("token type %q is not %q", typ, TokenType)
+	}
+	kid, _ := tok.Header["kid"].(string)
+	key, ok := t.byKID[kid]
+	if !ok {
+		return nil, fmt.Errorf("unknown key id %q", kid)
+	}
+	return key, nil
+}
+
+// remember caches a verified token. When the cache is full it first drops
+// expired entries, then arbitrary ones, so a flood of valid tokens costs a
+// bounded amount of memory.
+func (t *Tokens) remember(token string, v Verified) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.cache) >= t.cfg.CacheSize {
+		now := t.cfg.Clock.Now()
+		for k, e := range t.cache {
+			if !now.Before(e.Expires) {
+				delete(t.cache, k)
+			}
+		}
+		for k := range t.cache {
+			if len(t.cache) < t.cfg.CacheSize*3/4 {
+				break
+			}
+			delete(t.cache, k)
+		}
+	}
+	t.cache[token] = v
+}
+
+// CacheLen reports how many verified tokens are remembered.
+func (t *Tokens) CacheLen() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.cache)
+}
