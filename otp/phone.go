@@ -154,7 +154,7 @@ func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
 	cc := int(num.GetCountryCode())
 	typ := ""
-	if p.hasMobilePrefix(e164) && phonenumbers.IsPossibleNumber(num) {
+	if p.hasMobilePrefix(e164) && phonenumbers.IsPossibleNumber(num) && hasMobileLength(num) {
 		typ = "mobile"
 	} else if phonenumbers.IsValidNumber(num) {
 		typ = phoneTypes[phonenumbers.GetNumberType(num)]
@@ -178,6 +178,16 @@ func (p *PhonePolicy) hasMobilePrefix(e164 string) bool {
 		}
 	}
 	return false
+}
+
+// hasMobileLength reports whether num has as many national digits as its
+// country's mobile numbers. A mobile prefix vouches for a range the metadata
+// does not know yet, not for numbers of any length the country allows
+// ("+8160" followed by 9 or 12 digits is no phone).
+func hasMobileLength(num *phonenumbers.PhoneNumber) bool {
+	region := phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode()))
+	ex := phonenumbers.GetExampleNumberForType(region, phonenumbers.MOBILE)
+	return ex != nil && len(phonenumbers.GetNationalSignificantNumber(ex)) == len(phonenumbers.GetNationalSignificantNumber(num))
 }
 
 // maskNumber keeps the country code, the first two national digits and the

@@ -1,0 +1,218 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+)
+
+func init() {
+	httpcaddyfile.RegisterDirective("sms_stepup", parseCaddyfile)
+	// After basic_auth and forward_auth, which set the identity, and before
+	// reverse_proxy: users write no `order`.
+	httpcaddyfile.RegisterDirectiveOrder("sms_stepup", httpcaddyfile.After, "forward_auth")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	sms_stepup [<path>... | <@matcher>] {
+//		identity       <placeholder>
+//		session        <placeholder>
+//		phone          <placeholder>
+//		phone_file     <path>
+//		path_prefix    <path>
+//		login_url      <url>
+//		code_length    <6-10>
+//		code_ttl       <duration, at most 10m>
+//		max_attempts   <1-10>
+//		token_ttl      <duration>
+//		max_age        <duration>
+//		signing_key    <key or placeholder>
+//		default_region <country>
+//		allow_countries <country>...
+//		service_name   <name>
+//		store          <module> [...]
+//		gateway        <module> [...]
+//	}
+//
+// Unlike most directives, the paths or matcher name what needs a step-up;
+// they do not wrap the handler, because the plugin's own pages under
+// path_prefix must be reachable whatever is protected.
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	handler := new(Handler)
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if handler.namedMatcher != "" {
+		mh := h.WithDispenser(caddyfile.NewTestDispenser(handler.namedMatcher))
+		set, ok, err := mh.MatcherToken()
+		if err != nil {
+			return nil, h.Errf("sms_stepup: %v", err)
+		}
+		if ok && set != nil {
+			handler.ProtectRaw = caddyhttp.RawMatcherSets{set}
+		}
+	}
+	return h.NewRoute(nil, handler), nil
+}
+
+var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
+	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "default_region",
+	"allow_countries", "service_name", "store", "gateway"}
+
+// UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
+// A named matcher is kept by name and resolved by parseCaddyfile, which
+// knows the site's matcher definitions.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive's name
+	directiveLine := d.Line()
+	var paths []string
+	for d.NextArg() {
+		arg := d.Val()
+		switch {
+		case arg == "*":
+		case strings.HasPrefix(arg, "/"):
+			if h.namedMatcher != "" {
+				return d.Errf("sms_stepup: use path patterns or one named matcher, not both")
+			}
+			paths = append(paths, arg)
+		case strings.HasPrefix(arg, "@"):
+			if h.namedMatcher != "" || len(paths) > 0 {
+				return d.Errf("sms_stepup: use path patterns or one named matcher, not both")
+			}
+			h.namedMatcher = arg
+		default:
+			return d.Errf("sms_stepup: unexpected argument %q: expected path patterns starting with /, one named matcher (@name), or none", arg)
+		}
+	}
+	if len(paths) > 0 {
+		h.ProtectRaw = caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(caddyhttp.MatchPath(paths), nil)}}
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		var err error
+		switch opt {
+		case "identity":
+			h.Identity, err = oneArg(d)
+		case "session":
+			h.Session, err = oneArg(d)
+		case "phone":
+			h.Phone, err = oneArg(d)
+		case "phone_file":
+			h.PhoneFile, err = oneArg(d)
+		case "path_prefix":
+			h.PathPrefix, err = oneArg(d)
+			if err == nil && (!strings.HasPrefix(h.PathPrefix, "/") || h.PathPrefix == "/" || strings.ContainsAny(h.PathPrefix, "*?#{} ")) {
+				return d.Errf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)
+			}
+		case "login_url":
+			h.LoginURL, err = oneArg(d)
+		case "code_length":
+			h.CodeLength, err = intArg(d, otp.MinCodeLength, otp.MaxCodeLength)
+		case "max_attempts":
+			h.MaxAttempts, err = intArg(d, 1, 10)
+		case "code_ttl":
+			h.CodeTTL, err = durationArg(d, otp.MaxCodeTTL)
+		case "token_ttl":
+			h.TokenTTL, err = durationArg(d, 24*time.Hour)
+		case "max_age":
+			h.MaxAge, err = durationArg(d, 24*time.Hour)
+		case "signing_key":
+			h.SigningKey, err = oneArg(d)
+		case "default_region":
+			h.DefaultRegion, err = oneArg(d)
+		case "allow_countries":
+			h.AllowCountries = d.RemainingArgs()
+			if len(h.AllowCountries) == 0 {
+				return d.Errf("allow_countries: expected one or more country codes such as JP US")
+			}
+		case "service_name":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.ServiceName = strings.Join(args, " ")
+		case "store":
+			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
+		case "gateway":
+			h.GatewayRaw, err = guestModule(d, "sms_stepup.gateways", "gateway", "console")
+		default:
+			return d.Errf("unknown sms_stepup option %q: expected one of %s", opt, strings.Join(blockOptions, ", "))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if strings.TrimSpace(h.Identity) == "" {
+		return d.Errf("sms_stepup (line %d): identity is required: a placeholder naming the signed-in user, e.g. identity {http.auth.user.id}", directiveLine)
+	}
+	if h.Phone == "" && h.PhoneFile == "" {
+		return d.Errf("sms_stepup (line %d): no phone source: expected phone <placeholder> or phone_file <path>", directiveLine)
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument of the current option.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	opt := d.Val()
+	if !d.NextArg() {
+		return "", d.Errf("%s: expected one value", opt)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.Errf("%s: expected one value, got another: %q", opt, d.Val())
+	}
+	return v, nil
+}
+
+func intArg(d *caddyfile.Dispenser, min, max int) (int, error) {
+	opt := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, d.Errf("%s %q: expected a whole number from %d to %d", opt, s, min, max)
+	}
+	return n, nil
+}
+
+func durationArg(d *caddyfile.Dispenser, max time.Duration) (caddy.Duration, error) {
+	opt := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 || dur > max {
+		return 0, d.Errf("%s %q: expected a duration such as 5m, more than 0 and at most %s", opt, s, max)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// guestModule parses `<option> <name> [args] [{ block }]` into the JSON of
+// module <namespace>.<name>, with its name under "type".
+func guestModule(d *caddyfile.Dispenser, namespace, opt, example string) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.Errf("%s: expected a module name such as %s", opt, example)
+	}
+	name := d.Val()
+	if _, err := caddy.GetModule(namespace + "." + name); err != nil {
+		return nil, d.Errf("%s %q: no such module (is it compiled in?); expected e.g. %s", opt, name, example)
+	}
+	unm, err := caddyfile.UnmarshalModule(d, namespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return caddyconfig.JSONModuleObject(unm, "type", name, nil), nil
+}

@@ -1,0 +1,418 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
+)
+
+// visit is one request to the plugin's own pages, with what every page
+// needs worked out once.
+type visit struct {
+	w           http.ResponseWriter
+	r           *http.Request
+	repl        *caddy.Replacer
+	identity    string
+	sessionHash string
+	lang        string
+	ret         string
+	nonce       string
+}
+
+// serveOwn serves the pages and endpoints under path_prefix:
+//
+//	GET  {prefix}/        the send page, or the code page when a code is out
+//	POST {prefix}/send    send a code (or a new one); never on GET
+//	POST {prefix}/verify  check a code
+func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	identity := repl.ReplaceKnown(h.Identity, "")
+	if identity == "" {
+		return h.refuseNoIdentity(w, r)
+	}
+	q := r.URL.Query()
+	v := &visit{
+		w:           w,
+		r:           r,
+		repl:        repl,
+		identity:    identity,
+		sessionHash: h.keys.SessionHash(h.session(repl)),
+		lang:        pages.Lang(q.Get("lang"), r.Header.Get("Accept-Language")),
+		ret:         returnPath(q.Get("r")),
+	}
+	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
+	switch {
+	case sub == "" || sub == "/":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return h.methodNotAllowed(v, "GET, HEAD")
+		}
+		return h.showPage(v, q.Get("m"), q.Get("n"))
+	case sub == "/send" || sub == "/verify":
+		if r.Method != http.MethodPost {
+			if r.Method == http.MethodGet {
+				// GET never sends or verifies: back to the page.
+				http.Redirect(w, r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret), http.StatusSeeOther)
+				return nil
+			}
+			return h.methodNotAllowed(v, "POST")
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		if err := r.ParseForm(); err != nil {
+			return h.render(v, http.StatusBadRequest, pages.Error, pages.Data{Message: pages.Msg(v.lang, "csrf")})
+		}
+		v.lang = pages.Lang(r.PostForm.Get("lang"), r.Header.Get("Accept-Language"))
+		v.ret = returnPath(r.PostForm.Get("r"))
+		if !h.csrfOK(v) {
+			h.logger.Warn("form refused: CSRF token or origin check failed",
+				zap.String("identity", v.identity), zap.String("client_ip", clientIP(r)), zap.String("path", r.URL.Path))
+			return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "csrf")})
+		}
+		if sub == "/send" {
+			return h.send(v)
+		}
+		return h.verify(v)
+	}
+	return h.render(v, http.StatusNotFound, pages.Error, pages.Data{Message: pages.Msg(v.lang, "not_found")})
+}
+
+// showPage renders the code page when this browser has a live challenge,
+// else the send page.
+func (h *Handler) showPage(v *visit, sent, notice string) error {
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	st, err := h.service.Identity(ctx, v.identity)
+	if err != nil {
+		return h.unavailable(v, err)
+	}
+	now := h.clock.Now()
+	if st.Locked(now) {
+		return h.locked(v, st.LockedUntil)
+	}
+	if id := cookieValue(v.r, h.cookieName(v.r, challengeCookie)); id != "" {
+		c, err := h.service.Challenge(ctx, v.identity, v.sessionHash, id)
+		switch {
+		case err == nil:
+			data := pages.Data{RetryIn: retryIn(now, st.NextSendAt)}
+			if sent == "sent" || sent == "resent" {
+				data.Message, data.Status = pages.Msg(v.lang, sent), "notice"
+			}
+			return h.renderCode(v, http.StatusOK, c, data)
+		case !errors.Is(err, otp.ErrChallengeNotFound):
+			return h.unavailable(v, err)
+		}
+	}
+	data := pages.Data{}
+	if notice == "resubmit" {
+		data.Message, data.Status = pages.Msg(v.lang, "resubmit"), "notice"
+	}
+	return h.renderSend(v, http.StatusOK, data)
+}
+
+func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
+	phone, err := h.phoneFor(v.identity, v.repl)
+	if err != nil {
+		h.logPhoneProblem(v, err)
+		return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "no_phone")})
+	}
+	data.Masked = phone.Masked
+	return h.render(v, status, pages.Send, data)
+}
+
+func (h *Handler) renderCode(v *visit, status int, c *otp.Challenge, data pages.Data) error {
+	data.Masked = c.PhoneMasked
+	data.Remaining = c.Remaining()
+	return h.render(v, status, pages.Code, data)
+}
+
+func (h *Handler) logPhoneProblem(v *visit, err error) {
+	var refusal *otp.PhoneRefusal
+	if errors.As(err, &refusal) {
+		h.logger.Warn("phone number refused by policy",
+			zap.String("event", "policy_refusal"), zap.String("identity", v.identity),
+			zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked))
+		return
+	}
+	h.logger.Warn("no phone number for identity", zap.String("event", "no_phone"), zap.String("identity", v.identity))
+}
+
+// send handles POST {prefix}/send: a first code, or a new one that
+// replaces the old.
+func (h *Handler) send(v *visit) error {
+	phone, err := h.phoneFor(v.identity, v.repl)
+	if err != nil {
+		h.logPhoneProblem(v, err)
+		return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "no_phone")})
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	res, err := h.service.Send(ctx, otp.SendRequest{
+		Subject:     v.identity,
+		SessionHash: v.sessionHash,
+		Phone:       phone,
+		ResendID:    cookieValue(v.r, h.cookieName(v.r, challengeCookie)),
+		Locale:      v.lang,
+	})
+	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
+	var cooldown *otp.CooldownError
+	var locked *otp.LockedError
+	switch {
+	case err == nil:
+	case errors.As(err, &locked):
+		h.logger.Warn("send refused: identity locked out", append(logFields, zap.String("event", "send_refused"), zap.String("reason", "locked"), zap.Time("until", locked.Until))...)
+		return h.locked(v, locked.Until)
+	case errors.As(err, &cooldown):
+		h.logger.Info("send refused: cooldown", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "resend_cooldown"))...)
+		secs := strconv.Itoa(retryIn(h.clock.Now(), cooldown.RetryAt))
+		data := pages.Data{Message: pages.Msg(v.lang, "cooldown", "{s}", secs), RetryIn: retryIn(h.clock.Now(), cooldown.RetryAt)}
+		if c := h.liveChallenge(v); c != nil {
+			return h.renderCode(v, http.StatusTooManyRequests, c, data)
+		}
+		return h.renderSend(v, http.StatusTooManyRequests, data)
+	case errors.Is(err, otp.ErrSendLimit):
+		h.logger.Warn("send refused: send limit of the challenge reached", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_sends"))...)
+		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+		return h.render(v, http.StatusTooManyRequests, pages.Error, pages.Data{Message: pages.Msg(v.lang, "send_limit")})
+	case errors.Is(err, otp.ErrSendFailed):
+		h.logger.Error("SMS could not be sent", append(logFields, zap.String("event", "send_failed"), zap.String("challenge", shortID(res.Challenge)), zap.Error(err))...)
+		if res.Challenge != nil {
+			h.setCookie(v.w, v.r, challengeCookie, res.Challenge.ID, time.Duration(h.service.Config().CodeTTL), http.SameSiteStrictMode)
+		}
+		return h.renderSend(v, http.StatusBadGateway, pages.Data{Message: pages.Msg(v.lang, "send_failed")})
+	default:
+		return h.unavailable(v, err)
+	}
+	h.logger.Info("code sent", append(logFields,
+		zap.String("event", "send"), zap.String("challenge", shortID(res.Challenge)),
+		zap.Bool("resend", res.Resent), zap.Int("sends", res.Challenge.Sends), zap.String("gateway", res.Receipt.Gateway))...)
+	h.setCookie(v.w, v.r, challengeCookie, res.Challenge.ID, time.Duration(h.service.Config().CodeTTL), http.SameSiteStrictMode)
+	m := "sent"
+	if res.Resent {
+		m = "resent"
+	}
+	http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret)+"&m="+m+"&lang="+v.lang, http.StatusSeeOther)
+	return nil
+}
+
+// liveChallenge is the browser's challenge if it is still live.
+func (h *Handler) liveChallenge(v *visit) *otp.Challenge {
+	id := cookieValue(v.r, h.cookieName(v.r, challengeCookie))
+	if id == "" {
+		return nil
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	c, err := h.service.Challenge(ctx, v.identity, v.sessionHash, id)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// verify handles POST {prefix}/verify.
+func (h *Handler) verify(v *visit) error {
+	id := cookieValue(v.r, h.cookieName(v.r, challengeCookie))
+	if id == "" {
+		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	res, err := h.service.Verify(ctx, otp.VerifyInput{
+		Subject:     v.identity,
+		SessionHash: v.sessionHash,
+		ChallengeID: id,
+		Code:        v.r.PostForm.Get("code"),
+	})
+	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("challenge", shortString(id)), zap.String("client_ip", clientIP(v.r))}
+	if errors.Is(err, otp.ErrMalformedCode) {
+		c := h.liveChallenge(v)
+		if c == nil {
+			return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+		}
+		msg := pages.Msg(v.lang, "malformed_code", "{n}", strconv.Itoa(h.service.Config().CodeLength))
+		return h.renderCode(v, http.StatusUnprocessableEntity, c, pages.Data{Message: msg})
+	}
+	if err != nil {
+		return h.unavailable(v, err)
+	}
+	now := h.clock.Now()
+	switch res.Status {
+	case otp.VerifyOK:
+		token, err := h.tokens.Issue(v.identity, v.sessionHash, now)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		h.logger.Info("step-up verified", append(logFields, zap.String("event", "verify"), zap.String("result", "ok"))...)
+		h.setCookie(v.w, v.r, tokenCookie, token, h.tokens.TTL(), http.SameSiteLaxMode)
+		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+		v.w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(v.w, v.r, v.ret, http.StatusSeeOther)
+		return nil
+	case otp.VerifyLocked:
+		h.logger.Warn("verify refused: identity locked out", append(logFields, zap.String("event", "verify"), zap.String("result", "locked"))...)
+		return h.locked(v, res.LockedUntil)
+	case otp.VerifyNotFound:
+		h.logger.Info("verify failed: no live challenge", append(logFields, zap.String("event", "verify"), zap.String("result", "no_challenge"))...)
+		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+	}
+	// A wrong code.
+	h.logger.Warn("verify failed: wrong code", append(logFields, zap.String("event", "verify"), zap.String("result", res.Status.String()),
+		zap.Int("remaining", res.Remaining), zap.Int("failures", res.Failures))...)
+	if now.Before(res.LockedUntil) {
+		h.logger.Warn("identity locked out after wrong codes", append(logFields, zap.String("event", "lockout"), zap.Int("failures", res.Failures), zap.Time("until", res.LockedUntil))...)
+		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+		return h.locked(v, res.LockedUntil)
+	}
+	if res.Status == otp.VerifyExhausted {
+		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "code_dead")})
+	}
+	c := h.liveChallenge(v)
+	if c == nil {
+		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+	}
+	st, _ := h.service.Identity(ctx, v.identity)
+	msg := pages.Msg(v.lang, "wrong_code", "{n}", strconv.Itoa(res.Remaining))
+	return h.renderCode(v, http.StatusUnprocessableEntity, c, pages.Data{Message: msg, RetryIn: retryIn(now, st.NextSendAt)})
+}
+
+func (h *Handler) locked(v *visit, until time.Time) error {
+	minutes := int((until.Sub(h.clock.Now()) + time.Minute - 1) / time.Minute)
+	if minutes < 1 {
+		minutes = 1
+	}
+	v.w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(h.clock.Now())/time.Second)+1))
+	return h.render(v, http.StatusTooManyRequests, pages.Locked, pages.Data{Message: pages.Msg(v.lang, "locked_lead", "{m}", strconv.Itoa(minutes))})
+}
+
+// unavailable answers when the store cannot be reached: fail closed, say
+// so, send nothing.
+func (h *Handler) unavailable(v *visit, err error) error {
+	h.logger.Error("store unavailable: failing closed", zap.String("event", "store_unavailable"), zap.String("identity", v.identity), zap.Error(err))
+	v.w.Header().Set("Retry-After", "30")
+	return h.render(v, http.StatusServiceUnavailable, pages.Unavailable, pages.Data{})
+}
+
+func (h *Handler) methodNotAllowed(v *visit, allow string) error {
+	v.w.Header().Set("Allow", allow)
+	return h.render(v, http.StatusMethodNotAllowed, pages.Error, pages.Data{Message: pages.Msg(v.lang, "method_not_allowed")})
+}
+
+// csrfOK checks a POST: the Origin (when sent) is this site, and the form's
+// token matches this browser's nonce cookie, identity and session.
+func (h *Handler) csrfOK(v *visit) bool {
+	if !originOK(v.r) {
+		return false
+	}
+	nonce := cookieValue(v.r, h.cookieName(v.r, csrfCookie))
+	return h.keys.CheckCSRFToken(v.r.PostForm.Get("csrf"), nonce, v.identity, v.sessionHash)
+}
+
+// render writes a page with the security headers every page carries
+// (SECURITY.md 22), a fresh CSP nonce and the browser's CSRF token. API
+// clients get the same outcome as JSON.
+func (h *Handler) render(v *visit, status int, page string, data pages.Data) error {
+	hdr := v.w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
+	if wantsJSON(v.r) && page != pages.Send && page != pages.Code {
+		hdr.Set("Content-Type", "application/json")
+		v.w.WriteHeader(status)
+		return json.NewEncoder(v.w).Encode(map[string]any{"error": page, "message": data.Message})
+	}
+	nonce, err := randomToken(16)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	csrfNonce := cookieValue(v.r, h.cookieName(v.r, csrfCookie))
+	if csrfNonce == "" {
+		if csrfNonce, err = randomToken(18); err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		h.setCookie(v.w, v.r, csrfCookie, csrfNonce, 0, http.SameSiteStrictMode)
+	}
+	cfg := h.service.Config()
+	data.Lang = v.lang
+	data.T = pages.Catalog(v.lang, "{phone}", data.Masked, "{n}", strconv.Itoa(cfg.CodeLength))
+	data.Nonce = nonce
+	data.Service = h.serviceName(v.r)
+	data.Prefix = h.PathPrefix
+	data.Return = v.ret
+	data.CSRF = h.keys.CSRFToken(csrfNonce, v.identity, v.sessionHash)
+	data.CodeLength = cfg.CodeLength
+	data.OtherLang = "ja"
+	if v.lang == "ja" {
+		data.OtherLang = "en"
+	}
+	data.OtherLabel = pages.LangName(data.OtherLang)
+	data.OtherURL = h.PathPrefix + "/?r=" + urlQueryEscape(v.ret) + "&lang=" + data.OtherLang
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Language", v.lang)
+	v.w.WriteHeader(status)
+	return pages.Render(v.w, page, data)
+}
+
+// renderError is render for requests that are not to the plugin's pages.
+func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key string) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	v := &visit{w: w, r: r, repl: repl, lang: pages.Lang("", r.Header.Get("Accept-Language")), ret: "/"}
+	return h.render(v, status, pages.Error, pages.Data{Message: pages.Msg(v.lang, key)})
+}
+
+func (h *Handler) serviceName(r *http.Request) string {
+	if h.ServiceName != "" {
+		return h.ServiceName
+	}
+	return r.Host
+}
+
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+// retryIn is the whole seconds from now until t, at least 0.
+func retryIn(now, t time.Time) int {
+	if !now.Before(t) {
+		return 0
+	}
+	return int((t.Sub(now) + time.Second - 1) / time.Second)
+}
+
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// shortID names a challenge in logs without handing out the whole id.
+func shortID(c *otp.Challenge) string {
+	if c == nil {
+		return ""
+	}
+	return shortString(c.ID)
+}
+
+func shortString(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

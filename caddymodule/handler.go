@@ -1,0 +1,356 @@
+// Package caddymodule is the Caddy glue of caddy-sms-stepup: the
+// http.handlers.sms_stepup module, its Caddyfile directive, and the store and
+// gateway guest modules. The rules live in package otp; this package turns
+// requests into calls to it.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler puts an SMS one-time-code step-up in front of the routes it
+// protects. A request to a protected route passes only with a valid step-up
+// cookie for the same identity and session, fresh enough for the route;
+// otherwise a browser is sent (303) to the plugin's own page under
+// path_prefix, where the user asks for a code by SMS and types it in, and
+// API clients get 401 with an RFC 9470 WWW-Authenticate challenge.
+//
+// The handler sees every request of its route so that its own pages under
+// path_prefix are served whatever it protects; `protect` decides which of
+// the other requests need a step-up (all of them when empty).
+//
+// On success the upstream can read the placeholders
+// {http.sms_stepup.identity}, {http.sms_stepup.verified_at} (RFC 3339) and
+// {http.sms_stepup.auth_time} (Unix seconds), e.g. with `header_up`.
+// Request headers named X-Stepup-* are removed from every request first, so
+// a client cannot forge them.
+type Handler struct {
+	// Matchers for the requests that need a step-up. Empty: all requests.
+	ProtectRaw caddyhttp.RawMatcherSets `json:"protect,omitempty" caddy:"namespace=http.matchers"`
+
+	// A placeholder naming the signed-in user, such as
+	// {http.auth.user.id}. Required. A request where it is empty is refused.
+	Identity string `json:"identity,omitempty"`
+	// A placeholder for the application's own session, such as
+	// {http.request.cookie.app_session}. Its keyed hash goes into the
+	// token, so a step-up dies with the session.
+	Session string `json:"session,omitempty"`
+	// A placeholder holding the user's phone number (e.g. a header set by
+	// the identity provider).
+	Phone string `json:"phone,omitempty"`
+	// A CSV file of `identity,phone` lines (# starts a comment), read at
+	// provision and on every config reload.
+	PhoneFile string `json:"phone_file,omitempty"`
+	// Where the plugin's pages live. Default: /_stepup.
+	PathPrefix string `json:"path_prefix,omitempty"`
+	// Where to send a request without identity. Default: a 401 page.
+	LoginURL string `json:"login_url,omitempty"`
+
+	// Digits per code, 6 to 10. Default: 6.
+	CodeLength int `json:"code_length,omitempty"`
+	// How long a code lives, at most 10m. Default: 5m.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// Wrong codes allowed per challenge. Default: 5.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Lifetime of the step-up cookie. Default: 15m.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+	// How fresh a step-up must be for these routes. Default: token_ttl.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+	// HMAC key for tokens and code MACs, at least 32 bytes; placeholders
+	// such as {env.STEPUP_SIGNING_KEY} are expanded. Default: a key
+	// generated once and kept in Caddy's storage.
+	SigningKey string `json:"signing_key,omitempty"`
+	// Region for numbers written without +country. Default: JP.
+	DefaultRegion string `json:"default_region,omitempty"`
+	// Countries whose numbers may receive codes. Default: default_region.
+	AllowCountries []string `json:"allow_countries,omitempty"`
+	// Name shown on pages and in the SMS. Default: the request's host.
+	ServiceName string `json:"service_name,omitempty"`
+
+	// Where challenges and counters live. Default: memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
+	// How SMS are sent. Default: console.
+	GatewayRaw json.RawMessage `json:"gateway,omitempty" caddy:"namespace=sms_stepup.gateways inline_key=type"`
+
+	namedMatcher string // from the Caddyfile, resolved by parseCaddyfile
+
+	protect caddyhttp.MatcherSets
+	service *otp.Service
+	tokens  *otp.Tokens
+	keys    *otp.Keys
+	policy  *otp.PhonePolicy
+	phones  map[string]otp.Phone
+	store   otp.Store
+	logger  *zap.Logger
+	clock   otp.Clock
+	maxAge  time.Duration
+
+	devCookieOnce *sync.Once
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.sms_stepup",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Defaults.
+const (
+	DefaultPathPrefix = "/_stepup"
+	DefaultTokenTTL   = 15 * time.Minute
+	tokenIssuer       = "caddy-sms-stepup"
+	tokenAudience     = "caddy-sms-stepup"
+)
+
+// Provision sets up the handler. Whatever it started is undone by Cleanup,
+// even when it fails half way.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.devCookieOnce = new(sync.Once)
+	if h.clock == nil {
+		h.clock = otp.SystemClock{}
+	}
+	if h.PathPrefix == "" {
+		h.PathPrefix = DefaultPathPrefix
+	}
+	h.PathPrefix = strings.TrimSuffix(h.PathPrefix, "/")
+	cfg := h.otpConfig()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if h.TokenTTL == 0 {
+		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
+	}
+	h.maxAge = time.Duration(h.MaxAge)
+
+	if h.ProtectRaw != nil {
+		mods, err := ctx.LoadModule(h, "ProtectRaw")
+		if err != nil {
+			return fmt.Errorf("load protect matchers: %w", err)
+		}
+		if err := h.protect.FromInterface(mods); err != nil {
+			return fmt.Errorf("load protect matchers: %w", err)
+		}
+	}
+
+	policy, err := otp.NewPhonePolicy(otp.PhonePolicyConfig{DefaultRegion: h.DefaultRegion, AllowCountries: h.AllowCountries})
+	if err != nil {
+		return err
+	}
+	h.policy = policy
+	if h.PhoneFile != "" {
+		if h.phones, err = loadPhoneFile(h.PhoneFile, policy); err != nil {
+			return err
+		}
+	}
+
+	root, err := h.signingKey(ctx)
+	if err != nil {
+		return err
+	}
+	if h.keys, err = otp.DeriveKeys(root); err != nil {
+		return fmt.Errorf("signing_key: %w", err)
+	}
+	if h.tokens, err = otp.NewTokens(otp.TokenConfig{
+		Issuer:   tokenIssuer,
+		Audience: tokenAudience,
+		TTL:      time.Duration(h.TokenTTL),
+		Keys:     []*otp.Keys{h.keys},
+		Clock:    h.clock,
+	}); err != nil {
+		return err
+	}
+
+	if h.StoreRaw == nil {
+		h.StoreRaw = json.RawMessage(`{"type":"memory"}`)
+	}
+	storeMod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("load store: %w", err)
+	}
+	store, ok := storeMod.(otp.Store)
+	if !ok {
+		return fmt.Errorf("store module %T is not an otp.Store", storeMod)
+	}
+	h.store = store
+
+	if h.GatewayRaw == nil {
+		h.GatewayRaw = json.RawMessage(`{"type":"console"}`)
+	}
+	gwMod, err := ctx.LoadModule(h, "GatewayRaw")
+	if err != nil {
+		return fmt.Errorf("load gateway: %w", err)
+	}
+	gateway, ok := gwMod.(otp.Gateway)
+	if !ok {
+		return fmt.Errorf("gateway module %T is not an otp.Gateway", gwMod)
+	}
+
+	h.service, err = otp.NewService(cfg, store, gateway, h.keys, h.clock, nil)
+	return err
+}
+
+// otpConfig turns the handler's fields into verification rules, with
+// defaults for what is unset.
+func (h *Handler) otpConfig() otp.Config {
+	cfg := otp.DefaultConfig()
+	if h.CodeLength != 0 {
+		cfg.CodeLength = h.CodeLength
+	}
+	if h.CodeTTL != 0 {
+		cfg.CodeTTL = time.Duration(h.CodeTTL)
+	}
+	if h.MaxAttempts != 0 {
+		cfg.MaxAttempts = h.MaxAttempts
+	}
+	if h.ServiceName != "" {
+		cfg.ServiceName = h.ServiceName
+	}
+	return cfg
+}
+
+// Validate checks the configuration; it changes nothing.
+func (h *Handler) Validate() error {
+	if strings.TrimSpace(h.Identity) == "" {
+		return errors.New("identity is required: a placeholder naming the signed-in user, e.g. {http.auth.user.id}")
+	}
+	if h.Phone == "" && h.PhoneFile == "" {
+		return errors.New("no phone source: set phone <placeholder> or phone_file <path>")
+	}
+	if !strings.HasPrefix(h.PathPrefix, "/") || strings.ContainsAny(h.PathPrefix, "*?#{} ") {
+		return fmt.Errorf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)
+	}
+	if h.TokenTTL < 0 || time.Duration(h.TokenTTL) > 24*time.Hour {
+		return fmt.Errorf("token_ttl %s: expected more than 0 and at most 24h", time.Duration(h.TokenTTL))
+	}
+	if h.MaxAge < 0 || h.MaxAge > h.TokenTTL {
+		return fmt.Errorf("max_age %s: expected at most token_ttl (%s)", time.Duration(h.MaxAge), time.Duration(h.TokenTTL))
+	}
+	if h.LoginURL != "" && !strings.HasPrefix(h.LoginURL, "/") && !strings.HasPrefix(h.LoginURL, "https://") {
+		return fmt.Errorf("login_url %q: expected a path or an https:// URL", h.LoginURL)
+	}
+	return h.otpConfig().Validate()
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	stripStepupHeaders(r.Header)
+	if underPrefix(r.URL.Path, h.PathPrefix) {
+		return h.serveOwn(w, r)
+	}
+	if len(h.protect) > 0 {
+		match, err := h.protect.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if !match {
+			return next.ServeHTTP(w, r)
+		}
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	identity := repl.ReplaceKnown(h.Identity, "")
+	if identity == "" {
+		return h.refuseNoIdentity(w, r)
+	}
+	sessionHash := h.keys.SessionHash(h.session(repl))
+	if token := cookieValue(r, h.cookieName(r, tokenCookie)); token != "" {
+		v, err := h.tokens.Check(token, identity, sessionHash, h.maxAge)
+		if err == nil {
+			repl.Set("http.sms_stepup.identity", v.Subject)
+			repl.Set("http.sms_stepup.verified_at", v.AuthTime.UTC().Format(time.RFC3339))
+			repl.Set("http.sms_stepup.auth_time", v.AuthTime.Unix())
+			return next.ServeHTTP(w, r)
+		}
+		h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))
+	}
+	return h.challenge(w, r)
+}
+
+func (h *Handler) session(repl *caddy.Replacer) string {
+	if h.Session == "" {
+		return ""
+	}
+	return repl.ReplaceKnown(h.Session, "")
+}
+
+// stepUpMaxAge is what a client is told the route demands.
+func (h *Handler) stepUpMaxAge() time.Duration {
+	if h.maxAge > 0 {
+		return h.maxAge
+	}
+	return time.Duration(h.TokenTTL)
+}
+
+// challenge answers a protected request that has no valid step-up: API
+// clients get 401 with an RFC 9470 challenge, browsers a 303 to the page.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
+	ret := "/"
+	notice := ""
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		ret = requestPath(r)
+	} else {
+		// A form post without step-up can't be replayed after it; send the
+		// user back to the page they posted from and tell them.
+		ret = sameSiteReferer(r)
+		notice = "resubmit"
+	}
+	stepURL := h.PathPrefix + "/?r=" + urlQueryEscape(ret)
+	if notice != "" {
+		stepURL += "&n=" + notice
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if wantsJSON(r) {
+		maxAge := int(h.stepUpMaxAge() / time.Second)
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description="SMS step-up required", max_age="%d"`, maxAge))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		return json.NewEncoder(w).Encode(map[string]any{
+			"error":             "insufficient_user_authentication",
+			"error_description": "SMS step-up required",
+			"max_age":           maxAge,
+			"step_up_url":       stepURL,
+		})
+	}
+	http.Redirect(w, r, stepURL, http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) refuseNoIdentity(w http.ResponseWriter, r *http.Request) error {
+	h.logger.Warn("request without identity refused", zap.String("path", r.URL.Path))
+	if h.LoginURL != "" && !wantsJSON(r) {
+		http.Redirect(w, r, h.LoginURL, http.StatusSeeOther)
+		return nil
+	}
+	return h.renderError(w, r, http.StatusUnauthorized, "no_identity")
+}
+
+// requestContext bounds the store and gateway calls of one request.
+func requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

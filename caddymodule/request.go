@@ -1,0 +1,144 @@
+package caddymodule
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// stripStepupHeaders removes X-Stepup-* request headers: only this plugin
+// may speak for a step-up, and the client must not forge it.
+func stripStepupHeaders(h http.Header) {
+	for name := range h {
+		if len(name) >= 9 && strings.EqualFold(name[:9], "X-Stepup-") {
+			delete(h, name)
+		}
+	}
+}
+
+// underPrefix reports whether path is prefix or below it.
+func underPrefix(path, prefix string) bool {
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+}
+
+// cookieValue finds a cookie without parsing every cookie of the request,
+// since this runs on every protected request.
+func cookieValue(r *http.Request, name string) string {
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				return part[len(name)+1:]
+			}
+		}
+	}
+	return ""
+}
+
+// wantsJSON tells API clients (fetch, XHR, JSON Accept) from browsers
+// navigating: the former get 401 and JSON, never a redirect.
+func wantsJSON(r *http.Request) bool {
+	if r.Header.Get("X-Requested-With") != "" {
+		return true
+	}
+	accept := r.Header.Get("Accept")
+	if strings.Contains(accept, "text/html") {
+		return false
+	}
+	if strings.Contains(accept, "application/json") {
+		return true
+	}
+	mode := r.Header.Get("Sec-Fetch-Mode")
+	return mode != "" && mode != "navigate"
+}
+
+// SafeReturnPath accepts only a same-site relative path: one leading slash,
+// no scheme or host, no backslash, no control characters, and nothing that
+// turns into "//" once percent-decoded. Anything else is refused, never
+// repaired.
+func SafeReturnPath(raw string) (string, bool) {
+	if raw == "" || len(raw) > 2048 || raw[0] != '/' {
+		return "", false
+	}
+	if len(raw) > 1 && (raw[1] == '/' || raw[1] == '\\') {
+		return "", false
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "", false
+		}
+	}
+	decoded, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", false
+	}
+	if len(decoded) > 1 && (decoded[1] == '/' || decoded[1] == '\\') {
+		return "", false
+	}
+	for i := 0; i < len(decoded); i++ {
+		if c := decoded[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "", false
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "", false
+	}
+	return raw, true
+}
+
+// returnPath is raw if it is safe, else "/".
+func returnPath(raw string) string {
+	if p, ok := SafeReturnPath(raw); ok {
+		return p
+	}
+	return "/"
+}
+
+// requestPath is where a browser should come back to after the step-up.
+func requestPath(r *http.Request) string {
+	return returnPath(r.URL.RequestURI())
+}
+
+// sameSiteReferer is the path of the page a form was posted from, when it
+// was this site.
+func sameSiteReferer(r *http.Request) string {
+	ref, err := url.Parse(r.Header.Get("Referer"))
+	if err != nil || !strings.EqualFold(ref.Host, r.Host) {
+		return "/"
+	}
+	return returnPath(ref.RequestURI())
+}
+
+// originOK checks the Origin of a POST (SECURITY.md 20): same host, or
+// absent from a client that did not say it was cross-site.
+func originOK(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+// isLoopbackHost reports whether a Host header names this machine.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }

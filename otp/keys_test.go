@@ -1,0 +1,144 @@
+package otp_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+)
+
+var (
+	rootKey  = []byte("0123456789abcdef0123456789abcdef")
+	otherKey = []byte("fedcba9876543210fedcba9876543210")
+)
+
+func mustKeys(t testing.TB, root []byte) *otp.Keys {
+	t.Helper()
+	k, err := otp.DeriveKeys(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestDeriveKeys(t *testing.T) {
+	t.Parallel()
+	t.Run("a 31-byte root key is refused", func(t *testing.T) {
+		t.Parallel()
+		if _, err := otp.DeriveKeys(rootKey[:31]); err == nil {
+			t.Fatal("got no error")
+		}
+	})
+	t.Run("an empty root key is refused", func(t *testing.T) {
+		t.Parallel()
+		if _, err := otp.DeriveKeys(nil); err == nil {
+			t.Fatal("got no error")
+		}
+	})
+	t.Run("the same root key derives the same key id", func(t *testing.T) {
+		t.Parallel()
+		if a, b := mustKeys(t, rootKey), mustKeys(t, rootKey); a.ID != b.ID || a.ID == "" {
+			t.Fatalf("key ids %q and %q", a.ID, b.ID)
+		}
+	})
+	t.Run("different root keys derive different key ids", func(t *testing.T) {
+		t.Parallel()
+		if a, b := mustKeys(t, rootKey), mustKeys(t, otherKey); a.ID == b.ID {
+			t.Fatalf("both key ids are %q", a.ID)
+		}
+	})
+}
+
+func TestCodeMAC(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t, rootKey)
+	base := k.CodeMAC("challenge-1", "123456")
+	if len(base) != 32 {
+		t.Fatalf("MAC is %d bytes, want the 32 of HMAC-SHA256", len(base))
+	}
+	if !bytes.Equal(base, k.CodeMAC("challenge-1", "123456")) {
+		t.Fatal("the same challenge and code give different MACs")
+	}
+	cases := []struct {
+		name string
+		mac  []byte
+	}{
+		{"another challenge id changes the MAC", k.CodeMAC("challenge-2", "123456")},
+		{"another code changes the MAC", k.CodeMAC("challenge-1", "123457")},
+		{"another root key changes the MAC", mustKeys(t, otherKey).CodeMAC("challenge-1", "123456")},
+		{"moving digits from code to id changes the MAC", k.CodeMAC("challenge-11", "23456")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if bytes.Equal(tc.mac, base) {
+				t.Fatalf("MAC %x did not change", tc.mac)
+			}
+		})
+	}
+}
+
+func TestSessionAndPhoneHashes(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t, rootKey)
+	t.Run("no session hashes to nothing", func(t *testing.T) {
+		t.Parallel()
+		if h := k.SessionHash(""); h != "" {
+			t.Fatalf("got %q", h)
+		}
+	})
+	t.Run("different sessions hash differently", func(t *testing.T) {
+		t.Parallel()
+		if a, b := k.SessionHash("session-a"), k.SessionHash("session-b"); a == b || a == "" {
+			t.Fatalf("hashes %q and %q", a, b)
+		}
+	})
+	t.Run("a phone hash holds no digits of the number in a row", func(t *testing.T) {
+		t.Parallel()
+		h := k.PhoneHash("+819012345678")
+		if h == "" || strings.Contains(h, "12345678") || strings.Contains(h, "5678") {
+			t.Fatalf("phone hash %q", h)
+		}
+		if h == k.PhoneHash("+819012345679") {
+			t.Fatal("two numbers share a hash")
+		}
+	})
+	t.Run("a phone hash and a session hash of the same text differ", func(t *testing.T) {
+		t.Parallel()
+		if k.PhoneHash("x") == k.SessionHash("x") {
+			t.Fatal("the purposes share a key")
+		}
+	})
+}
+
+func TestCSRFToken(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t, rootKey)
+	token := k.CSRFToken("nonce", "alice", "session")
+	if !k.CheckCSRFToken(token, "nonce", "alice", "session") {
+		t.Fatal("a token does not check against what it was made for")
+	}
+	cases := []struct {
+		name                            string
+		token, nonce, identity, session string
+	}{
+		{"a token with another nonce fails", token, "nonce2", "alice", "session"},
+		{"a token for another identity fails", token, "nonce", "bob", "session"},
+		{"a token for another session fails", token, "nonce", "alice", "session2"},
+		{"a token for no session fails", token, "nonce", "alice", ""},
+		{"an empty token fails", "", "nonce", "alice", "session"},
+		{"an empty nonce fails even with its own token", k.CSRFToken("", "alice", "session"), "", "alice", "session"},
+		{"a token from another key fails", mustKeys(t, otherKey).CSRFToken("nonce", "alice", "session"), "nonce", "alice", "session"},
+		{"a truncated token fails", token[:len(token)-1], "nonce", "alice", "session"},
+		{"fields shifted across the separator fail", k.CSRFToken("nonc", "ealice", "session"), "nonce", "alice", "session"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if k.CheckCSRFToken(tc.token, tc.nonce, tc.identity, tc.session) {
+				t.Fatal("the token was accepted")
+			}
+		})
+	}
+}

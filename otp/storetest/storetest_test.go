@@ -1,0 +1,200 @@
+package storetest_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/store/memory"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/storetest"
+)
+
+// brokenEnv names the broken store TestBrokenStore runs the suite against
+// in a child process.
+const brokenEnv = "STORETEST_BROKEN_STORE"
+
+// A suite that cannot fail proves nothing. Each case breaks one rule in a
+// wrapper around the memory store and expects the subtest guarding that
+// rule to fail; the intact store must pass.
+func TestSuiteCatchesBrokenStores(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the suite in child processes")
+	}
+	t.Parallel()
+	cases := []struct {
+		name   string
+		broken string
+		fails  []string
+	}{
+		{"an intact store passes", "", nil},
+		{"a store that accepts a used code again fails", "replay",
+			[]string{"a correct code verifies once and consumes the challenge"}},
+		{"a store that keeps the old code after a resend fails", "old-code",
+			[]string{"a resend replaces the code and keeps the attempt count"}},
+		{"a store that ignores the session fails", "session-blind",
+			[]string{"a code from another session is not found and nothing is counted"}},
+		{"a store without a cooldown fails", "no-cooldown",
+			[]string{"the cooldown after each send doubles from 30 seconds up to its cap",
+				"parallel resends let exactly one through the cooldown"}},
+		{"a store that never locks fails", "no-lock",
+			[]string{"the lock-out grows from 30 seconds and is capped at an hour",
+				"a locked identity can neither verify nor get a new code",
+				"no more than the hard limit of consecutive failures is ever evaluated"}},
+		{"a store that lets codes outlive their lifetime fails", "no-expiry",
+			[]string{"an expired challenge is not found and nothing is counted",
+				"a challenge lives until just before it expires"}},
+		{"a store without a send limit fails", "no-send-limit",
+			[]string{"a resend past the send limit is refused"}},
+		{"a store without an attempt limit fails", "no-attempt-limit",
+			[]string{"a challenge dies after its last attempt even for the right code",
+				"200 parallel wrong guesses evaluate exactly the 5 attempts allowed"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenStore$", "-test.count=1", "-test.v")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+tc.broken)
+			out, err := cmd.CombinedOutput()
+			if tc.fails == nil {
+				if err != nil || !bytes.Contains(out, []byte("--- PASS: TestBrokenStore")) {
+					t.Fatalf("the intact store failed the suite: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("the suite passed a %s store:\n%s", tc.broken, out)
+			}
+			for _, name := range tc.fails {
+				if !bytes.Contains(out, []byte("--- FAIL: TestBrokenStore/"+strings.ReplaceAll(name, " ", "_"))) {
+					t.Errorf("%q did not fail for a %s store:\n%s", name, tc.broken, out)
+				}
+			}
+		})
+	}
+}
+
+// TestBrokenStore runs the suite against the store named by brokenEnv. It
+// runs only as the child process of TestSuiteCatchesBrokenStores.
+func TestBrokenStore(t *testing.T) {
+	name, ok := os.LookupEnv(brokenEnv)
+	if !ok {
+		t.Skip("run by TestSuiteCatchesBrokenStores")
+	}
+	storetest.Run(t, func(t *testing.T) otp.Store {
+		m := memory.New(nil, time.Hour)
+		t.Cleanup(func() { m.Close() })
+		switch name {
+		case "":
+			return m
+		case "replay":
+			return &replayStore{Store: m, used: map[string][]byte{}}
+		case "old-code":
+			return &oldCodeStore{Store: m, old: map[string][][]byte{}}
+		case "session-blind":
+			return sessionBlindStore{m}
+		case "no-cooldown", "no-expiry", "no-send-limit", "no-attempt-limit":
+			return issueChangingStore{m, name}
+		case "no-lock":
+			return noLockStore{m}
+		}
+		t.Fatalf("unknown broken store %q", name)
+		return nil
+	})
+}
+
+// replayStore answers ok again for a code that already verified.
+type replayStore struct {
+	otp.Store
+	mu   sync.Mutex
+	used map[string][]byte
+}
+
+func (s *replayStore) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
+	res, err := s.Store.Verify(ctx, req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := req.Subject + "\x00" + req.ChallengeID
+	switch {
+	case err == nil && res.Status == otp.VerifyOK:
+		s.used[key] = req.CodeMAC
+	case err == nil && res.Status == otp.VerifyNotFound && bytes.Equal(s.used[key], req.CodeMAC):
+		res.Status = otp.VerifyOK
+	}
+	return res, err
+}
+
+// oldCodeStore still accepts the codes a resend replaced.
+type oldCodeStore struct {
+	otp.Store
+	mu  sync.Mutex
+	old map[string][][]byte
+}
+
+func (s *oldCodeStore) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	before, _ := s.Store.Challenge(ctx, req.Challenge.Subject, req.Challenge.ID, req.Now)
+	c, err := s.Store.Issue(ctx, req)
+	if err == nil && req.Resend && before != nil {
+		s.mu.Lock()
+		s.old[c.ID] = append(s.old[c.ID], before.CodeMAC)
+		s.mu.Unlock()
+	}
+	return c, err
+}
+
+func (s *oldCodeStore) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
+	s.mu.Lock()
+	old := s.old[req.ChallengeID]
+	s.mu.Unlock()
+	for _, mac := range old {
+		if bytes.Equal(mac, req.CodeMAC) {
+			if c, err := s.Store.Challenge(ctx, req.Subject, req.ChallengeID, req.Now); err == nil {
+				req.CodeMAC = c.CodeMAC
+			}
+		}
+	}
+	return s.Store.Verify(ctx, req)
+}
+
+// sessionBlindStore verifies a code from any session.
+type sessionBlindStore struct{ otp.Store }
+
+func (s sessionBlindStore) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
+	if c, err := s.Store.Challenge(ctx, req.Subject, req.ChallengeID, req.Now); err == nil {
+		req.SessionHash = c.SessionHash
+	}
+	return s.Store.Verify(ctx, req)
+}
+
+// noLockStore ignores the failure policy's budget and hard limit.
+type noLockStore struct{ otp.Store }
+
+func (s noLockStore) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
+	req.Failures.Budget, req.Failures.HardLimit = 1000, 1000
+	return s.Store.Verify(ctx, req)
+}
+
+// issueChangingStore bends one limit of each issue request.
+type issueChangingStore struct {
+	otp.Store
+	how string
+}
+
+func (s issueChangingStore) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	switch s.how {
+	case "no-cooldown":
+		req.CooldownBase, req.CooldownMax = 0, 0
+	case "no-expiry":
+		req.Challenge.ExpiresAt = req.Challenge.ExpiresAt.Add(24 * time.Hour)
+	case "no-send-limit":
+		req.MaxSends = 1000
+	case "no-attempt-limit":
+		req.Challenge.MaxAttempts = 1000
+	}
+	return s.Store.Issue(ctx, req)
+}

@@ -1,0 +1,13 @@
+// Package stepup is caddy-sms-stepup: SMS one-time-code step-up
+// authentication for Caddy. Importing it registers the http.handlers.sms_stepup
+// module, its Caddyfile directive and its store and gateway modules, so
+//
+//	xcaddy build --with github.com/caddy-sms-stepup/caddy-sms-stepup
+//
+// builds a Caddy that has them.
+package stepup
+
+import (
+	// The Caddy modules.
+	_ "github.com/caddy-sms-stepup/caddy-sms-stepup/caddymodule"
+)
