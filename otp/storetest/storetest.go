@@ -255,6 +255,14 @@ func wantFailures(t *testing.T, e *env, now time.Time, want int) {
 	}
 }
 
+// lockedFor describes a lock-out as seen at now.
+func lockedFor(until, now time.Time) string {
+	if !until.After(now) {
+		return "not locked"
+	}
+	return "locked for " + until.Sub(now).String()
+}
+
 func wantCooldown(t *testing.T, err error, retryAt time.Time) {
 	t.Helper()
 	var cd *otp.CooldownError
@@ -615,7 +623,7 @@ func lockOutGrows(t *testing.T, e *env) {
 			continue
 		}
 		if got := res.LockedUntil.Sub(now); got != lock {
-			t.Fatalf("failure %d: locked for %s, want %s", i+1, got, lock)
+			t.Fatalf("failure %d: %s, want locked for %s", i+1, lockedFor(res.LockedUntil, now), lock)
 		}
 		almost := res.LockedUntil.Add(-time.Second)
 		wantStatus(t, e.verifyAs(alice, sessionA, "c1", "111111", almost, p), otp.VerifyLocked)
@@ -634,14 +642,14 @@ func lockedIdentityIsRefused(t *testing.T, e *env) {
 	}
 	until := t0.Add(30 * time.Second)
 	if !res.LockedUntil.Equal(until) {
-		t.Fatalf("third failure: locked until %s, want %s", res.LockedUntil.Sub(t0), until.Sub(t0))
+		t.Fatalf("third failure: %s, want locked for 30s", lockedFor(res.LockedUntil, t0))
 	}
 
 	now := t0.Add(10 * time.Second)
 	res = e.verifyAs(alice, sessionA, "c1", "111111", now, p)
 	wantStatus(t, res, otp.VerifyLocked)
 	if !res.LockedUntil.Equal(until) {
-		t.Fatalf("locked verify: locked until %s, want %s", res.LockedUntil.Sub(t0), until.Sub(t0))
+		t.Fatalf("locked verify: %s, want locked until 30s after the third failure", lockedFor(res.LockedUntil, now))
 	}
 	if st := e.identity(alice, now); !st.Locked(now) || st.Failures != 3 {
 		t.Fatalf("identity while locked: %+v, want locked with 3 failures", st)
@@ -720,7 +728,7 @@ func hardLimitStopsFailures(t *testing.T, e *env) {
 			continue
 		}
 		if got := res.LockedUntil.Sub(now); got != failures.Window {
-			t.Fatalf("failure %d: locked for %s, want the whole window %s", evaluated, got, failures.Window)
+			t.Fatalf("failure %d: %s, want locked for the whole window %s", evaluated, lockedFor(res.LockedUntil, now), failures.Window)
 		}
 	}
 	if id == "" {
