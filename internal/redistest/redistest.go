@@ -1,0 +1,197 @@
+// Package redistest starts real redis-server processes for tests: a single
+// server or a three-master Redis Cluster, on free loopback ports, in a
+// temporary directory, stopped when the test ends. Nothing here uses a Redis
+// that happens to run on the machine.
+//
+// Without redis-server on PATH the test is skipped, except under CI=true,
+// where a missing component is a failure.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Require skips (or, under CI=true, fails) the test when a command is
+// missing.
+func Require(t testing.TB, commands ...string) {
+	t.Helper()
+	for _, c := range commands {
+		if _, err := exec.LookPath(c); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found on PATH: CI must install it (scripts/deps)", c)
+			}
+			t.Skipf("%s not found on PATH; run `make deps` to install it", c)
+		}
+	}
+}
+
+// FreePort returns a loopback port nobody listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Server is one redis-server process.
+type Server struct {
+	Addr string
+	port int
+	dir  string
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Start runs a redis-server for the test and stops it at cleanup.
+func Start(t testing.TB, extraArgs ...string) *Server {
+	t.Helper()
+	Require(t, "redis-server")
+	port := FreePort(t)
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: t.TempDir(), args: extraArgs}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start (re)starts the process on the same port and waits until it says it
+// accepts connections.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return nil
+	}
+	args := append([]string{
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--daemonize", "no", "--loglevel", "notice",
+	}, s.args...)
+	cmd := exec.Command("redis-server", args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	if err := waitForLine(out, "Ready to accept connections", 20*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
+	}
+	s.cmd = cmd
+	return nil
+}
+
+// Stop kills the process (as a crash would) and waits for it to exit.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// waitForLine reads r until a line contains want, then drains r in the
+// background so the process never blocks on a full pipe.
+func waitForLine(r io.Reader, want string, timeout time.Duration) error {
+	found := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		var tail []string
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, want) {
+				found <- nil
+				for sc.Scan() {
+				}
+				return
+			}
+			tail = append(tail, line)
+			if len(tail) > 20 {
+				tail = tail[1:]
+			}
+		}
+		found <- fmt.Errorf("exited before %q:\n%s", want, strings.Join(tail, "\n"))
+	}()
+	select {
+	case err := <-found:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("no %q within %s", want, timeout)
+	}
+}
+
+// Cluster is a three-master Redis Cluster.
+type Cluster struct {
+	Addrs   []string
+	Servers []*Server
+}
+
+// StartCluster runs three cluster-enabled servers, joins them with
+// redis-cli --cluster create, and waits until every node reports the
+// cluster ok.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	Require(t, "redis-server", "redis-cli")
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		port := FreePort(t)
+		s := Start(t, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes-"+strconv.Itoa(port)+".conf"),
+			"--cluster-node-timeout", "5000")
+		c.Servers = append(c.Servers, s)
+		c.Addrs = append(c.Addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	// The nodes learn of each other by gossip, which has no event to wait
+	// on: ask each node until it says ok, within a deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, addr := range c.Addrs {
+		cl := goredis.NewClient(&goredis.Options{Addr: addr})
+		for {
+			info, err := cl.ClusterInfo(ctx).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				cl.Close()
+				t.Fatalf("cluster node %s not ok: %v %s", addr, err, info)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		cl.Close()
+	}
+	return c
+}

@@ -1,0 +1,123 @@
+package redis_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/store/redis"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/storetest"
+)
+
+var prefixes atomic.Int64
+
+// uniquePrefix keeps each conformance test's keys apart on a shared server.
+func uniquePrefix() string {
+	return "t" + strconv.FormatInt(prefixes.Add(1), 10) + ":"
+}
+
+func TestConformanceOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	storetest.Run(t, func(t *testing.T) otp.Store { return redis.New(client, uniquePrefix()) })
+}
+
+func TestConformanceOnRedisCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	client := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cluster.Addrs})
+	t.Cleanup(func() { client.Close() })
+	if _, ok := client.(*goredis.ClusterClient); !ok {
+		t.Fatalf("three addresses should give a cluster client, got %T", client)
+	}
+	storetest.Run(t, func(t *testing.T) otp.Store { return redis.New(client, uniquePrefix()) })
+}
+
+// TestKeyDumpHoldsNoSecrets issues a challenge and a wrong attempt, then
+// reads every key and value back: no code, no full number, no identity in
+// clear, and every key has a TTL.
+func TestKeyDumpHoldsNoSecrets(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	keys, err := otp.DeriveKeys([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := redis.New(client, "dump:")
+	const (
+		identity = "alice@example.com"
+		e164     = "+819012345678"
+		code     = "482915"
+	)
+	now := time.Unix(1_800_000_000, 0)
+	ctx := context.Background()
+	c := otp.Challenge{
+		ID: "chal1", Subject: identity, PhoneHash: keys.PhoneHash(e164), PhoneMasked: "+81 90-****-5678",
+		CodeMAC: keys.CodeMAC("chal1", code), CreatedAt: now, SentAt: now, ExpiresAt: now.Add(5 * time.Minute), MaxAttempts: 5,
+	}
+	cfg := otp.DefaultConfig()
+	if _, err := store.Issue(ctx, otp.IssueRequest{Challenge: c, Now: now, MaxSends: 5, CooldownBase: cfg.CooldownBase,
+		CooldownMax: cfg.CooldownMax, SendWindow: cfg.SendWindow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Verify(ctx, otp.VerifyRequest{Subject: identity, ChallengeID: "chal1", CodeMAC: keys.CodeMAC("chal1", "000000"),
+		Now: now, Failures: cfg.Failures}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := client.Keys(ctx, "dump:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 {
+		t.Fatalf("expected an identity key and a challenge key, got %q", all)
+	}
+	for _, k := range all {
+		ttl, err := client.PTTL(ctx, k).Result()
+		if err != nil || ttl <= 0 {
+			t.Errorf("key %s has no TTL (%v, %v)", k, ttl, err)
+		}
+		dump := k
+		m, err := client.HGetAll(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range m {
+			dump += " " + f + "=" + v
+		}
+		for _, secret := range []string{code, e164, "9012345678", identity} {
+			if strings.Contains(dump, secret) {
+				t.Errorf("key %s holds %q in clear: %q", k, secret, dump)
+			}
+		}
+	}
+}
+
+// TestUnreachableRedisFailsFast shows a stopped server gives an error (which
+// the service turns into ErrStoreUnavailable), not a hang and not a pass.
+func TestUnreachableRedisFailsFast(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	store := redis.New(client, "down:")
+	srv.Stop()
+	ctx := context.Background()
+	now := time.Now()
+	_, err := store.Verify(ctx, otp.VerifyRequest{Subject: "a", ChallengeID: "x", CodeMAC: []byte("m"), Now: now, Failures: otp.DefaultConfig().Failures})
+	if err == nil {
+		t.Fatal("verify against a stopped server should fail")
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Identity(ctx, "a", now); err != nil {
+		t.Fatalf("after restart the same client should work again: %v", err)
+	}
+}
