@@ -2,6 +2,9 @@ package otp_test
 
 import (
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"strings"
 	"testing"
 
@@ -140,5 +143,43 @@ func TestCSRFToken(t *testing.T) {
 				t.Fatal("the token was accepted")
 			}
 		})
+	}
+}
+
+// A timing difference cannot be measured reliably in a unit test, so rule 9
+// is checked in the source: the CSRF token is compared with hmac.Equal.
+func TestCSRFTokenIsComparedInConstantTime(t *testing.T) {
+	t.Parallel()
+	f, err := parser.ParseFile(token.NewFileSet(), "keys.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]bool{}
+	stringCompare := false
+	for _, d := range f.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "CheckCSRFToken" {
+			continue
+		}
+		ast.Inspect(fn, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.SelectorExpr:
+				if pkg, ok := n.X.(*ast.Ident); ok {
+					calls[pkg.Name+"."+n.Sel.Name] = true
+				}
+			case *ast.BinaryExpr:
+				// token == "" is fine; token == want is not.
+				if lit, ok := n.Y.(*ast.BasicLit); (n.Op == token.EQL || n.Op == token.NEQ) && (!ok || lit.Value != `""`) {
+					stringCompare = true
+				}
+			}
+			return true
+		})
+	}
+	if !calls["hmac.Equal"] && !calls["subtle.ConstantTimeCompare"] {
+		t.Error("CheckCSRFToken compares without hmac.Equal or subtle.ConstantTimeCompare")
+	}
+	if calls["bytes.Equal"] || stringCompare {
+		t.Error("CheckCSRFToken compares the token with an operator that stops at the first difference")
 	}
 }

@@ -69,6 +69,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("failure hard limit %d: expected 1 to 100", c.Failures.HardLimit)
 	case c.Failures.Budget < 1 || c.Failures.Budget > c.Failures.HardLimit:
 		return fmt.Errorf("failure budget %d: expected 1 to %d", c.Failures.Budget, c.Failures.HardLimit)
+	case c.Failures.DelayBase <= 0 || c.Failures.DelayMax < c.Failures.DelayBase || c.Failures.Window < c.Failures.DelayMax:
+		// A zero delay or window would switch the per-identity limit off.
+		return fmt.Errorf("failure delays %s..%s over %s: expected 0 < base <= max <= window",
+			c.Failures.DelayBase, c.Failures.DelayMax, c.Failures.Window)
+	case c.CooldownBase <= 0 || c.CooldownMax < c.CooldownBase || c.SendWindow <= 0:
+		return fmt.Errorf("resend cooldown %s..%s: expected 0 < base <= max, and a send window", c.CooldownBase, c.CooldownMax)
 	}
 	return nil
 }

@@ -285,6 +285,20 @@ func TestServiceCodeIsBoundToItsSession(t *testing.T) {
 	wantVerify(t, f.verify(t, res.Challenge.ID, code), otp.VerifyOK)
 }
 
+func TestServiceAnswersAlikeForUnknownIdentitiesAndChallenges(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, otp.DefaultConfig(), nil)
+	f.send(t, "")
+	known, errKnown := f.svc.Verify(t.Context(), otp.VerifyInput{Subject: "alice", SessionHash: "session-a", ChallengeID: "no-such-challenge", Code: "123456"})
+	unknown, errUnknown := f.svc.Verify(t.Context(), otp.VerifyInput{Subject: "nobody", SessionHash: "session-a", ChallengeID: "no-such-challenge", Code: "123456"})
+	if errKnown != nil || errUnknown != nil {
+		t.Fatal(errKnown, errUnknown)
+	}
+	if known != unknown || known.Status != otp.VerifyNotFound {
+		t.Fatalf("known identity got %+v, unknown identity got %+v; want the same no_challenge", known, unknown)
+	}
+}
+
 func TestServiceGatewayFailureIsASendFailure(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, otp.DefaultConfig(), nil)

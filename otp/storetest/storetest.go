@@ -95,6 +95,7 @@ var cases = []struct {
 	{"a correct code verifies once and consumes the challenge", correctCodeVerifiesOnce},
 	{"a wrong code is counted and reports the attempts left", wrongCodeIsCounted},
 	{"a challenge dies after its last attempt even for the right code", challengeDiesAfterLastAttempt},
+	{"a code MAC that differs from the stored one in any byte or its length is wrong", nearMissIsWrong},
 	{"an expired challenge is not found and nothing is counted", expiredChallengeNotCounted},
 	{"a code from another session is not found and nothing is counted", otherSessionNotCounted},
 	{"a code for another identity's challenge is not found and nothing is counted", otherIdentityNotCounted},
@@ -546,6 +547,31 @@ func challengeDiesAfterLastAttempt(t *testing.T, e *env) {
 	}
 	e.gone(alice, "c1", t0)
 	wantFailures(t, e, t0, maxAttempts)
+}
+
+func nearMissIsWrong(t *testing.T, e *env) {
+	right := e.mac("c1", "111111")
+	lastByte := bytes.Clone(right)
+	lastByte[len(lastByte)-1] ^= 1
+	misses := map[string][]byte{
+		"last byte": lastByte,
+		"truncated": right[:len(right)/2],
+		"extended":  append(bytes.Clone(right), 0),
+		"empty":     nil,
+	}
+	e.issue("c1", "111111", t0)
+	for name, mac := range misses {
+		res, err := e.store.Verify(t.Context(), otp.VerifyRequest{
+			Subject: alice, ChallengeID: "c1", SessionHash: sessionA, CodeMAC: mac, Now: t0, Failures: failures,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status == otp.VerifyOK {
+			t.Fatalf("a %s MAC verified", name)
+		}
+	}
+	wantFailures(t, e, t0, len(misses))
 }
 
 func expiredChallengeNotCounted(t *testing.T, e *env) {

@@ -15,16 +15,18 @@ import (
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/storetest"
 )
 
-// brokenEnv names the broken store TestBrokenStore runs the suite against
-// in a child process.
+// brokenEnv names the broken store a child process runs the suite against.
 const brokenEnv = "STORETEST_BROKEN_STORE"
 
 // A suite that cannot fail proves nothing. Each case breaks one rule in a
 // wrapper around the memory store and expects the subtest guarding that
-// rule to fail; the intact store must pass.
+// rule to fail; the intact store must pass. The suite runs in a child
+// process (this test binary, this test, with brokenEnv set) because a
+// failing *testing.T cannot be observed from inside the same test run.
 func TestSuiteCatchesBrokenStores(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the suite in child processes")
+	if name, ok := os.LookupEnv(brokenEnv); ok {
+		storetest.Run(t, func(t *testing.T) otp.Store { return brokenStore(t, name) })
+		return
 	}
 	t.Parallel()
 	cases := []struct {
@@ -58,11 +60,11 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenStore$", "-test.count=1", "-test.v")
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSuiteCatchesBrokenStores$", "-test.count=1", "-test.v")
 			cmd.Env = append(os.Environ(), brokenEnv+"="+tc.broken)
 			out, err := cmd.CombinedOutput()
 			if tc.fails == nil {
-				if err != nil || !bytes.Contains(out, []byte("--- PASS: TestBrokenStore")) {
+				if err != nil || !bytes.Contains(out, []byte("--- PASS: TestSuiteCatchesBrokenStores")) {
 					t.Fatalf("the intact store failed the suite: %v\n%s", err, out)
 				}
 				return
@@ -71,7 +73,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 				t.Fatalf("the suite passed a %s store:\n%s", tc.broken, out)
 			}
 			for _, name := range tc.fails {
-				if !bytes.Contains(out, []byte("--- FAIL: TestBrokenStore/"+strings.ReplaceAll(name, " ", "_"))) {
+				if !bytes.Contains(out, []byte("--- FAIL: TestSuiteCatchesBrokenStores/"+strings.ReplaceAll(name, " ", "_"))) {
 					t.Errorf("%q did not fail for a %s store:\n%s", name, tc.broken, out)
 				}
 			}
@@ -79,33 +81,27 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 	}
 }
 
-// TestBrokenStore runs the suite against the store named by brokenEnv. It
-// runs only as the child process of TestSuiteCatchesBrokenStores.
-func TestBrokenStore(t *testing.T) {
-	name, ok := os.LookupEnv(brokenEnv)
-	if !ok {
-		t.Skip("run by TestSuiteCatchesBrokenStores")
+// brokenStore returns a memory store, wrapped to break the rule name says
+// (the intact store for "").
+func brokenStore(t *testing.T, name string) otp.Store {
+	m := memory.New(nil, time.Hour)
+	t.Cleanup(func() { m.Close() })
+	switch name {
+	case "":
+		return m
+	case "replay":
+		return &replayStore{Store: m, used: map[string][]byte{}}
+	case "old-code":
+		return &oldCodeStore{Store: m, old: map[string][][]byte{}}
+	case "session-blind":
+		return sessionBlindStore{m}
+	case "no-cooldown", "no-expiry", "no-send-limit", "no-attempt-limit":
+		return issueChangingStore{m, name}
+	case "no-lock":
+		return noLockStore{m}
 	}
-	storetest.Run(t, func(t *testing.T) otp.Store {
-		m := memory.New(nil, time.Hour)
-		t.Cleanup(func() { m.Close() })
-		switch name {
-		case "":
-			return m
-		case "replay":
-			return &replayStore{Store: m, used: map[string][]byte{}}
-		case "old-code":
-			return &oldCodeStore{Store: m, old: map[string][][]byte{}}
-		case "session-blind":
-			return sessionBlindStore{m}
-		case "no-cooldown", "no-expiry", "no-send-limit", "no-attempt-limit":
-			return issueChangingStore{m, name}
-		case "no-lock":
-			return noLockStore{m}
-		}
-		t.Fatalf("unknown broken store %q", name)
-		return nil
-	})
+	t.Fatalf("unknown broken store %q", name)
+	return nil
 }
 
 // replayStore answers ok again for a code that already verified.

@@ -1,6 +1,9 @@
 package memory_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -124,4 +127,51 @@ func TestCloseIsIdempotent(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A timing difference cannot be measured reliably in a unit test, so rule 9
+// is checked in the source: Verify compares MACs with crypto/subtle and
+// never with a comparison that stops at the first differing byte.
+func TestVerifyComparesInConstantTime(t *testing.T) {
+	t.Parallel()
+	calls := callsIn(t, "memory.go", "Verify")
+	if !calls["subtle.ConstantTimeCompare"] {
+		t.Error("Verify does not call subtle.ConstantTimeCompare")
+	}
+	for _, leaky := range []string{"bytes.Equal", "bytes.Compare", "reflect.DeepEqual"} {
+		if calls[leaky] {
+			t.Errorf("Verify calls %s, which is not constant-time", leaky)
+		}
+	}
+}
+
+// callsIn returns the package-qualified calls (as "pkg.Func") made in the
+// function or method name of file.
+func callsIn(t *testing.T, file, name string) map[string]bool {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]bool{}
+	found := false
+	for _, d := range f.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != name {
+			continue
+		}
+		found = true
+		ast.Inspect(fn, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if pkg, ok := sel.X.(*ast.Ident); ok {
+					calls[pkg.Name+"."+sel.Sel.Name] = true
+				}
+			}
+			return true
+		})
+	}
+	if !found {
+		t.Fatalf("no function %s in %s", name, file)
+	}
+	return calls
 }
