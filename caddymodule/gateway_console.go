@@ -53,7 +53,7 @@ func (g *ConsoleGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(d.Nesting()) {
+	for d.NextBlock(0) {
 		switch d.Val() {
 		case "outbox":
 			if !d.NextArg() {

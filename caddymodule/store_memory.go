@@ -80,7 +80,7 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	if d.NextBlock(d.Nesting()) {
+	if d.NextBlock(0) {
 		return d.Errf("store memory takes no block, got %q", d.Val())
 	}
 	return nil
