@@ -31,6 +31,18 @@ type visit struct {
 	nonce       string
 }
 
+func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) *visit {
+	return &visit{
+		w:           w,
+		r:           r,
+		repl:        repl,
+		identity:    identity,
+		sessionHash: h.keys.SessionHash(h.session(repl)),
+		lang:        pages.Lang(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")),
+		ret:         "/",
+	}
+}
+
 // serveOwn serves the pages and endpoints under path_prefix:
 //
 //	GET  {prefix}/        the send page, or the code page when a code is out
@@ -43,15 +55,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		return h.refuseNoIdentity(w, r)
 	}
 	q := r.URL.Query()
-	v := &visit{
-		w:           w,
-		r:           r,
-		repl:        repl,
-		identity:    identity,
-		sessionHash: h.keys.SessionHash(h.session(repl)),
-		lang:        pages.Lang(q.Get("lang"), r.Header.Get("Accept-Language")),
-		ret:         returnPath(q.Get("r")),
-	}
+	v := h.newVisit(w, r, repl, identity)
+	v.ret = returnPath(q.Get("r"))
 	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
 	switch {
 	case sub == "" || sub == "/":
@@ -302,7 +307,7 @@ func (h *Handler) locked(v *visit, until time.Time) error {
 func (h *Handler) unavailable(v *visit, err error) error {
 	h.logger.Error("store unavailable: failing closed", zap.String("event", "store_unavailable"), zap.String("identity", v.identity), zap.Error(err))
 	v.w.Header().Set("Retry-After", "30")
-	return h.render(v, http.StatusServiceUnavailable, pages.Unavailable, pages.Data{})
+	return h.render(v, http.StatusServiceUnavailable, pages.Unavailable, pages.Data{Message: pages.Msg(v.lang, "unavailable_lead")})
 }
 
 func (h *Handler) methodNotAllowed(v *visit, allow string) error {
@@ -370,7 +375,7 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 // renderError is render for requests that are not to the plugin's pages.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key string) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	v := &visit{w: w, r: r, repl: repl, lang: pages.Lang("", r.Header.Get("Accept-Language")), ret: "/"}
+	v := h.newVisit(w, r, repl, "")
 	return h.render(v, status, pages.Error, pages.Data{Message: pages.Msg(v.lang, key)})
 }
 

@@ -282,7 +282,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))
 	}
-	return h.challenge(w, r)
+	return h.challenge(w, r, repl, identity)
 }
 
 func (h *Handler) session(repl *caddy.Replacer) string {
@@ -302,7 +302,14 @@ func (h *Handler) stepUpMaxAge() time.Duration {
 
 // challenge answers a protected request that has no valid step-up: API
 // clients get 401 with an RFC 9470 challenge, browsers a 303 to the page.
-func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) error {
+// It reads the identity's state first, so that with the store down the
+// answer is a 503 at once (fail closed) rather than a page that can't work.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) error {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	if _, err := h.service.Identity(ctx, identity); err != nil {
+		return h.unavailable(h.newVisit(w, r, repl, identity), err)
+	}
 	ret := "/"
 	notice := ""
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {

@@ -8,10 +8,8 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -19,10 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/testproc"
 )
 
 // Require skips (or, under CI=true, fails) the test when a command is
@@ -57,8 +58,8 @@ type Server struct {
 	dir  string
 	args []string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	proc *testproc.Process
 }
 
 // Start runs a redis-server for the test and stops it at cleanup.
@@ -79,7 +80,7 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return nil
 	}
 	args := append([]string{
@@ -87,21 +88,11 @@ func (s *Server) Start() error {
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--daemonize", "no", "--loglevel", "notice",
 	}, s.args...)
-	cmd := exec.Command("redis-server", args...)
-	out, err := cmd.StdoutPipe()
+	proc, err := testproc.Start(exec.Command("redis-server", args...), "Ready to accept connections", 20*time.Second)
 	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	if err := waitForLine(out, "Ready to accept connections", 20*time.Second); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
 		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
 	}
-	s.cmd = cmd
+	s.proc = proc
 	return nil
 }
 
@@ -109,42 +100,27 @@ func (s *Server) Start() error {
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
+	s.proc.Stop()
+	s.proc = nil
 }
 
-// waitForLine reads r until a line contains want, then drains r in the
-// background so the process never blocks on a full pipe.
-func waitForLine(r io.Reader, want string, timeout time.Duration) error {
-	found := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(r)
-		var tail []string
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.Contains(line, want) {
-				found <- nil
-				for sc.Scan() {
-				}
-				return
-			}
-			tail = append(tail, line)
-			if len(tail) > 20 {
-				tail = tail[1:]
-			}
-		}
-		found <- fmt.Errorf("exited before %q:\n%s", want, strings.Join(tail, "\n"))
-	}()
-	select {
-	case err := <-found:
-		return err
-	case <-time.After(timeout):
-		return fmt.Errorf("no %q within %s", want, timeout)
+// Pause freezes the server (SIGSTOP): connections stay open but nothing
+// answers, as with a server that is overloaded or cut off. Resume undoes it.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return fmt.Errorf("redis-server on %s is not running", s.Addr)
 	}
+	return s.proc.Cmd.Process.Signal(sig)
 }
 
 // Cluster is a three-master Redis Cluster.
