@@ -50,7 +50,7 @@ func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.R
 //	POST {prefix}/verify  check a code
 func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	identity := repl.ReplaceKnown(h.Identity, "")
+	identity := repl.ReplaceAll(h.Identity, "")
 	if identity == "" {
 		return h.refuseNoIdentity(w, r)
 	}

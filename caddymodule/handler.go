@@ -267,7 +267,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	identity := repl.ReplaceKnown(h.Identity, "")
+	identity := repl.ReplaceAll(h.Identity, "")
 	if identity == "" {
 		return h.refuseNoIdentity(w, r)
 	}
@@ -289,7 +289,7 @@ func (h *Handler) session(repl *caddy.Replacer) string {
 	if h.Session == "" {
 		return ""
 	}
-	return repl.ReplaceKnown(h.Session, "")
+	return repl.ReplaceAll(h.Session, "")
 }
 
 // stepUpMaxAge is what a client is told the route demands.

@@ -22,9 +22,12 @@ const generatedKeyName = "sms_stepup/signing_key"
 // kept in Caddy's storage, generating it on first use.
 func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
 	if h.SigningKey != "" {
-		key := caddy.NewReplacer().ReplaceKnown(h.SigningKey, "")
-		if key == "" {
-			return nil, fmt.Errorf("signing_key %q is empty once placeholders are expanded: is the variable set?", h.SigningKey)
+		// An unknown or empty placeholder is an error, never the key: a
+		// mistyped {env.X} must not leave the readable placeholder text as
+		// the secret.
+		key, err := caddy.NewReplacer().ReplaceOrErr(h.SigningKey, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("signing_key %q: %w: is the variable set?", h.SigningKey, err)
 		}
 		if len(key) < otp.MinKeyLength {
 			return nil, fmt.Errorf("signing_key is %d bytes: expected at least %d (e.g. the output of `openssl rand -base64 32`)", len(key), otp.MinKeyLength)

@@ -26,7 +26,8 @@ func loadPhoneFile(path string, policy *otp.PhonePolicy) (map[string]otp.Phone, 
 	phones := make(map[string]otp.Phone)
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
+		// Excel's "CSV UTF-8" starts the file with a byte-order mark.
+		text := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\ufeff"))
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
@@ -54,7 +55,7 @@ func loadPhoneFile(path string, policy *otp.PhonePolicy) (map[string]otp.Phone, 
 // the phone file.
 func (h *Handler) phoneFor(identity string, repl *caddy.Replacer) (otp.Phone, error) {
 	if h.Phone != "" {
-		if raw := repl.ReplaceKnown(h.Phone, ""); raw != "" {
+		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
 			return h.policy.Check(raw)
 		}
 	}
