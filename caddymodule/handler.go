@@ -81,8 +81,20 @@ type Handler struct {
 	DefaultRegion string `json:"default_region,omitempty"`
 	// Countries whose numbers may receive codes. Default: default_region.
 	AllowCountries []string `json:"allow_countries,omitempty"`
-	// Name shown on pages and in the SMS. Default: the request's host.
+	// Name shown on pages and in the SMS. Default: the request's host on
+	// pages, "Step-up" in the SMS.
 	ServiceName string `json:"service_name,omitempty"`
+	// SMS text per locale ("en", "ja"), as a text/template with
+	// {{.Service}}, {{.Code}} and {{.Minutes}}. It must show the code.
+	// Default: a short message with the "never share this code" warning.
+	Messages map[string]string `json:"messages,omitempty"`
+	// The most SMS segments a message may take (GSM-7: 160 characters, 153
+	// per part; UCS-2, e.g. any Japanese: 70, 67 per part). A template that
+	// can exceed it, with the longest code, fails at provision. Default: 1.
+	MaxSegments int `json:"max_segments,omitempty"`
+	// Host for WebOTP's last line "@host #code", which lets browsers fill in
+	// the code. Must be the site's own host (or same-site). Default: none.
+	WebOTPHost string `json:"webotp_host,omitempty"`
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
@@ -137,6 +149,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	msgs, err := otp.NewMessages(otp.MessagesConfig{Templates: h.Messages, WebOTPHost: h.WebOTPHost})
+	if err != nil {
+		return err
+	}
+	maxSegments := h.MaxSegments
+	if maxSegments == 0 {
+		maxSegments = 1
+	}
+	if err := msgs.CheckSegments(cfg.ServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments); err != nil {
+		return err
+	}
+	cfg.Messages = msgs
 	if h.TokenTTL == 0 {
 		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
 	}
@@ -254,6 +278,13 @@ func (h *Handler) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripStepupHeaders(r.Header)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// Set the placeholders empty first: header_up keeps an unset
+	// placeholder's text, which would reach the upstream as a non-empty
+	// X-Stepup-Identity on every route this handler does not step up.
+	repl.Set("http.sms_stepup.identity", "")
+	repl.Set("http.sms_stepup.verified_at", "")
+	repl.Set("http.sms_stepup.auth_time", "")
 	if underPrefix(r.URL.Path, h.PathPrefix) {
 		return h.serveOwn(w, r)
 	}
@@ -266,7 +297,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		}
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	identity := repl.ReplaceAll(h.Identity, "")
 	if identity == "" {
 		return h.refuseNoIdentity(w, r)
