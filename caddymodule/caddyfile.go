@@ -40,6 +40,9 @@ func init() {
 //		default_region <country>
 //		allow_countries <country>...
 //		service_name   <name>
+//		message        <locale> <template>
+//		max_segments   <n>
+//		webotp_host    <host>
 //		store          <module> [...]
 //		gateway        <module> [...]
 //	}
@@ -67,7 +70,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
 	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "default_region",
-	"allow_countries", "service_name", "store", "gateway"}
+	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "store", "gateway"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -141,6 +144,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ServiceName = strings.Join(args, " ")
+		case "message":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("message: expected a locale (en or ja) and a template, e.g. message en \"{{.Code}} is your code\"")
+			}
+			if h.Messages == nil {
+				h.Messages = make(map[string]string)
+			}
+			h.Messages[args[0]] = args[1]
+		case "max_segments":
+			h.MaxSegments, err = intArg(d, 1, 10)
+		case "webotp_host":
+			h.WebOTPHost, err = oneArg(d)
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":

@@ -1,11 +1,15 @@
 package otp
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strings"
 )
 
 // MinKeyLength is the shortest signing key accepted, in bytes: an HS256 key
@@ -24,6 +28,7 @@ type Keys struct {
 	csrf    []byte
 	session []byte
 	phone   []byte
+	receipt cipher.AEAD
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -36,7 +41,16 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		m.Write([]byte("caddy-sms-stepup/v1/" + label))
 		return m.Sum(nil)
 	}
+	block, err := aes.NewCipher(derive("receipt"))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
 	return &Keys{
+		receipt: aead,
 		ID:      hex.EncodeToString(derive("kid")[:8]),
 		token:   derive("token"),
 		codeMAC: derive("code"),
@@ -96,4 +110,30 @@ func (k *Keys) short(key []byte, s string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// SealReceipt makes the token of a delivery-report URL: the identity and
+// challenge, encrypted and authenticated, so the report finds its challenge
+// without any lookup, nobody can forge one, and the provider learns nothing.
+func (k *Keys) SealReceipt(subject, challengeID string) (string, error) {
+	nonce := make([]byte, k.receipt.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	sealed := k.receipt.Seal(nonce, nonce, []byte(subject+"\x00"+challengeID), []byte("receipt"))
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// OpenReceipt reverses SealReceipt; ok is false for anything it did not make.
+func (k *Keys) OpenReceipt(token string) (subject, challengeID string, ok bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) < k.receipt.NonceSize() {
+		return "", "", false
+	}
+	plain, err := k.receipt.Open(nil, raw[:k.receipt.NonceSize()], raw[k.receipt.NonceSize():], []byte("receipt"))
+	if err != nil {
+		return "", "", false
+	}
+	subject, challengeID, ok = strings.Cut(string(plain), "\x00")
+	return subject, challengeID, ok
 }

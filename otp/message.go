@@ -1,31 +1,160 @@
 package otp
 
 import (
-	"strconv"
+	"bytes"
+	"fmt"
 	"strings"
+	"text/template"
 	"time"
+	"unicode/utf16"
 )
 
 // Locales with message and page translations. The first is the fallback.
 var Locales = []string{"en", "ja"}
 
-// ComposeSMS returns the text of a code message in locale: the code, the
-// service, how long it lives, and the warning not to share it. With
-// webOTPHost set, a last line "@host #code" lets browsers that support WebOTP
-// fill the code in (the host comes from configuration, never from a request).
-func ComposeSMS(locale, service, code string, ttl time.Duration, webOTPHost string) string {
-	minutes := strconv.Itoa(int((ttl + time.Minute - 1) / time.Minute))
-	var b strings.Builder
-	switch locale {
-	case "ja":
-		b.WriteString(service + "の確認コード: " + code + "\n")
-		b.WriteString(minutes + "分以内に入力してください。このコードは誰にも教えないでください。")
-	default:
-		b.WriteString(service + " code: " + code + "\n")
-		b.WriteString("It expires in " + minutes + " min. Never share this code with anyone.")
+// DefaultMessages are the SMS texts: the service, the code, how long it
+// lives, and the warning not to share it. Each fits one SMS segment with a
+// ten-digit code and a short service name (GSM-7 160, UCS-2 70).
+var DefaultMessages = map[string]string{
+	"en": "{{.Service}} code: {{.Code}}\nIt expires in {{.Minutes}} min. Never share it with anyone.",
+	"ja": "{{.Service}} 確認コード: {{.Code}}（{{.Minutes}}分有効）\n誰にも教えないでください。",
+}
+
+// MessageData fills a message template.
+type MessageData struct {
+	Service string
+	Code    string
+	Minutes int
+}
+
+// Messages renders the SMS text per locale.
+type Messages struct {
+	tmpl       map[string]*template.Template
+	webOTPHost string
+}
+
+// MessagesConfig configures Messages.
+type MessagesConfig struct {
+	// Templates by locale (text/template with .Service, .Code, .Minutes);
+	// missing locales take DefaultMessages.
+	Templates map[string]string
+	// WebOTPHost, when set, adds a last line "@host #code" so browsers that
+	// support WebOTP fill the code in. It comes from configuration, never
+	// from a request's Host header.
+	WebOTPHost string
+}
+
+// sentinelCode proves a template shows the code.
+const sentinelCode = "9081726354"
+
+// NewMessages parses the templates and checks each one shows the code.
+func NewMessages(cfg MessagesConfig) (*Messages, error) {
+	m := &Messages{tmpl: make(map[string]*template.Template), webOTPHost: cfg.WebOTPHost}
+	if h := cfg.WebOTPHost; h != "" && (strings.ContainsAny(h, " /#@\n") || strings.Contains(h, "://")) {
+		return nil, fmt.Errorf("webotp_host %q: expected a bare host name such as app.example.com", h)
 	}
-	if webOTPHost != "" {
-		b.WriteString("\n\n@" + webOTPHost + " #" + code)
+	for _, locale := range Locales {
+		src, ok := cfg.Templates[locale]
+		if !ok {
+			src = DefaultMessages[locale]
+		}
+		t, err := template.New("message " + locale).Option("missingkey=error").Parse(src)
+		if err != nil {
+			return nil, fmt.Errorf("message template %s: %w", locale, err)
+		}
+		m.tmpl[locale] = t
+		body, err := m.render(locale, MessageData{Service: "S", Code: sentinelCode, Minutes: 5})
+		if err != nil {
+			return nil, err
+		}
+		if !strings.Contains(body, sentinelCode) {
+			return nil, fmt.Errorf("message template %s: it must show the code ({{.Code}})", locale)
+		}
 	}
-	return b.String()
+	for locale := range cfg.Templates {
+		if m.tmpl[locale] == nil {
+			return nil, fmt.Errorf("message template %q: no such locale, expected one of %s", locale, strings.Join(Locales, ", "))
+		}
+	}
+	return m, nil
+}
+
+// Compose returns the message for locale (English when unknown).
+func (m *Messages) Compose(locale, service, code string, ttl time.Duration) (string, error) {
+	if m.tmpl[locale] == nil {
+		locale = Locales[0]
+	}
+	return m.render(locale, MessageData{Service: service, Code: code, Minutes: int((ttl + time.Minute - 1) / time.Minute)})
+}
+
+func (m *Messages) render(locale string, d MessageData) (string, error) {
+	var b bytes.Buffer
+	if err := m.tmpl[locale].Execute(&b, d); err != nil {
+		return "", fmt.Errorf("message template %s: %w", locale, err)
+	}
+	if m.webOTPHost != "" {
+		b.WriteString("\n\n@" + m.webOTPHost + " #" + d.Code)
+	}
+	return b.String(), nil
+}
+
+// CheckSegments renders every locale with the longest values it can get
+// (a code of codeLength digits, the longest lifetime) and refuses a
+// template that would take more than maxSegments SMS.
+func (m *Messages) CheckSegments(service string, codeLength int, ttl time.Duration, maxSegments int) error {
+	for _, locale := range Locales {
+		body, err := m.Compose(locale, service, strings.Repeat("0", codeLength), ttl)
+		if err != nil {
+			return err
+		}
+		enc, units, n := Segments(body)
+		if n > maxSegments {
+			return fmt.Errorf("message %s is %d %s characters, %d SMS segments, more than max_segments %d: shorten the template, service_name or webotp_host, or raise max_segments",
+				locale, units, enc, n, maxSegments)
+		}
+	}
+	return nil
+}
+
+// gsm7Basic and gsm7Extension are the GSM 03.38 default alphabet and its
+// extension table (whose characters take two septets).
+const (
+	gsm7Basic = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+		"¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+	gsm7Extension = "\f^{}\\[~]|€"
+)
+
+// IsGSM7 reports whether s can be sent in the GSM 7-bit alphabet.
+func IsGSM7(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune(gsm7Basic, r) && !strings.ContainsRune(gsm7Extension, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Segments returns the encoding a message needs ("GSM-7" or "UCS-2"), its
+// length in that encoding's units (septets or UTF-16 code units) and how many
+// SMS segments it takes: one up to 160 septets or 70 units, else parts of 153
+// or 67.
+func Segments(s string) (encoding string, units, segments int) {
+	if IsGSM7(s) {
+		for _, r := range s {
+			units++
+			if strings.ContainsRune(gsm7Extension, r) {
+				units++
+			}
+		}
+		return "GSM-7", units, parts(units, 160, 153)
+	}
+	units = len(utf16.Encode([]rune(s)))
+	return "UCS-2", units, parts(units, 70, 67)
+}
+
+func parts(units, single, multi int) int {
+	if units <= single {
+		return 1
+	}
+	return (units + multi - 1) / multi
 }

@@ -23,8 +23,8 @@ type Config struct {
 	Failures     FailurePolicy
 	// ServiceName appears in the SMS text.
 	ServiceName string
-	// WebOTPHost, when set, adds the "@host #code" line to messages.
-	WebOTPHost string
+	// Messages renders the SMS text. Nil: DefaultMessages.
+	Messages *Messages
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -98,6 +98,13 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	}
 	if store == nil || gateway == nil || keys == nil {
 		return nil, errors.New("service needs a store, a gateway and keys")
+	}
+	if cfg.Messages == nil {
+		m, err := NewMessages(MessagesConfig{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Messages = m
 	}
 	if clock == nil {
 		clock = SystemClock{}
@@ -185,7 +192,10 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 			return SendResult{}, storeErr(err)
 		}
 	}
-	body := ComposeSMS(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL, s.cfg.WebOTPHost)
+	body, err := s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL)
+	if err != nil {
+		return SendResult{Challenge: c, Resent: resent}, err
+	}
 	receipt, err := s.gateway.Send(ctx, Message{To: req.Phone.E164, Body: body, Locale: req.Locale, Ref: c.ID})
 	if err != nil {
 		return SendResult{Challenge: c, Resent: resent}, fmt.Errorf("%w: %w", ErrSendFailed, err)
@@ -252,7 +262,7 @@ func storeErr(err error) error {
 	var cd *CooldownError
 	var lk *LockedError
 	switch {
-	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrStoreUnavailable),
+	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrCallLimit), errors.Is(err, ErrStoreUnavailable),
 		errors.As(err, &cd), errors.As(err, &lk):
 		return err
 	}

@@ -335,6 +335,10 @@ func (s brokenStore) Identity(context.Context, string, time.Time) (otp.IdentityS
 	return otp.IdentityState{}, s.err
 }
 
+func (s brokenStore) SetDelivery(context.Context, string, string, otp.DeliveryStatus, time.Time) error {
+	return s.err
+}
+
 func TestServiceFailsClosedWhenTheStoreFails(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -459,7 +463,11 @@ func TestServiceMessageLocaleAndWebOTP(t *testing.T) {
 	t.Parallel()
 	cfg := otp.DefaultConfig()
 	cfg.ServiceName = "Example"
-	cfg.WebOTPHost = "example.com"
+	msgs, err := otp.NewMessages(otp.MessagesConfig{WebOTPHost: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Messages = msgs
 	f := newFixture(t, cfg, nil)
 	res, err := f.svc.Send(t.Context(), otp.SendRequest{Subject: "alice", Phone: alicePhone, Locale: "ja"})
 	if err != nil {
@@ -467,7 +475,7 @@ func TestServiceMessageLocaleAndWebOTP(t *testing.T) {
 	}
 	m := f.gateway.messages()[0]
 	code := f.gateway.lastCode(t)
-	if m.Locale != "ja" || !strings.HasPrefix(m.Body, "Exampleの確認コード: "+code) || !strings.HasSuffix(m.Body, "\n@example.com #"+code) {
+	if m.Locale != "ja" || !strings.HasPrefix(m.Body, "Example 確認コード: "+code) || !strings.HasSuffix(m.Body, "\n@example.com #"+code) {
 		t.Fatalf("message %+v", m)
 	}
 	got, err := f.verifyIn(t, "", res.Challenge.ID, code)

@@ -22,6 +22,11 @@ type Challenge struct {
 	Sends       int       `json:"sends"`
 	Attempts    int       `json:"attempts"`
 	MaxAttempts int       `json:"max_attempts"`
+	// Calls is how many of the sends were voice calls.
+	Calls int `json:"calls,omitempty"`
+	// Delivery is the latest status the provider reported for the current
+	// code, if any.
+	Delivery DeliveryStatus `json:"delivery,omitempty"`
 }
 
 // Remaining is the number of verification attempts left.
@@ -42,7 +47,10 @@ type IssueRequest struct {
 	// are taken from it.
 	Challenge Challenge
 	Resend    bool
-	Now       time.Time
+	// Voice marks a resend by phone call; it also counts against MaxCalls.
+	Voice    bool
+	MaxCalls int
+	Now      time.Time
 	// MaxSends caps the codes one challenge may receive.
 	MaxSends int
 	// CooldownBase is the wait after the first send; each later send of the
@@ -158,12 +166,17 @@ type Store interface {
 	Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error)
 	// Identity returns the subject's counters (zero if none).
 	Identity(ctx context.Context, subject string, now time.Time) (IdentityState, error)
+	// SetDelivery records a provider's report on a live challenge's current
+	// code. A status never replaces one that came later in the delivery
+	// ("sent" after "delivered"); a report for a gone challenge is dropped.
+	SetDelivery(ctx context.Context, subject, id string, status DeliveryStatus, now time.Time) error
 }
 
 // Errors returned by stores and the Service.
 var (
 	ErrChallengeNotFound = errors.New("no live challenge")
 	ErrSendLimit         = errors.New("too many codes sent for this challenge")
+	ErrCallLimit         = errors.New("too many calls for this challenge")
 	// ErrStoreUnavailable wraps any failure to reach the store. Callers fail
 	// closed on it: no SMS, no pass-through.
 	ErrStoreUnavailable = errors.New("store unavailable")

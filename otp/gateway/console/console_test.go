@@ -33,7 +33,7 @@ var sentAt = time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 func message(ref string) otp.Message {
 	return otp.Message{
 		To:     number,
-		Body:   otp.ComposeSMS("en", "Example", code, 5*time.Minute, "example.com"),
+		Body:   "Example code: " + code + "\nIt expires in 5 min.\n\n@example.com #" + code,
 		Locale: "en",
 		Ref:    ref,
 	}

@@ -160,14 +160,26 @@ func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge
 		if c.Sends >= req.MaxSends {
 			return nil, otp.ErrSendLimit
 		}
+		if req.Voice && c.Calls >= req.MaxCalls {
+			return nil, otp.ErrCallLimit
+		}
 		c.CodeMAC = append([]byte(nil), in.CodeMAC...)
 		c.SentAt = in.SentAt
 		c.ExpiresAt = in.ExpiresAt
 		c.Sends++
+		c.Delivery = ""
+		if req.Voice {
+			c.Calls++
+		}
 	} else {
 		c = cloneChallenge(&in)
 		c.Sends = 1
 		c.Attempts = 0
+		c.Calls = 0
+		c.Delivery = ""
+		if req.Voice {
+			c.Calls = 1
+		}
 		id.challenges[c.ID] = c
 	}
 	id.sends++
@@ -250,6 +262,24 @@ func (s *Store) Identity(ctx context.Context, subject string, now time.Time) (ot
 		Sends:       id.sends,
 		NextSendAt:  id.nextSendAt,
 	}, nil
+}
+
+// SetDelivery implements otp.Store.
+func (s *Store) SetDelivery(ctx context.Context, subject, cid string, status otp.DeliveryStatus, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.get(subject, now, false)
+	if id == nil || id.challenges[cid] == nil {
+		return nil
+	}
+	c := id.challenges[cid]
+	if status.Rank() > c.Delivery.Rank() {
+		c.Delivery = status
+	}
+	return nil
 }
 
 func cloneChallenge(c *otp.Challenge) *otp.Challenge {

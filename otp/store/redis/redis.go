@@ -64,15 +64,18 @@ func fromMS(v int64) time.Time {
 // Issue implements otp.Store.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
 	c := req.Challenge
-	resend := "0"
+	resend, voice := "0", "0"
 	if req.Resend {
 		resend = "1"
+	}
+	if req.Voice {
+		voice = "1"
 	}
 	res, err := issueScript.Run(ctx, s.client, s.keys(c.Subject, c.ID),
 		ms(req.Now), resend, req.MaxSends,
 		req.CooldownBase.Milliseconds(), req.CooldownMax.Milliseconds(), req.SendWindow.Milliseconds(),
 		c.SessionHash, c.PhoneHash, c.PhoneMasked, string(c.CodeMAC),
-		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts,
+		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts, voice, req.MaxCalls,
 	).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redis issue: %w", err)
@@ -89,6 +92,8 @@ func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge
 		return nil, otp.ErrChallengeNotFound
 	case "sendlimit":
 		return nil, otp.ErrSendLimit
+	case "calllimit":
+		return nil, otp.ErrCallLimit
 	default:
 		return nil, fmt.Errorf("redis issue: unexpected reply %v", res)
 	}
@@ -173,6 +178,14 @@ func (s *Store) Identity(ctx context.Context, subject string, now time.Time) (ot
 	return st, nil
 }
 
+// SetDelivery implements otp.Store.
+func (s *Store) SetDelivery(ctx context.Context, subject, id string, status otp.DeliveryStatus, now time.Time) error {
+	if err := deliveryScript.Run(ctx, s.client, s.keys(subject, id)[1:], string(status), status.Rank()).Err(); err != nil {
+		return fmt.Errorf("redis delivery: %w", err)
+	}
+	return nil
+}
+
 // Ping checks the connection.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.client.Ping(ctx).Err()
@@ -204,6 +217,10 @@ func parseChallenge(subject, id string, fields []any) (*otp.Challenge, error) {
 			c.Attempts = int(atoi(v))
 		case "max":
 			c.MaxAttempts = int(atoi(v))
+		case "calls":
+			c.Calls = int(atoi(v))
+		case "delivery":
+			c.Delivery = otp.DeliveryStatus(v)
 		}
 	}
 	if len(c.CodeMAC) == 0 || c.ExpiresAt.IsZero() {

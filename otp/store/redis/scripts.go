@@ -53,9 +53,10 @@ end
 
 // issueScript: KEYS identity, challenge. ARGV now, resend, max_sends,
 // cooldown_base, cooldown_max, send_window, sid, ph, pm, mac, created,
-// sent, exp, max_attempts.
+// sent, exp, max_attempts, voice, max_calls.
 var issueScript = goredis.NewScript(identityPrelude + `
 local resend = ARGV[2] == '1'
+local voice = ARGV[15] == '1'
 local max_sends = tonumber(ARGV[3])
 if now < locked then return {'locked', locked} end
 if now < next_send then return {'cooldown', next_send} end
@@ -68,11 +69,18 @@ if resend then
     return {'notfound'}
   end
   if tonumber(c[5]) >= max_sends then return {'sendlimit'} end
-  redis.call('HSET', KEYS[2], 'mac', ARGV[10], 'sent', ARGV[12], 'exp', ARGV[13])
+  if voice and (tonumber(redis.call('HGET', KEYS[2], 'calls')) or 0) >= tonumber(ARGV[16]) then
+    return {'calllimit'}
+  end
+  redis.call('HSET', KEYS[2], 'mac', ARGV[10], 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0)
   redis.call('HINCRBY', KEYS[2], 'sends', 1)
+  if voice then redis.call('HINCRBY', KEYS[2], 'calls', 1) end
 else
+  local calls = 0
+  if voice then calls = 1 end
   redis.call('HSET', KEYS[2], 'sid', ARGV[7], 'ph', ARGV[8], 'pm', ARGV[9], 'mac', ARGV[10],
-    'created', ARGV[11], 'sent', ARGV[12], 'exp', ARGV[13], 'sends', 1, 'attempts', 0, 'max', ARGV[14])
+    'created', ARGV[11], 'sent', ARGV[12], 'exp', ARGV[13], 'sends', 1, 'attempts', 0, 'max', ARGV[14],
+    'calls', calls, 'delivery', '', 'drank', 0)
 end
 redis.call('PEXPIRE', KEYS[2], exp - now)
 sends = sends + 1
@@ -134,4 +142,14 @@ if attempts >= max then
   status = 'exhausted'
 end
 return {status, max - attempts, failures, locked}
+`)
+
+// deliveryScript: KEYS challenge. ARGV status, rank. Records a delivery
+// report on a live challenge unless a later status is already there.
+var deliveryScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local rank = tonumber(redis.call('HGET', KEYS[1], 'drank')) or 0
+if tonumber(ARGV[2]) <= rank then return 0 end
+redis.call('HSET', KEYS[1], 'delivery', ARGV[1], 'drank', ARGV[2])
+return 1
 `)
