@@ -43,6 +43,8 @@ func init() {
 //		message        <locale> <template>
 //		max_segments   <n>
 //		webotp_host    <host>
+//		receipts_url   <https://this.site>
+//		max_calls      <n>
 //		store          <module> [...]
 //		gateway        <module> [...]
 //	}
@@ -70,7 +72,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
 	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "default_region",
-	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "store", "gateway"}
+	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "store", "gateway"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -157,6 +159,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxSegments, err = intArg(d, 1, 10)
 		case "webotp_host":
 			h.WebOTPHost, err = oneArg(d)
+		case "receipts_url":
+			h.ReceiptsURL, err = oneArg(d)
+		case "max_calls":
+			h.MaxCalls, err = intArg(d, 1, 5)
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":

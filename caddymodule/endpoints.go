@@ -49,6 +49,12 @@ func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.R
 //	POST {prefix}/send    send a code (or a new one); never on GET
 //	POST {prefix}/verify  check a code
 func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
+	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
+	if rest, ok := strings.CutPrefix(sub, "/receipt/"); ok {
+		// Providers have no identity; the sealed token in the URL and the
+		// provider's own signature authenticate them.
+		return h.receipt(w, r, rest)
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	identity := repl.ReplaceAll(h.Identity, "")
 	if identity == "" {
@@ -57,14 +63,13 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	v := h.newVisit(w, r, repl, identity)
 	v.ret = returnPath(q.Get("r"))
-	sub := strings.TrimPrefix(r.URL.Path, h.PathPrefix)
 	switch {
 	case sub == "" || sub == "/":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return h.methodNotAllowed(v, "GET, HEAD")
 		}
 		return h.showPage(v, q.Get("m"), q.Get("n"))
-	case sub == "/send" || sub == "/verify":
+	case sub == "/send" || sub == "/verify" || sub == "/call":
 		if r.Method != http.MethodPost {
 			if r.Method == http.MethodGet {
 				// GET never sends or verifies: back to the page.
@@ -84,8 +89,11 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 				zap.String("identity", v.identity), zap.String("client_ip", clientIP(r)), zap.String("path", r.URL.Path))
 			return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "csrf")})
 		}
-		if sub == "/send" {
-			return h.send(v)
+		switch sub {
+		case "/send":
+			return h.send(v, false)
+		case "/call":
+			return h.send(v, true)
 		}
 		return h.verify(v)
 	}
@@ -110,7 +118,7 @@ func (h *Handler) showPage(v *visit, sent, notice string) error {
 		switch {
 		case err == nil:
 			data := pages.Data{RetryIn: retryIn(now, st.NextSendAt)}
-			if sent == "sent" || sent == "resent" {
+			if sent == "sent" || sent == "resent" || sent == "calling" {
 				data.Message, data.Status = pages.Msg(v.lang, sent), "notice"
 			}
 			return h.renderCode(v, http.StatusOK, c, data)
@@ -138,6 +146,17 @@ func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
 func (h *Handler) renderCode(v *visit, status int, c *otp.Challenge, data pages.Data) error {
 	data.Masked = c.PhoneMasked
 	data.Remaining = c.Remaining()
+	data.CanCall = h.service.CanCall() && c.Calls < h.service.Config().MaxCalls
+	switch c.Delivery {
+	case otp.DeliveryDelivered:
+		data.Delivery, data.DeliveryStatus = pages.Msg(v.lang, "delivery_delivered"), "notice"
+	case otp.DeliveryFailed:
+		key := "delivery_failed"
+		if data.CanCall {
+			key = "delivery_failed_call"
+		}
+		data.Delivery, data.DeliveryStatus = pages.Msg(v.lang, key), "error"
+	}
 	return h.render(v, status, pages.Code, data)
 }
 
@@ -152,9 +171,9 @@ func (h *Handler) logPhoneProblem(v *visit, err error) {
 	h.logger.Warn("no phone number for identity", zap.String("event", "no_phone"), zap.String("identity", v.identity))
 }
 
-// send handles POST {prefix}/send: a first code, or a new one that
-// replaces the old.
-func (h *Handler) send(v *visit) error {
+// send handles POST {prefix}/send (a first code, or a new one that
+// replaces the old) and POST {prefix}/call (a new code read out by phone).
+func (h *Handler) send(v *visit, voice bool) error {
 	phone, err := h.phoneFor(v.identity, v.repl)
 	if err != nil {
 		h.logPhoneProblem(v, err)
@@ -168,6 +187,7 @@ func (h *Handler) send(v *visit) error {
 		Phone:       phone,
 		ResendID:    cookieValue(v.r, h.cookieName(v.r, challengeCookie)),
 		Locale:      v.lang,
+		Voice:       voice,
 	})
 	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
 	var cooldown *otp.CooldownError
@@ -185,28 +205,102 @@ func (h *Handler) send(v *visit) error {
 			return h.renderCode(v, http.StatusTooManyRequests, c, data)
 		}
 		return h.renderSend(v, http.StatusTooManyRequests, data)
+	case errors.Is(err, otp.ErrCallLimit), errors.Is(err, otp.ErrNoVoice):
+		h.logger.Info("call refused", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_calls"))...)
+		if c := h.liveChallenge(v); c != nil {
+			return h.renderCode(v, http.StatusTooManyRequests, c, pages.Data{Message: pages.Msg(v.lang, "call_limit")})
+		}
+		return h.renderSend(v, http.StatusTooManyRequests, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
 	case errors.Is(err, otp.ErrSendLimit):
 		h.logger.Warn("send refused: send limit of the challenge reached", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_sends"))...)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		return h.render(v, http.StatusTooManyRequests, pages.Error, pages.Data{Message: pages.Msg(v.lang, "send_limit")})
 	case errors.Is(err, otp.ErrSendFailed):
-		h.logger.Error("SMS could not be sent", append(logFields, zap.String("event", "send_failed"), zap.String("challenge", shortID(res.Challenge)), zap.Error(err))...)
+		var ge *otp.GatewayError
+		if errors.As(err, &ge) {
+			logFields = append(logFields, zap.String("gateway", ge.Gateway), zap.String("outcome", ge.Kind.String()),
+				zap.String("reason", ge.Reason), zap.String("provider_code", ge.Code))
+		}
+		h.logger.Error("code could not be sent", append(logFields, zap.String("event", "send_failed"), zap.Bool("voice", voice),
+			zap.String("challenge", shortID(res.Challenge)), zap.Error(err))...)
 		if res.Challenge != nil {
 			h.setCookie(v.w, v.r, challengeCookie, res.Challenge.ID, time.Duration(h.service.Config().CodeTTL), http.SameSiteStrictMode)
 		}
-		return h.renderSend(v, http.StatusBadGateway, pages.Data{Message: pages.Msg(v.lang, "send_failed")})
+		key := "send_failed"
+		if ge != nil && ge.Kind == otp.Rejected && (ge.Reason == "invalid_number" || ge.Reason == "unsubscribed") {
+			key = "send_rejected"
+		} else if ge != nil && ge.Kind == otp.Unknown {
+			// It may still arrive: say so rather than invite a second send.
+			key = "send_unknown"
+		}
+		if res.Challenge != nil && key == "send_unknown" {
+			return h.renderCode(v, http.StatusBadGateway, res.Challenge, pages.Data{Message: pages.Msg(v.lang, key)})
+		}
+		return h.renderSend(v, http.StatusBadGateway, pages.Data{Message: pages.Msg(v.lang, key)})
 	default:
 		return h.unavailable(v, err)
 	}
 	h.logger.Info("code sent", append(logFields,
-		zap.String("event", "send"), zap.String("challenge", shortID(res.Challenge)),
+		zap.String("event", "send"), zap.String("challenge", shortID(res.Challenge)), zap.Bool("voice", voice),
 		zap.Bool("resend", res.Resent), zap.Int("sends", res.Challenge.Sends), zap.String("gateway", res.Receipt.Gateway))...)
 	h.setCookie(v.w, v.r, challengeCookie, res.Challenge.ID, time.Duration(h.service.Config().CodeTTL), http.SameSiteStrictMode)
 	m := "sent"
-	if res.Resent {
+	switch {
+	case voice:
+		m = "calling"
+	case res.Resent:
 		m = "resent"
 	}
 	http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret)+"&m="+m+"&lang="+v.lang, http.StatusSeeOther)
+	return nil
+}
+
+// receipt takes a provider's delivery report at
+// {prefix}/receipt/{gateway}/{token}.
+func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) error {
+	name, token, _ := strings.Cut(rest, "/")
+	parser := h.receiptParser(name)
+	if parser == nil || token == "" || h.service.Config().ReceiptBase == "" {
+		return caddyhttp.Error(http.StatusNotFound, errors.New("no such receipt endpoint"))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	status, err := parser.ParseReceipt(r, h.service.Config().ReceiptBase+"/"+name+"/"+token)
+	if err != nil {
+		h.logger.Warn("delivery report refused", zap.String("event", "receipt_refused"), zap.String("gateway", name),
+			zap.String("client_ip", clientIP(r)), zap.Error(err))
+		return caddyhttp.Error(http.StatusForbidden, errors.New("delivery report refused"))
+	}
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	subject, challengeID, ok, err := h.service.RecordDelivery(ctx, token, status)
+	switch {
+	case !ok:
+		h.logger.Warn("delivery report with a token we did not make", zap.String("event", "receipt_refused"),
+			zap.String("gateway", name), zap.String("client_ip", clientIP(r)))
+		return caddyhttp.Error(http.StatusNotFound, errors.New("no such receipt"))
+	case err != nil:
+		h.logger.Error("store unavailable: delivery report not recorded", zap.String("event", "store_unavailable"), zap.Error(err))
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	h.logger.Info("delivery report", zap.String("event", "delivery"), zap.String("gateway", name),
+		zap.String("status", string(status)), zap.String("identity", subject), zap.String("challenge", shortString(challengeID)))
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// receiptParser finds the gateway named name that takes delivery reports:
+// the configured gateway itself, or a member of a failover chain.
+func (h *Handler) receiptParser(name string) otp.ReceiptParser {
+	if chain, ok := h.gateway.(interface {
+		ReceiptParser(string) (otp.ReceiptParser, bool)
+	}); ok {
+		p, _ := chain.ReceiptParser(name)
+		return p
+	}
+	p, ok := h.gateway.(otp.ReceiptParser)
+	if mod, isMod := h.gateway.(caddy.Module); ok && isMod && string(mod.CaddyModule().ID.Name()) == name {
+		return p
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,14 @@ type Handler struct {
 	// the code. Must be the site's own host (or same-site). Default: none.
 	WebOTPHost string `json:"webotp_host,omitempty"`
 
+	// This site's public base URL (https://app.example.com), where SMS
+	// providers report delivery: each message gets an unguessable URL under
+	// {receipts_url}{path_prefix}/receipt/. Default: no delivery reports.
+	ReceiptsURL string `json:"receipts_url,omitempty"`
+	// Voice calls allowed per challenge, where the gateway can call.
+	// Default: 2.
+	MaxCalls int `json:"max_calls,omitempty"`
+
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
 	// How SMS are sent. Default: console.
@@ -110,6 +119,7 @@ type Handler struct {
 	policy  *otp.PhonePolicy
 	phones  map[string]otp.Phone
 	store   otp.Store
+	gateway any
 	logger  *zap.Logger
 	clock   otp.Clock
 	maxAge  time.Duration
@@ -228,6 +238,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("gateway module %T is not an otp.Gateway", gwMod)
 	}
+	h.gateway = gwMod
+	if h.ReceiptsURL != "" {
+		cfg.ReceiptBase = strings.TrimSuffix(h.ReceiptsURL, "/") + h.PathPrefix + "/receipt"
+	}
 
 	h.service, err = otp.NewService(cfg, store, gateway, h.keys, h.clock, nil)
 	return err
@@ -249,6 +263,9 @@ func (h *Handler) otpConfig() otp.Config {
 	if h.ServiceName != "" {
 		cfg.ServiceName = h.ServiceName
 	}
+	if h.MaxCalls != 0 {
+		cfg.MaxCalls = h.MaxCalls
+	}
 	return cfg
 }
 
@@ -268,6 +285,12 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxAge < 0 || h.MaxAge > h.TokenTTL {
 		return fmt.Errorf("max_age %s: expected at most token_ttl (%s)", time.Duration(h.MaxAge), time.Duration(h.TokenTTL))
+	}
+	if h.ReceiptsURL != "" {
+		u, err := url.Parse(h.ReceiptsURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("receipts_url %q: expected this site's base URL such as https://app.example.com", h.ReceiptsURL)
+		}
 	}
 	if h.LoginURL != "" && !strings.HasPrefix(h.LoginURL, "/") && !strings.HasPrefix(h.LoginURL, "https://") {
 		return fmt.Errorf("login_url %q: expected a path or an https:// URL", h.LoginURL)

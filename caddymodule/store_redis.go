@@ -119,10 +119,30 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 // expanded.
 func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 	repl := caddy.NewReplacer()
+	// An unset placeholder is an error, not an empty password or address.
+	expand := func(field, v string) (string, error) {
+		out, err := repl.ReplaceOrErr(v, true, true)
+		if err != nil {
+			return "", fmt.Errorf("redis store %s: %w", field, err)
+		}
+		return out, nil
+	}
+	username, err := expand("username", s.Username)
+	if err != nil {
+		return nil, err
+	}
+	password, err := expand("password", s.Password)
+	if err != nil {
+		return nil, err
+	}
+	rawURL, err := expand("url", s.URL)
+	if err != nil {
+		return nil, err
+	}
 	opts := &goredis.UniversalOptions{
 		MasterName: s.MasterName,
-		Username:   repl.ReplaceKnown(s.Username, ""),
-		Password:   repl.ReplaceKnown(s.Password, ""),
+		Username:   username,
+		Password:   password,
 		DB:         s.DB,
 		// A retried script could count an attempt twice; fail instead.
 		MaxRetries:            -1,
@@ -132,8 +152,8 @@ func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 		PoolTimeout:           time.Second,
 		ContextTimeoutEnabled: true,
 	}
-	if u := repl.ReplaceKnown(s.URL, ""); u != "" {
-		parsed, err := goredis.ParseURL(u)
+	if rawURL != "" {
+		parsed, err := goredis.ParseURL(rawURL)
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
@@ -149,12 +169,15 @@ func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 		}
 		opts.TLSConfig = parsed.TLSConfig
 	}
-	for _, a := range s.Addresses {
-		opts.Addrs = append(opts.Addrs[:0:0], opts.Addrs...)
-		opts.Addrs = append(opts.Addrs, repl.ReplaceKnown(a, ""))
-	}
 	if len(s.Addresses) > 0 {
-		opts.Addrs = opts.Addrs[len(opts.Addrs)-len(s.Addresses):]
+		opts.Addrs = nil
+		for _, a := range s.Addresses {
+			addr, err := expand("addresses", a)
+			if err != nil {
+				return nil, err
+			}
+			opts.Addrs = append(opts.Addrs, addr)
+		}
 	}
 	if len(opts.Addrs) == 0 {
 		return nil, fmt.Errorf("redis store: no server: set url or addresses")

@@ -97,6 +97,9 @@ func TestRedisStoreOptions(t *testing.T) {
 	if _, err := (&RedisStore{}).options(); err == nil {
 		t.Error("a store with no server should be refused")
 	}
+	if _, err := (&RedisStore{URL: "redis://127.0.0.1:1", Password: "{env.STEPUP_TEST_UNSET_REDIS_PASSWORD}"}).options(); err == nil {
+		t.Error("an unset password placeholder should be refused, not sent as an empty password")
+	}
 }
 
 // TestRedisStoreSharesAndReleasesItsPool provisions and cleans up the store

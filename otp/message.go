@@ -20,6 +20,21 @@ var DefaultMessages = map[string]string{
 	"ja": "{{.Service}} 確認コード: {{.Code}}（{{.Minutes}}分有効）\n誰にも教えないでください。",
 }
 
+// voiceText is what a call says; the gateway reads the digits one by one.
+var voiceText = map[string]string{
+	"en": "This is %s. Your verification code is %s. Again, your code is %s.",
+	"ja": "%sです。確認コードは %s です。もう一度繰り返します。%s です。",
+}
+
+// ComposeVoice returns what a voice call says in locale.
+func (m *Messages) ComposeVoice(locale, service, code string) string {
+	f, ok := voiceText[locale]
+	if !ok {
+		f = voiceText[Locales[0]]
+	}
+	return fmt.Sprintf(f, service, code, code)
+}
+
 // MessageData fills a message template.
 type MessageData struct {
 	Service string

@@ -25,6 +25,12 @@ type Config struct {
 	ServiceName string
 	// Messages renders the SMS text. Nil: DefaultMessages.
 	Messages *Messages
+	// MaxCalls caps the voice calls of one challenge (they also count as
+	// sends, under the same cooldown).
+	MaxCalls int
+	// ReceiptBase, when set, is the public URL under which gateways report
+	// delivery: each message gets an unguessable token below it.
+	ReceiptBase string
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -51,6 +57,7 @@ func DefaultConfig() Config {
 			Window:    24 * time.Hour,
 		},
 		ServiceName: "Step-up",
+		MaxCalls:    2,
 	}
 }
 
@@ -65,6 +72,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max_attempts %d: expected 1 to 10", c.MaxAttempts)
 	case c.MaxSends < 1:
 		return fmt.Errorf("max_sends %d: expected at least 1", c.MaxSends)
+	case c.MaxCalls < 0:
+		return fmt.Errorf("max_calls %d: expected 0 or more", c.MaxCalls)
 	case c.Failures.HardLimit < 1 || c.Failures.HardLimit > 100:
 		return fmt.Errorf("failure hard limit %d: expected 1 to 100", c.Failures.HardLimit)
 	case c.Failures.Budget < 1 || c.Failures.Budget > c.Failures.HardLimit:
@@ -131,6 +140,9 @@ type SendRequest struct {
 	// attempt count.
 	ResendID string
 	Locale   string
+	// Voice reads the code out in a phone call instead of an SMS; only as
+	// a resend, and only through a VoiceGateway.
+	Voice bool
 }
 
 // SendResult is a challenge whose code went to the gateway.
@@ -159,7 +171,14 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		ExpiresAt:   now.Add(s.cfg.CodeTTL),
 		MaxAttempts: s.cfg.MaxAttempts,
 	}
+	if req.Voice {
+		if _, ok := s.gateway.(VoiceGateway); !ok || req.ResendID == "" {
+			return SendResult{}, ErrNoVoice
+		}
+	}
 	issue := IssueRequest{
+		Voice:        req.Voice,
+		MaxCalls:     s.cfg.MaxCalls,
 		Now:          now,
 		MaxSends:     s.cfg.MaxSends,
 		CooldownBase: s.cfg.CooldownBase,
@@ -175,7 +194,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		issue.Resend = true
 		c, err = s.store.Issue(ctx, issue)
 		resent = err == nil
-		if err != nil && !errors.Is(err, ErrChallengeNotFound) {
+		if err != nil && (req.Voice || !errors.Is(err, ErrChallengeNotFound)) {
 			return SendResult{}, storeErr(err)
 		}
 	}
@@ -192,15 +211,55 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 			return SendResult{}, storeErr(err)
 		}
 	}
-	body, err := s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL)
-	if err != nil {
+	msg := Message{To: req.Phone.E164, Locale: req.Locale, Ref: c.ID}
+	if req.Voice {
+		msg.Body = s.cfg.Messages.ComposeVoice(req.Locale, s.cfg.ServiceName, code)
+	} else if msg.Body, err = s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL); err != nil {
 		return SendResult{Challenge: c, Resent: resent}, err
 	}
-	receipt, err := s.gateway.Send(ctx, Message{To: req.Phone.E164, Body: body, Locale: req.Locale, Ref: c.ID})
+	if s.cfg.ReceiptBase != "" {
+		msg.ReceiptBase = s.cfg.ReceiptBase
+		if msg.ReceiptToken, err = s.keys.SealReceipt(req.Subject, c.ID); err != nil {
+			return SendResult{Challenge: c, Resent: resent}, err
+		}
+	}
+	var receipt Receipt
+	if req.Voice {
+		receipt, err = s.gateway.(VoiceGateway).Call(ctx, msg)
+	} else {
+		receipt, err = s.gateway.Send(ctx, msg)
+	}
 	if err != nil {
 		return SendResult{Challenge: c, Resent: resent}, fmt.Errorf("%w: %w", ErrSendFailed, err)
 	}
 	return SendResult{Challenge: c, Receipt: receipt, Resent: resent}, nil
+}
+
+// ErrNoVoice says a call was asked for where no voice gateway is configured
+// or there is no code to call about yet.
+var ErrNoVoice = errors.New("no voice gateway, or no challenge to call for")
+
+// CanCall reports whether codes can also be read out by phone.
+func (s *Service) CanCall() bool {
+	if c, ok := s.gateway.(interface{ CanCall() bool }); ok {
+		return c.CanCall()
+	}
+	_, ok := s.gateway.(VoiceGateway)
+	return ok
+}
+
+// RecordDelivery stores a provider's delivery report for a receipt token
+// (from the report's URL). It returns the identity and challenge the token
+// names; ok is false for a token this service did not make.
+func (s *Service) RecordDelivery(ctx context.Context, token string, status DeliveryStatus) (subject, challengeID string, ok bool, err error) {
+	subject, challengeID, ok = s.keys.OpenReceipt(token)
+	if !ok {
+		return "", "", false, nil
+	}
+	if err := s.store.SetDelivery(ctx, subject, challengeID, status, s.clock.Now()); err != nil {
+		return subject, challengeID, true, storeErr(err)
+	}
+	return subject, challengeID, true, nil
 }
 
 // ErrMalformedCode says the input is not a code of the configured length. It

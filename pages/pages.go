@@ -48,6 +48,12 @@ type Data struct {
 	Remaining  int
 	RetryIn    int
 	CodeLength int
+	// Delivery is a sentence on the provider's delivery report, if any;
+	// DeliveryStatus is "notice" or "error".
+	Delivery       string
+	DeliveryStatus string
+	// CanCall offers "call me instead".
+	CanCall bool
 	// Other is the switch to the other language.
 	OtherLang  string
 	OtherLabel string

@@ -89,7 +89,7 @@ func (g *Gateway) Send(ctx context.Context, m otp.Message) (otp.Receipt, error) 
 func (g *Gateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
 	return g.each(func(mb *member) (otp.Receipt, error, bool) {
 		vg, ok := mb.Gateway.(otp.VoiceGateway)
-		if !ok {
+		if !ok || !canCall(mb.Gateway) {
 			return otp.Receipt{}, nil, false
 		}
 		r, err := vg.Call(ctx, m)
@@ -100,11 +100,24 @@ func (g *Gateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) 
 // CanCall reports whether any member can make voice calls.
 func (g *Gateway) CanCall() bool {
 	for _, mb := range g.members {
-		if _, ok := mb.Gateway.(otp.VoiceGateway); ok {
+		if canCall(mb.Gateway) {
 			return true
 		}
 	}
 	return false
+}
+
+// canCall asks a voice gateway whether it is set up for calls (a Twilio
+// gateway with only a messaging service is not), so that failover never
+// counts "cannot call" against a gateway that sends SMS fine.
+func canCall(gw otp.Gateway) bool {
+	if _, ok := gw.(otp.VoiceGateway); !ok {
+		return false
+	}
+	if c, ok := gw.(interface{ CanCall() bool }); ok {
+		return c.CanCall()
+	}
+	return true
 }
 
 // Lookup returns the member named name, for routing delivery receipts.

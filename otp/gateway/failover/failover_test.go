@@ -46,7 +46,12 @@ func (f *fake) set(err error) { f.mu.Lock(); f.err = err; f.mu.Unlock() }
 
 func (f *fake) count() int { f.mu.Lock(); defer f.mu.Unlock(); return f.sends }
 
-type voiceFake struct{ fake }
+type voiceFake struct {
+	fake
+	noFrom bool
+}
+
+func (v *voiceFake) CanCall() bool { return !v.noFrom }
 
 func (v *voiceFake) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
 	v.mu.Lock()
@@ -132,6 +137,26 @@ func TestFailover(t *testing.T) {
 		}
 		if !g.CanCall() || chain(t, &fakeClock{}, sms).CanCall() {
 			t.Fatal("CanCall is wrong")
+		}
+	})
+	t.Run("a voice gateway set up without a calling number is not asked to call, and keeps sending SMS", func(t *testing.T) {
+		t.Parallel()
+		noFrom, voice := &voiceFake{noFrom: true}, &voiceFake{}
+		clock := &fakeClock{}
+		g := chain(t, clock, noFrom, voice)
+		for i := 0; i < 5; i++ {
+			if r, err := g.Call(ctx, msg); err != nil || r.Gateway != "second" {
+				t.Fatalf("call %d: %+v %v", i, r, err)
+			}
+		}
+		if noFrom.calls != 0 || g.State(clock.Now())["first"] {
+			t.Fatalf("the gateway that can't call was asked %d times, circuit open %v", noFrom.calls, g.State(clock.Now()))
+		}
+		if r, err := g.Send(ctx, msg); err != nil || r.Gateway != "first" {
+			t.Fatalf("SMS should still go through the first gateway: %+v %v", r, err)
+		}
+		if chain(t, clock, noFrom).CanCall() {
+			t.Fatal("a chain whose only voice gateway can't call says it can")
 		}
 	})
 }

@@ -5,10 +5,12 @@
 package httpsend
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +48,12 @@ func Do(client *http.Client, req *http.Request, gateway string) (*http.Response,
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	resp, err := client.Do(req)
 	if err != nil {
+		// Go's error repeats the whole URL, which may carry a password, the
+		// number or the text (Kannel's sendsms is a GET): keep the host only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = fmt.Errorf("%s %s://%s: %w", ue.Op, req.URL.Scheme, req.URL.Host, ue.Err)
+		}
 		if wrote.Load() {
 			return nil, &otp.GatewayError{Gateway: gateway, Kind: otp.Unknown, Reason: "no_answer", Err: err}
 		}
