@@ -136,9 +136,10 @@ func miStart(t *testing.T, bin, name, redisLine string) *miInstance {
 // miBrowser is one person's browser: one cookie jar for both instances
 // (cookies do not tell ports apart), never following redirects.
 type miBrowser struct {
-	t    *testing.T
-	user string
-	c    *http.Client
+	t      *testing.T
+	user   string
+	accept string
+	c      *http.Client
 }
 
 func miNewBrowser(t *testing.T, user string) *miBrowser {
@@ -146,7 +147,7 @@ func miNewBrowser(t *testing.T, user string) *miBrowser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &miBrowser{t: t, user: user, c: &http.Client{
+	return &miBrowser{t: t, user: user, accept: "text/html", c: &http.Client{
 		Jar:           jar,
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -164,7 +165,7 @@ func (b *miBrowser) do(method, target string, form url.Values) (int, string, htt
 		b.t.Fatal(err)
 	}
 	req.Header.Set("X-User", b.user)
-	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Accept", b.accept)
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -299,6 +300,12 @@ func miFailClosed(t *testing.T, a, b *miInstance, srv *redistest.Server) {
 			if status, body, _ := stepped.do("GET", inst.base+"/private", nil); status != http.StatusOK || !strings.Contains(body, "upstream saw alice") {
 				t.Errorf("valid cookie on %s with Redis down: %d %q", inst.name, status, body)
 			}
+		}
+		api := miNewBrowser(t, "bob")
+		api.accept = "application/json"
+		if status, body, hdr := api.do("GET", a.base+"/private", nil); status != http.StatusServiceUnavailable ||
+			!strings.HasPrefix(hdr.Get("Content-Type"), "application/json") || !strings.Contains(body, `"error":"unavailable"`) {
+			t.Errorf("API client with Redis down: %d %q %q", status, hdr.Get("Content-Type"), body)
 		}
 		if _, sent := b.lastCode(t, "+818012345678"); sent != sentBefore {
 			t.Errorf("an SMS went out while Redis was down (%d before, %d after)", sentBefore, sent)

@@ -1,0 +1,246 @@
+package caddymodule_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/testproc"
+)
+
+// BenchmarkSendVerifyCycle runs whole step-ups over HTTP against a real
+// Caddy process built from cmd/caddy, with the console gateway writing to an
+// outbox: open the page, send a code, read it from the outbox, verify it.
+// Each cycle is a new identity and number, so no cooldown or limit is hit.
+// It reports cycles per second and the 99th percentile cycle time.
+//
+//	go test -run XXX -bench SendVerifyCycle -benchtime 2000x ./caddymodule/
+func BenchmarkSendVerifyCycle(b *testing.B) {
+	redistest.Require(b, "redis-server", "go")
+	bin := cbBuild(b)
+	b.Run("memory store", func(b *testing.B) { cbRun(b, bin, "store memory") })
+	b.Run("redis store", func(b *testing.B) {
+		srv := redistest.Start(b)
+		cbRun(b, bin, "store redis redis://"+srv.Addr)
+	})
+}
+
+func cbBuild(b *testing.B) string {
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(b.TempDir(), "caddy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build caddy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+const cbCaddyfile = `{
+	admin localhost:{{admin}}
+	persist_config off
+	http_port {{http}}
+	https_port {{https}}
+	skip_install_trust
+	default_bind 127.0.0.1
+	storage file_system {{dir}}/storage
+	log {
+		exclude http.handlers.sms_stepup
+	}
+}
+
+http://localhost:{{http}} {
+	sms_stepup /private* {
+		identity {http.request.header.X-User}
+		phone {http.request.header.X-Phone}
+		signing_key "benchmark-signing-key-0123456789abcdefghij"
+		{{store}}
+		gateway console {
+			outbox {{dir}}/outbox.jsonl
+		}
+	}
+	respond "ok" 200
+}
+`
+
+func cbRun(b *testing.B, bin, store string) {
+	dir := b.TempDir()
+	httpPort := redistest.FreePort(b)
+	cf := strings.NewReplacer("{{admin}}", fmt.Sprint(redistest.FreePort(b)), "{{http}}", fmt.Sprint(httpPort),
+		"{{https}}", fmt.Sprint(redistest.FreePort(b)), "{{dir}}", dir, "{{store}}", store).Replace(cbCaddyfile)
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(cf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "Caddyfile"))
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
+	proc, err := testproc.Start(cmd, "serving initial configuration", time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proc.Stop()
+	base := fmt.Sprintf("http://localhost:%d", httpPort)
+	box := cbTail(b, filepath.Join(dir, "outbox.jsonl"))
+	defer box.stop()
+
+	var seq atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		tr := &http.Transport{MaxIdleConnsPerHost: 4}
+		var local []time.Duration
+		for pb.Next() {
+			n := seq.Add(1)
+			t0 := time.Now()
+			if err := cbCycle(tr, base, box, n); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "cycles/s")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
+var (
+	cbCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	cbCode = regexp.MustCompile(`code: (\d{6})`)
+)
+
+// cbCycle is one person stepping up: a fresh identity and number.
+func cbCycle(tr *http.Transport, base string, box *cbOutbox, n int64) error {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	user, phone := fmt.Sprint("bench-", n), fmt.Sprintf("+81901%07d", n)
+	do := func(method, path string, form url.Values) (int, string, error) {
+		var req *http.Request
+		if form != nil {
+			req, _ = http.NewRequest(method, base+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req, _ = http.NewRequest(method, base+path, nil)
+		}
+		req.Header.Set("X-User", user)
+		req.Header.Set("X-Phone", phone)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		_, err = bufio.NewReader(resp.Body).WriteTo(&sb)
+		return resp.StatusCode, sb.String(), err
+	}
+	status, page, err := do("GET", "/_stepup/?r=%2Fprivate", nil)
+	m := cbCSRF.FindStringSubmatch(page)
+	if err != nil || status != 200 || m == nil {
+		return fmt.Errorf("page: %d %v", status, err)
+	}
+	wait := box.expect(phone)
+	if status, _, err := do("POST", "/_stepup/send", url.Values{"csrf": {m[1]}, "r": {"/private"}}); err != nil || status != 303 {
+		return fmt.Errorf("send: %d %v", status, err)
+	}
+	var code string
+	select {
+	case body := <-wait:
+		code = cbCode.FindStringSubmatch(body)[1]
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("no message for %s", phone)
+	}
+	if status, _, err := do("POST", "/_stepup/verify", url.Values{"csrf": {m[1]}, "r": {"/private"}, "code": {code}}); err != nil || status != 303 {
+		return fmt.Errorf("verify: %d %v", status, err)
+	}
+	return nil
+}
+
+// cbOutbox follows the outbox file and hands each message to whoever
+// waits for its number.
+type cbOutbox struct {
+	mu      sync.Mutex
+	waiting map[string]chan string
+	done    chan struct{}
+}
+
+func cbTail(b *testing.B, path string) *cbOutbox {
+	o := &cbOutbox{waiting: map[string]chan string{}, done: make(chan struct{})}
+	go func() {
+		var f *os.File
+		for f == nil {
+			var err error
+			if f, err = os.Open(path); err != nil {
+				select {
+				case <-o.done:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
+		defer f.Close()
+		r := bufio.NewReader(f)
+		var partial string
+		for {
+			line, err := r.ReadString('\n')
+			partial += line
+			if err != nil {
+				// At the end of what was written so far: the file has no
+				// event to wait on, so look again shortly.
+				select {
+				case <-o.done:
+					return
+				case <-time.After(200 * time.Microsecond):
+				}
+				continue
+			}
+			var m struct{ To, Body string }
+			if json.Unmarshal([]byte(partial), &m) == nil {
+				o.mu.Lock()
+				if ch := o.waiting[m.To]; ch != nil {
+					ch <- m.Body
+					delete(o.waiting, m.To)
+				}
+				o.mu.Unlock()
+			}
+			partial = ""
+		}
+	}()
+	return o
+}
+
+func (o *cbOutbox) expect(to string) <-chan string {
+	ch := make(chan string, 1)
+	o.mu.Lock()
+	o.waiting[to] = ch
+	o.mu.Unlock()
+	return ch
+}
+
+func (o *cbOutbox) stop() { close(o.done) }
