@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
 func init() {
@@ -45,6 +46,12 @@ func init() {
 //		webotp_host    <host>
 //		receipts_url   <https://this.site>
 //		max_calls      <n>
+//		brand {
+//			name     <name>
+//			logo_url </path or data: URL>
+//			color    <#rrggbb>
+//		}
+//		templates      <dir>
 //		store          <module> [...]
 //		gateway        <module> [...]
 //	}
@@ -72,7 +79,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
 	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "default_region",
-	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "store", "gateway"}
+	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -163,6 +170,33 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ReceiptsURL, err = oneArg(d)
 		case "max_calls":
 			h.MaxCalls, err = intArg(d, 1, 5)
+		case "templates":
+			h.Templates, err = oneArg(d)
+		case "brand":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Brand = new(BrandConfig)
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				var v string
+				sub := d.Val()
+				if v, err = oneArg(d); err != nil {
+					return err
+				}
+				switch sub {
+				case "name":
+					h.Brand.Name = v
+				case "logo_url":
+					h.Brand.LogoURL = v
+				case "color":
+					h.Brand.Color = v
+				default:
+					return d.Errf("unknown brand option %q: expected name, logo_url or color", sub)
+				}
+			}
+			if err := pages.CheckBrand(pages.Brand{LogoURL: h.Brand.LogoURL, Color: h.Brand.Color}); err != nil {
+				return d.Errf("%v", err)
+			}
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":

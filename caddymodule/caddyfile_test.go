@@ -361,7 +361,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 				`unknown sms_stepup option "colour"`,
 				"expected one of identity, session, phone, phone_file, path_prefix, login_url, code_length, " +
 					"code_ttl, max_attempts, token_ttl, max_age, signing_key, default_region, allow_countries, " +
-					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, store, gateway",
+					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},
 		},
 		{

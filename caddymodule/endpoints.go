@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -28,7 +27,14 @@ type visit struct {
 	sessionHash string
 	lang        string
 	ret         string
-	nonce       string
+	// api is a call to the JSON endpoints: answers are JSON, never pages
+	// or redirects.
+	api bool
+}
+
+// msg is page data carrying one message of the visitor's language.
+func (v *visit) msg(key string, args ...string) pages.Data {
+	return pages.Data{Message: pages.Msg(v.lang, key, args...), Key: key}
 }
 
 func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) *visit {
@@ -63,6 +69,9 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	v := h.newVisit(w, r, repl, identity)
 	v.ret = returnPath(q.Get("r"))
+	if api, ok := strings.CutPrefix(sub, "/api/"); ok {
+		return h.serveAPI(v, api)
+	}
 	switch {
 	case sub == "" || sub == "/":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -80,14 +89,14 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 		if err := r.ParseForm(); err != nil {
-			return h.render(v, http.StatusBadRequest, pages.Error, pages.Data{Message: pages.Msg(v.lang, "csrf")})
+			return h.render(v, http.StatusBadRequest, pages.Error, v.msg("csrf"))
 		}
 		v.lang = pages.Lang(r.PostForm.Get("lang"), r.Header.Get("Accept-Language"))
 		v.ret = returnPath(r.PostForm.Get("r"))
 		if !h.csrfOK(v) {
 			h.logger.Warn("form refused: CSRF token or origin check failed",
 				zap.String("identity", v.identity), zap.String("client_ip", clientIP(r)), zap.String("path", r.URL.Path))
-			return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "csrf")})
+			return h.render(v, http.StatusForbidden, pages.Error, v.msg("csrf"))
 		}
 		switch sub {
 		case "/send":
@@ -97,7 +106,7 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		}
 		return h.verify(v)
 	}
-	return h.render(v, http.StatusNotFound, pages.Error, pages.Data{Message: pages.Msg(v.lang, "not_found")})
+	return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
 }
 
 // showPage renders the code page when this browser has a live challenge,
@@ -119,7 +128,7 @@ func (h *Handler) showPage(v *visit, sent, notice string) error {
 		case err == nil:
 			data := pages.Data{RetryIn: retryIn(now, st.NextSendAt)}
 			if sent == "sent" || sent == "resent" || sent == "calling" {
-				data.Message, data.Status = pages.Msg(v.lang, sent), "notice"
+				data.Message, data.Status, data.Key = pages.Msg(v.lang, sent), "notice", sent
 			}
 			return h.renderCode(v, http.StatusOK, c, data)
 		case !errors.Is(err, otp.ErrChallengeNotFound):
@@ -128,7 +137,7 @@ func (h *Handler) showPage(v *visit, sent, notice string) error {
 	}
 	data := pages.Data{}
 	if notice == "resubmit" {
-		data.Message, data.Status = pages.Msg(v.lang, "resubmit"), "notice"
+		data.Message, data.Status, data.Key = pages.Msg(v.lang, "resubmit"), "notice", "resubmit"
 	}
 	return h.renderSend(v, http.StatusOK, data)
 }
@@ -137,7 +146,7 @@ func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
 	phone, err := h.phoneFor(v.identity, v.repl)
 	if err != nil {
 		h.logPhoneProblem(v, err)
-		return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "no_phone")})
+		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
 	}
 	data.Masked = phone.Masked
 	return h.render(v, status, pages.Send, data)
@@ -177,7 +186,7 @@ func (h *Handler) send(v *visit, voice bool) error {
 	phone, err := h.phoneFor(v.identity, v.repl)
 	if err != nil {
 		h.logPhoneProblem(v, err)
-		return h.render(v, http.StatusForbidden, pages.Error, pages.Data{Message: pages.Msg(v.lang, "no_phone")})
+		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
 	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
@@ -200,7 +209,8 @@ func (h *Handler) send(v *visit, voice bool) error {
 	case errors.As(err, &cooldown):
 		h.logger.Info("send refused: cooldown", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "resend_cooldown"))...)
 		secs := strconv.Itoa(retryIn(h.clock.Now(), cooldown.RetryAt))
-		data := pages.Data{Message: pages.Msg(v.lang, "cooldown", "{s}", secs), RetryIn: retryIn(h.clock.Now(), cooldown.RetryAt)}
+		data := v.msg("cooldown", "{s}", secs)
+		data.RetryIn = retryIn(h.clock.Now(), cooldown.RetryAt)
 		if c := h.liveChallenge(v); c != nil {
 			return h.renderCode(v, http.StatusTooManyRequests, c, data)
 		}
@@ -208,13 +218,13 @@ func (h *Handler) send(v *visit, voice bool) error {
 	case errors.Is(err, otp.ErrCallLimit), errors.Is(err, otp.ErrNoVoice):
 		h.logger.Info("call refused", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_calls"))...)
 		if c := h.liveChallenge(v); c != nil {
-			return h.renderCode(v, http.StatusTooManyRequests, c, pages.Data{Message: pages.Msg(v.lang, "call_limit")})
+			return h.renderCode(v, http.StatusTooManyRequests, c, v.msg("call_limit"))
 		}
-		return h.renderSend(v, http.StatusTooManyRequests, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+		return h.renderSend(v, http.StatusTooManyRequests, v.msg("no_challenge"))
 	case errors.Is(err, otp.ErrSendLimit):
 		h.logger.Warn("send refused: send limit of the challenge reached", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_sends"))...)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
-		return h.render(v, http.StatusTooManyRequests, pages.Error, pages.Data{Message: pages.Msg(v.lang, "send_limit")})
+		return h.render(v, http.StatusTooManyRequests, pages.Error, v.msg("send_limit"))
 	case errors.Is(err, otp.ErrSendFailed):
 		var ge *otp.GatewayError
 		if errors.As(err, &ge) {
@@ -234,9 +244,9 @@ func (h *Handler) send(v *visit, voice bool) error {
 			key = "send_unknown"
 		}
 		if res.Challenge != nil && key == "send_unknown" {
-			return h.renderCode(v, http.StatusBadGateway, res.Challenge, pages.Data{Message: pages.Msg(v.lang, key)})
+			return h.renderCode(v, http.StatusBadGateway, res.Challenge, v.msg(key))
 		}
-		return h.renderSend(v, http.StatusBadGateway, pages.Data{Message: pages.Msg(v.lang, key)})
+		return h.renderSend(v, http.StatusBadGateway, v.msg(key))
 	default:
 		return h.unavailable(v, err)
 	}
@@ -250,6 +260,13 @@ func (h *Handler) send(v *visit, voice bool) error {
 		m = "calling"
 	case res.Resent:
 		m = "resent"
+	}
+	if v.api {
+		st, _ := h.service.Identity(ctx, v.identity)
+		return writeJSON(v.w, http.StatusOK, map[string]any{
+			"status": m, "message": pages.Msg(v.lang, m), "masked": res.Challenge.PhoneMasked,
+			"remaining": res.Challenge.Remaining(), "retry_in": retryIn(h.clock.Now(), st.NextSendAt),
+		})
 	}
 	http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret)+"&m="+m+"&lang="+v.lang, http.StatusSeeOther)
 	return nil
@@ -323,7 +340,7 @@ func (h *Handler) liveChallenge(v *visit) *otp.Challenge {
 func (h *Handler) verify(v *visit) error {
 	id := cookieValue(v.r, h.cookieName(v.r, challengeCookie))
 	if id == "" {
-		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+		return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
 	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
@@ -337,10 +354,9 @@ func (h *Handler) verify(v *visit) error {
 	if errors.Is(err, otp.ErrMalformedCode) {
 		c := h.liveChallenge(v)
 		if c == nil {
-			return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+			return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
 		}
-		msg := pages.Msg(v.lang, "malformed_code", "{n}", strconv.Itoa(h.service.Config().CodeLength))
-		return h.renderCode(v, http.StatusUnprocessableEntity, c, pages.Data{Message: msg})
+		return h.renderCode(v, http.StatusUnprocessableEntity, c, v.msg("malformed_code", "{n}", strconv.Itoa(h.service.Config().CodeLength)))
 	}
 	if err != nil {
 		return h.unavailable(v, err)
@@ -356,6 +372,9 @@ func (h *Handler) verify(v *visit) error {
 		h.setCookie(v.w, v.r, tokenCookie, token, h.tokens.TTL(), http.SameSiteLaxMode)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		v.w.Header().Set("Cache-Control", "no-store")
+		if v.api {
+			return writeJSON(v.w, http.StatusOK, map[string]any{"status": "verified", "return": v.ret})
+		}
 		http.Redirect(v.w, v.r, v.ret, http.StatusSeeOther)
 		return nil
 	case otp.VerifyLocked:
@@ -364,7 +383,7 @@ func (h *Handler) verify(v *visit) error {
 	case otp.VerifyNotFound:
 		h.logger.Info("verify failed: no live challenge", append(logFields, zap.String("event", "verify"), zap.String("result", "no_challenge"))...)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
-		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+		return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
 	}
 	// A wrong code.
 	h.logger.Warn("verify failed: wrong code", append(logFields, zap.String("event", "verify"), zap.String("result", res.Status.String()),
@@ -376,15 +395,16 @@ func (h *Handler) verify(v *visit) error {
 	}
 	if res.Status == otp.VerifyExhausted {
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
-		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "code_dead")})
+		return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("code_dead"))
 	}
 	c := h.liveChallenge(v)
 	if c == nil {
-		return h.renderSend(v, http.StatusUnprocessableEntity, pages.Data{Message: pages.Msg(v.lang, "no_challenge")})
+		return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
 	}
 	st, _ := h.service.Identity(ctx, v.identity)
-	msg := pages.Msg(v.lang, "wrong_code", "{n}", strconv.Itoa(res.Remaining))
-	return h.renderCode(v, http.StatusUnprocessableEntity, c, pages.Data{Message: msg, RetryIn: retryIn(now, st.NextSendAt)})
+	data := v.msg("wrong_code", "{n}", strconv.Itoa(res.Remaining))
+	data.RetryIn = retryIn(now, st.NextSendAt)
+	return h.renderCode(v, http.StatusUnprocessableEntity, c, data)
 }
 
 func (h *Handler) locked(v *visit, until time.Time) error {
@@ -393,7 +413,9 @@ func (h *Handler) locked(v *visit, until time.Time) error {
 		minutes = 1
 	}
 	v.w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(h.clock.Now())/time.Second)+1))
-	return h.render(v, http.StatusTooManyRequests, pages.Locked, pages.Data{Message: pages.Msg(v.lang, "locked_lead", "{m}", strconv.Itoa(minutes))})
+	data := v.msg("locked_lead", "{m}", strconv.Itoa(minutes))
+	data.Key = "locked"
+	return h.render(v, http.StatusTooManyRequests, pages.Locked, data)
 }
 
 // unavailable answers when the store cannot be reached: fail closed, say
@@ -401,12 +423,14 @@ func (h *Handler) locked(v *visit, until time.Time) error {
 func (h *Handler) unavailable(v *visit, err error) error {
 	h.logger.Error("store unavailable: failing closed", zap.String("event", "store_unavailable"), zap.String("identity", v.identity), zap.Error(err))
 	v.w.Header().Set("Retry-After", "30")
-	return h.render(v, http.StatusServiceUnavailable, pages.Unavailable, pages.Data{Message: pages.Msg(v.lang, "unavailable_lead")})
+	data := v.msg("unavailable_lead")
+	data.Key = "unavailable"
+	return h.render(v, http.StatusServiceUnavailable, pages.Unavailable, data)
 }
 
 func (h *Handler) methodNotAllowed(v *visit, allow string) error {
 	v.w.Header().Set("Allow", allow)
-	return h.render(v, http.StatusMethodNotAllowed, pages.Error, pages.Data{Message: pages.Msg(v.lang, "method_not_allowed")})
+	return h.render(v, http.StatusMethodNotAllowed, pages.Error, v.msg("method_not_allowed"))
 }
 
 // csrfOK checks a POST: the Origin (when sent) is this site, and the form's
@@ -428,30 +452,22 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("X-Frame-Options", "DENY")
-	if wantsJSON(v.r) && page != pages.Send && page != pages.Code {
-		hdr.Set("Content-Type", "application/json")
-		v.w.WriteHeader(status)
-		return json.NewEncoder(v.w).Encode(map[string]any{"error": page, "message": data.Message})
+	if v.api || (wantsJSON(v.r) && page != pages.Send && page != pages.Code) {
+		return writeJSON(v.w, status, h.apiBody(v, status, page, data))
 	}
 	nonce, err := randomToken(16)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	csrfNonce := cookieValue(v.r, h.cookieName(v.r, csrfCookie))
-	if csrfNonce == "" {
-		if csrfNonce, err = randomToken(18); err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
-		}
-		h.setCookie(v.w, v.r, csrfCookie, csrfNonce, 0, http.SameSiteStrictMode)
 	}
 	cfg := h.service.Config()
 	data.Lang = v.lang
 	data.T = pages.Catalog(v.lang, "{phone}", data.Masked, "{n}", strconv.Itoa(cfg.CodeLength))
 	data.Nonce = nonce
 	data.Service = h.serviceName(v.r)
+	data.Brand = h.brand
 	data.Prefix = h.PathPrefix
 	data.Return = v.ret
-	data.CSRF = h.keys.CSRFToken(csrfNonce, v.identity, v.sessionHash)
+	data.CSRF = h.csrfToken(v)
 	data.CodeLength = cfg.CodeLength
 	data.OtherLang = "ja"
 	if v.lang == "ja" {
@@ -463,17 +479,20 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Language", v.lang)
 	v.w.WriteHeader(status)
-	return pages.Render(v.w, page, data)
+	return h.pages.Render(v.w, page, data)
 }
 
 // renderError is render for requests that are not to the plugin's pages.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key string) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	v := h.newVisit(w, r, repl, "")
-	return h.render(v, status, pages.Error, pages.Data{Message: pages.Msg(v.lang, key)})
+	return h.render(v, status, pages.Error, v.msg(key))
 }
 
 func (h *Handler) serviceName(r *http.Request) string {
+	if h.Brand != nil && h.Brand.Name != "" {
+		return h.Brand.Name
+	}
 	if h.ServiceName != "" {
 		return h.ServiceName
 	}

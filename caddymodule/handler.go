@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
 func init() {
@@ -97,6 +98,15 @@ type Handler struct {
 	// the code. Must be the site's own host (or same-site). Default: none.
 	WebOTPHost string `json:"webotp_host,omitempty"`
 
+	// How the pages look: the service's name, a logo (a path on this site
+	// or a data: URL) and an accent colour.
+	Brand *BrandConfig `json:"brand,omitempty"`
+	// A directory of templates replacing the built-in pages by file name
+	// (send.html, code.html, locked.html, error.html, unavailable.html,
+	// layout.html). A template that fails to parse or render fails the
+	// config load with the file and line.
+	Templates string `json:"templates,omitempty"`
+
 	// This site's public base URL (https://app.example.com), where SMS
 	// providers report delivery: each message gets an unguessable URL under
 	// {receipts_url}{path_prefix}/receipt/. Default: no delivery reports.
@@ -120,11 +130,20 @@ type Handler struct {
 	phones  map[string]otp.Phone
 	store   otp.Store
 	gateway any
+	pages   *pages.Set
+	brand   pages.Brand
 	logger  *zap.Logger
 	clock   otp.Clock
 	maxAge  time.Duration
 
 	devCookieOnce *sync.Once
+}
+
+// BrandConfig is the brand block.
+type BrandConfig struct {
+	Name    string `json:"name,omitempty"`
+	LogoURL string `json:"logo_url,omitempty"`
+	Color   string `json:"color,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -184,6 +203,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := h.protect.FromInterface(mods); err != nil {
 			return fmt.Errorf("load protect matchers: %w", err)
 		}
+	}
+
+	if h.Brand != nil {
+		h.brand = pages.Brand{Name: h.Brand.Name, LogoURL: h.Brand.LogoURL, Color: h.Brand.Color}
+		if err := pages.CheckBrand(h.brand); err != nil {
+			return err
+		}
+	}
+	if h.pages, err = pages.NewSet(h.Templates); err != nil {
+		return err
 	}
 
 	policy, err := otp.NewPhonePolicy(otp.PhonePolicyConfig{DefaultRegion: h.DefaultRegion, AllowCountries: h.AllowCountries})
@@ -388,6 +417,9 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 			"error_description": "SMS step-up required",
 			"max_age":           maxAge,
 			"step_up_url":       stepURL,
+			"state_url":         h.PathPrefix + "/api/state",
+			"send_url":          h.PathPrefix + "/api/send",
+			"verify_url":        h.PathPrefix + "/api/verify",
 		})
 	}
 	http.Redirect(w, r, stepURL, http.StatusSeeOther)

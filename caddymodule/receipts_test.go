@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -259,3 +260,5 @@ func httpStatus(err error) int {
 	}
 	return http.StatusOK
 }
+
+func ioNopCloser(r io.Reader) io.ReadCloser { return io.NopCloser(r) }

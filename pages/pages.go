@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -24,6 +27,20 @@ const (
 	Unavailable = "unavailable"
 )
 
+// Names lists every page, for checks and tests.
+var Names = []string{Send, Code, Locked, Error, Unavailable}
+
+// Brand is how an operator makes the pages look like their service.
+type Brand struct {
+	// Name replaces the host in the header and title.
+	Name string
+	// LogoURL is a same-site path or a data: image (the CSP allows no
+	// other origin).
+	LogoURL string
+	// Color is the accent, as #rgb or #rrggbb.
+	Color string
+}
+
 // Data is everything a page may show. Strings are escaped by html/template.
 type Data struct {
 	Lang string
@@ -33,6 +50,7 @@ type Data struct {
 	Nonce string
 	// Service is the name shown in the title and header.
 	Service string
+	Brand   Brand
 	// Prefix is the plugin's path prefix (/_stepup); form actions hang off it.
 	Prefix string
 	// Return is the validated same-site path to go back to.
@@ -41,9 +59,13 @@ type Data struct {
 	// Masked is the destination number, masked.
 	Masked string
 	// Message is a sentence in Lang saying what happened (an error or a
-	// notice); Status says which kind.
+	// notice); Status says which kind; Key is its catalog key, a stable
+	// word for API clients and tests.
 	Message string
 	Status  string
+	Key     string
+	// Title overrides the page's heading (error pages say which error).
+	Title string
 	// Remaining attempts; RetryIn seconds until a resend is allowed.
 	Remaining  int
 	RetryIn    int
@@ -60,23 +82,116 @@ type Data struct {
 	OtherURL   string
 }
 
-var tmpl = template.Must(template.New("").Funcs(template.FuncMap{"fill": fill}).ParseFS(files, "templates/*.html"))
+var funcs = template.FuncMap{"fill": fill}
 
 // fill puts value in place of field in s: {{fill .T.resend_wait "{s}" 30}}.
 func fill(s, field string, value any) string {
 	return strings.ReplaceAll(s, field, fmt.Sprint(value))
 }
 
+// Set is the pages in use: the embedded ones, with an operator's overrides.
+type Set struct {
+	tmpl *template.Template
+}
+
+// Default is the embedded pages.
+var Default = &Set{tmpl: template.Must(embedded())}
+
+// embedded parses the built-in templates afresh: html/template can't clone
+// a set that has been executed, so overrides start from a new parse.
+func embedded() (*template.Template, error) {
+	return template.New("").Funcs(funcs).ParseFS(files, "templates/*.html")
+}
+
+// NewSet returns the embedded pages with any of them replaced by the
+// files of the same name in dir (send.html, code.html, layout.html ...).
+// A file that does not parse, or fails to render with sample data, is an
+// error naming the file and line, so a broken override fails at start and
+// never on a user's screen.
+func NewSet(dir string) (*Set, error) {
+	if dir == "" {
+		return Default, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	t, err := embedded()
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{"layout.html": true}
+	for _, n := range Names {
+		known[n+".html"] = true
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".html") {
+			continue
+		}
+		if !known[name] {
+			return nil, fmt.Errorf("templates: %s: no such page; expected layout.html or one of %s.html",
+				filepath.Join(dir, name), strings.Join(Names, ".html, "))
+		}
+		src, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		// Parsing under the file's own name makes errors read
+		// "template: code.html:12: ...".
+		if _, err := t.New(name).Parse(string(src)); err != nil {
+			return nil, fmt.Errorf("templates: %s: %w", filepath.Join(dir, name), err)
+		}
+	}
+	set := &Set{tmpl: t}
+	for _, lang := range []string{"en", "ja"} {
+		for _, n := range Names {
+			if err := set.Render(io.Discard, n, SampleData(lang)); err != nil {
+				return nil, fmt.Errorf("templates in %s: %w", dir, err)
+			}
+		}
+	}
+	return set, nil
+}
+
+// SampleData fills every field, for checking templates and for tests.
+func SampleData(lang string) Data {
+	return Data{
+		Lang: lang, T: Catalog(lang, "{phone}", "+81 90-****-5678", "{n}", "6"), Nonce: "nonce", Service: "Example",
+		Prefix: "/_stepup", Return: "/settings", CSRF: "csrf", Masked: "+81 90-****-5678",
+		Message: Msg(lang, "wrong_code", "{n}", "4"), Key: "wrong_code", Status: "error", Remaining: 4, RetryIn: 30,
+		CodeLength: 6, Delivery: Msg(lang, "delivery_delivered"), DeliveryStatus: "notice", CanCall: true,
+		OtherLang: "ja", OtherLabel: "日本語", OtherURL: "/_stepup/?lang=ja",
+	}
+}
+
 // Render writes page name with data. It renders to a buffer first so a
 // template error never leaves half a page.
-func Render(w io.Writer, name string, data Data) error {
+func (s *Set) Render(w io.Writer, name string, data Data) error {
 	var buf bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&buf, name+".html", data); err != nil {
+	if err := s.tmpl.ExecuteTemplate(&buf, name+".html", data); err != nil {
 		return fmt.Errorf("render %s page: %w", name, err)
 	}
 	_, err := buf.WriteTo(w)
 	return err
 }
+
+// Render writes one of the embedded pages.
+func Render(w io.Writer, name string, data Data) error { return Default.Render(w, name, data) }
+
+// CheckBrand validates an operator's brand.
+func CheckBrand(b Brand) error {
+	if b.LogoURL != "" && !(strings.HasPrefix(b.LogoURL, "/") && !strings.HasPrefix(b.LogoURL, "//")) &&
+		!strings.HasPrefix(b.LogoURL, "data:image/") {
+		return fmt.Errorf("brand logo_url %q: expected a path on this site (/logo.svg) or a data:image URL; pages load nothing from other origins", b.LogoURL)
+	}
+	if b.Color != "" && !hexColor.MatchString(b.Color) {
+		return fmt.Errorf("brand color %q: expected #rgb or #rrggbb", b.Color)
+	}
+	return nil
+}
+
+var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Catalog returns the messages of lang (English when lang has none), with
 // {name} fields filled from args (name, value, name, value ...). It returns

@@ -1,0 +1,170 @@
+package pages
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden pages")
+
+// TestPagesMatchGoldenFiles renders every page in both languages with
+// SampleData and compares with testdata/golden (go test -update rewrites).
+func TestPagesMatchGoldenFiles(t *testing.T) {
+	for _, lang := range []string{"en", "ja"} {
+		for _, name := range Names {
+			t.Run(lang+" "+name+" page renders as its golden file", func(t *testing.T) {
+				var b bytes.Buffer
+				if err := Render(&b, name, SampleData(lang)); err != nil {
+					t.Fatal(err)
+				}
+				golden := filepath.Join("testdata", "golden", lang+"-"+name+".html")
+				if *update {
+					if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b.Bytes(), want) {
+					t.Fatalf("%s differs from %s; run go test ./pages -update and review the diff", name, golden)
+				}
+				page := b.String()
+				if !strings.Contains(page, `<html lang="`+lang+`">`) {
+					t.Error("the page does not declare its language")
+				}
+				if strings.Contains(page, "<script>") || strings.Contains(page, "<style>") {
+					t.Error("inline script or style without the CSP nonce")
+				}
+				if strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+					t.Error("the page refers to another origin; pages load nothing from outside")
+				}
+			})
+		}
+	}
+}
+
+func TestCodePageIsUsableOnPhones(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, Code, SampleData("en")); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{
+		`<label for="code">`, `autocomplete="one-time-code"`, `inputmode="numeric"`, `pattern=`, `autofocus`,
+		`aria-live="polite"`, `role="alert"`, `name="viewport"`, `OTPCredential`, `action="/_stepup/call"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the code page lacks %s", want)
+		}
+	}
+}
+
+func TestTemplateOverrides(t *testing.T) {
+	write := func(t *testing.T, files map[string]string) string {
+		dir := t.TempDir()
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	t.Run("an override replaces its page and leaves the others", func(t *testing.T) {
+		set, err := NewSet(write(t, map[string]string{"send.html": `{{template "top" .}}<p id="custom">Hello {{.Service}}</p>{{template "bottom" .}}`}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var send, code bytes.Buffer
+		if err := set.Render(&send, Send, SampleData("en")); err != nil {
+			t.Fatal(err)
+		}
+		if err := set.Render(&code, Code, SampleData("en")); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(send.String(), `<p id="custom">Hello Example</p>`) || !strings.Contains(code.String(), `autocomplete="one-time-code"`) {
+			t.Fatal("the override was not used, or it replaced another page")
+		}
+	})
+	for _, tc := range []struct{ name, file, body, want string }{
+		{"a template that does not parse is refused with file and line", "code.html", "<p>\n{{if .Masked}}\n", "code.html:"},
+		{"a template that fails to render is refused with file and line", "locked.html", "<p>\n{{.NoSuchField}}</p>", "locked.html:2"},
+		{"a file that is no page is refused", "profile.html", "<p></p>", "no such page"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewSet(write(t, map[string]string{tc.file: tc.body}))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("a directory that does not exist is refused", func(t *testing.T) {
+		if _, err := NewSet(filepath.Join(t.TempDir(), "missing")); err == nil {
+			t.Fatal("accepted a missing directory")
+		}
+	})
+}
+
+func TestBrand(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		brand Brand
+		ok    bool
+	}{
+		{"a logo on this site and a hex colour are accepted", Brand{LogoURL: "/static/logo.svg", Color: "#0a7"}, true},
+		{"a data: image logo is accepted", Brand{LogoURL: "data:image/png;base64,AAAA"}, true},
+		{"a logo on another origin is refused", Brand{LogoURL: "https://cdn.example.com/logo.svg"}, false},
+		{"a protocol-relative logo is refused", Brand{LogoURL: "//cdn.example.com/logo.svg"}, false},
+		{"a colour that is not hex is refused", Brand{Color: "red;background:url(x)"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckBrand(tc.brand); (err == nil) != tc.ok {
+				t.Fatalf("CheckBrand: %v", err)
+			}
+		})
+	}
+	t.Run("the brand shows in the page", func(t *testing.T) {
+		d := SampleData("en")
+		d.Brand = Brand{LogoURL: "/logo.svg", Color: "#aa0000"}
+		var b bytes.Buffer
+		if err := Render(&b, Send, d); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), `--brand:#aa0000`) || !strings.Contains(b.String(), `<img src="/logo.svg" alt="">`) {
+			t.Fatal("brand colour or logo missing")
+		}
+	})
+}
+
+func TestLang(t *testing.T) {
+	for _, tc := range []struct{ explicit, header, want string }{
+		{"", "ja,en;q=0.8", "ja"},
+		{"", "en-US,en;q=0.9,ja;q=0.8", "en"},
+		{"", "fr-FR,ja;q=0.5", "ja"},
+		{"", "", "en"},
+		{"en", "ja", "en"},
+		{"xx", "ja", "ja"},
+	} {
+		if got := Lang(tc.explicit, tc.header); got != tc.want {
+			t.Errorf("Lang(%q, %q) = %q, want %q", tc.explicit, tc.header, got, tc.want)
+		}
+	}
+}
+
+func TestCatalogsHaveTheSameKeys(t *testing.T) {
+	for key := range catalogs["en"] {
+		if catalogs["ja"][key] == "" {
+			t.Errorf("ja lacks %q", key)
+		}
+	}
+	for key := range catalogs["ja"] {
+		if catalogs["en"][key] == "" {
+			t.Errorf("en lacks %q", key)
+		}
+	}
+}
