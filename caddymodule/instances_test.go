@@ -139,6 +139,7 @@ type miBrowser struct {
 	t      *testing.T
 	user   string
 	accept string
+	lang   string
 	c      *http.Client
 }
 
@@ -166,6 +167,9 @@ func (b *miBrowser) do(method, target string, form url.Values) (int, string, htt
 	}
 	req.Header.Set("X-User", b.user)
 	req.Header.Set("Accept", b.accept)
+	if b.lang != "" {
+		req.Header.Set("Accept-Language", b.lang)
+	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}

@@ -19,8 +19,10 @@ type Process struct {
 
 	mu     sync.Mutex
 	output []string
-	lines  chan string
-	done   chan struct{}
+	// more is closed and replaced whenever a line arrives.
+	more  chan struct{}
+	lines chan string
+	done  chan struct{}
 }
 
 // Start starts cmd and returns once a line of its combined output contains
@@ -31,7 +33,7 @@ func Start(cmd *exec.Cmd, ready string, timeout time.Duration) (*Process, error)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	p := &Process{Cmd: cmd, lines: make(chan string, 1), done: make(chan struct{})}
+	p := &Process{Cmd: cmd, lines: make(chan string, 1), done: make(chan struct{}), more: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		pw.Close()
@@ -57,12 +59,47 @@ func (p *Process) read(r io.Reader, ready string) {
 		line := sc.Text()
 		p.mu.Lock()
 		p.output = append(p.output, line)
+		close(p.more)
+		p.more = make(chan struct{})
 		p.mu.Unlock()
 		if !signalled && strings.Contains(line, ready) {
 			signalled = true
 			p.lines <- line
 		}
 	}
+}
+
+// WaitFor waits until a line printed after the first `from` lines contains
+// s, and returns the number of lines printed by then (pass it as `from` to
+// wait for the next occurrence).
+func (p *Process) WaitFor(s string, from int, timeout time.Duration) (int, error) {
+	deadline := time.After(timeout)
+	for {
+		p.mu.Lock()
+		for i := from; i < len(p.output); i++ {
+			if strings.Contains(p.output[i], s) {
+				p.mu.Unlock()
+				return i + 1, nil
+			}
+		}
+		from = len(p.output)
+		more := p.more
+		p.mu.Unlock()
+		select {
+		case <-more:
+		case <-p.done:
+			return from, fmt.Errorf("%s exited before printing %q", p.Cmd.Path, s)
+		case <-deadline:
+			return from, fmt.Errorf("%s printed no %q within %s", p.Cmd.Path, s, timeout)
+		}
+	}
+}
+
+// Lines is how many lines the process printed so far.
+func (p *Process) Lines() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.output)
 }
 
 // Output is everything the process printed so far.
