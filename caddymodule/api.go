@@ -9,6 +9,7 @@ import (
 	"net/url"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
@@ -59,7 +60,7 @@ func (h *Handler) serveAPI(v *visit, endpoint string) error {
 	v.ret = returnPath(body.Return)
 	v.r.PostForm = url.Values{"csrf": {v.r.Header.Get("X-CSRF-Token")}, "code": {body.Code}}
 	if !h.csrfOK(v) {
-		h.logger.Warn("API call refused: CSRF token or origin check failed",
+		h.audit(zapcore.WarnLevel, "API call refused: CSRF token or origin check failed", "csrf_refused",
 			zap.String("identity", v.identity), zap.String("client_ip", clientIP(v.r)), zap.String("path", v.r.URL.Path))
 		return h.render(v, http.StatusForbidden, pages.Error, v.msg("csrf"))
 	}

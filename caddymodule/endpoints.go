@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
@@ -94,7 +95,7 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		v.lang = pages.Lang(r.PostForm.Get("lang"), r.Header.Get("Accept-Language"))
 		v.ret = returnPath(r.PostForm.Get("r"))
 		if !h.csrfOK(v) {
-			h.logger.Warn("form refused: CSRF token or origin check failed",
+			h.audit(zapcore.WarnLevel, "form refused: CSRF token or origin check failed", "csrf_refused",
 				zap.String("identity", v.identity), zap.String("client_ip", clientIP(r)), zap.String("path", r.URL.Path))
 			return h.render(v, http.StatusForbidden, pages.Error, v.msg("csrf"))
 		}
@@ -172,12 +173,11 @@ func (h *Handler) renderCode(v *visit, status int, c *otp.Challenge, data pages.
 func (h *Handler) logPhoneProblem(v *visit, err error) {
 	var refusal *otp.PhoneRefusal
 	if errors.As(err, &refusal) {
-		h.logger.Warn("phone number refused by policy",
-			zap.String("event", "policy_refusal"), zap.String("identity", v.identity),
+		h.audit(zapcore.WarnLevel, "phone number refused by policy", "policy_refusal", zap.String("identity", v.identity),
 			zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked))
 		return
 	}
-	h.logger.Warn("no phone number for identity", zap.String("event", "no_phone"), zap.String("identity", v.identity))
+	h.audit(zapcore.WarnLevel, "no phone number for identity", "no_phone", zap.String("identity", v.identity))
 }
 
 // send handles POST {prefix}/send (a first code, or a new one that
@@ -204,10 +204,10 @@ func (h *Handler) send(v *visit, voice bool) error {
 	switch {
 	case err == nil:
 	case errors.As(err, &locked):
-		h.logger.Warn("send refused: identity locked out", append(logFields, zap.String("event", "send_refused"), zap.String("reason", "locked"), zap.Time("until", locked.Until))...)
+		h.audit(zapcore.WarnLevel, "send refused: identity locked out", "send_refused", append(logFields, zap.String("reason", "locked"), zap.Time("until", locked.Until))...)
 		return h.locked(v, locked.Until)
 	case errors.As(err, &cooldown):
-		h.logger.Info("send refused: cooldown", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "resend_cooldown"))...)
+		h.audit(zapcore.InfoLevel, "send refused: cooldown", "rate_limited", append(logFields, zap.String("limit", "resend_cooldown"))...)
 		secs := strconv.Itoa(retryIn(h.clock.Now(), cooldown.RetryAt))
 		data := v.msg("cooldown", "{s}", secs)
 		data.RetryIn = retryIn(h.clock.Now(), cooldown.RetryAt)
@@ -216,13 +216,13 @@ func (h *Handler) send(v *visit, voice bool) error {
 		}
 		return h.renderSend(v, http.StatusTooManyRequests, data)
 	case errors.Is(err, otp.ErrCallLimit), errors.Is(err, otp.ErrNoVoice):
-		h.logger.Info("call refused", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_calls"))...)
+		h.audit(zapcore.InfoLevel, "call refused", "rate_limited", append(logFields, zap.String("limit", "challenge_calls"))...)
 		if c := h.liveChallenge(v); c != nil {
 			return h.renderCode(v, http.StatusTooManyRequests, c, v.msg("call_limit"))
 		}
 		return h.renderSend(v, http.StatusTooManyRequests, v.msg("no_challenge"))
 	case errors.Is(err, otp.ErrSendLimit):
-		h.logger.Warn("send refused: send limit of the challenge reached", append(logFields, zap.String("event", "rate_limited"), zap.String("limit", "challenge_sends"))...)
+		h.audit(zapcore.WarnLevel, "send refused: send limit of the challenge reached", "rate_limited", append(logFields, zap.String("limit", "challenge_sends"))...)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		return h.render(v, http.StatusTooManyRequests, pages.Error, v.msg("send_limit"))
 	case errors.Is(err, otp.ErrSendFailed):
@@ -231,7 +231,7 @@ func (h *Handler) send(v *visit, voice bool) error {
 			logFields = append(logFields, zap.String("gateway", ge.Gateway), zap.String("outcome", ge.Kind.String()),
 				zap.String("reason", ge.Reason), zap.String("provider_code", ge.Code))
 		}
-		h.logger.Error("code could not be sent", append(logFields, zap.String("event", "send_failed"), zap.Bool("voice", voice),
+		h.audit(zapcore.ErrorLevel, "code could not be sent", "send_failed", append(logFields, zap.Bool("voice", voice),
 			zap.String("challenge", shortID(res.Challenge)), zap.Error(err))...)
 		if res.Challenge != nil {
 			h.setCookie(v.w, v.r, challengeCookie, res.Challenge.ID, time.Duration(h.service.Config().CodeTTL), http.SameSiteStrictMode)
@@ -250,8 +250,7 @@ func (h *Handler) send(v *visit, voice bool) error {
 	default:
 		return h.unavailable(v, err)
 	}
-	h.logger.Info("code sent", append(logFields,
-		zap.String("event", "send"), zap.String("challenge", shortID(res.Challenge)), zap.Bool("voice", voice),
+	h.audit(zapcore.InfoLevel, "code sent", "send", append(logFields, zap.String("challenge", shortID(res.Challenge)), zap.Bool("voice", voice),
 		zap.Bool("resend", res.Resent), zap.Int("sends", res.Challenge.Sends), zap.String("gateway", res.Receipt.Gateway))...)
 	h.setCookie(v.w, v.r, challengeCookie, res.Challenge.ID, time.Duration(h.service.Config().CodeTTL), http.SameSiteStrictMode)
 	m := "sent"
@@ -283,7 +282,7 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) e
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	status, err := parser.ParseReceipt(r, h.service.Config().ReceiptBase+"/"+name+"/"+token)
 	if err != nil {
-		h.logger.Warn("delivery report refused", zap.String("event", "receipt_refused"), zap.String("gateway", name),
+		h.audit(zapcore.WarnLevel, "delivery report refused", "receipt_refused", zap.String("gateway", name),
 			zap.String("client_ip", clientIP(r)), zap.Error(err))
 		return caddyhttp.Error(http.StatusForbidden, errors.New("delivery report refused"))
 	}
@@ -292,14 +291,13 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) e
 	subject, challengeID, ok, err := h.service.RecordDelivery(ctx, token, status)
 	switch {
 	case !ok:
-		h.logger.Warn("delivery report with a token we did not make", zap.String("event", "receipt_refused"),
-			zap.String("gateway", name), zap.String("client_ip", clientIP(r)))
+		h.audit(zapcore.WarnLevel, "delivery report with a token we did not make", "receipt_refused", zap.String("gateway", name), zap.String("client_ip", clientIP(r)))
 		return caddyhttp.Error(http.StatusNotFound, errors.New("no such receipt"))
 	case err != nil:
-		h.logger.Error("store unavailable: delivery report not recorded", zap.String("event", "store_unavailable"), zap.Error(err))
+		h.audit(zapcore.ErrorLevel, "store unavailable: delivery report not recorded", "store_unavailable", zap.Error(err))
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	h.logger.Info("delivery report", zap.String("event", "delivery"), zap.String("gateway", name),
+	h.audit(zapcore.InfoLevel, "delivery report", "delivery", zap.String("gateway", name),
 		zap.String("status", string(status)), zap.String("identity", subject), zap.String("challenge", shortString(challengeID)))
 	w.WriteHeader(http.StatusOK)
 	return nil
@@ -352,6 +350,7 @@ func (h *Handler) verify(v *visit) error {
 	})
 	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("challenge", shortString(id)), zap.String("client_ip", clientIP(v.r))}
 	if errors.Is(err, otp.ErrMalformedCode) {
+		h.audit(zapcore.InfoLevel, "verify refused: not a code of the right length", "verify", append(logFields, zap.String("result", "malformed"))...)
 		c := h.liveChallenge(v)
 		if c == nil {
 			return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
@@ -368,7 +367,7 @@ func (h *Handler) verify(v *visit) error {
 		if err != nil {
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
-		h.logger.Info("step-up verified", append(logFields, zap.String("event", "verify"), zap.String("result", "ok"))...)
+		h.audit(zapcore.InfoLevel, "step-up verified", "verify", append(logFields, zap.String("result", "ok"))...)
 		h.setCookie(v.w, v.r, tokenCookie, token, h.tokens.TTL(), http.SameSiteLaxMode)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		v.w.Header().Set("Cache-Control", "no-store")
@@ -378,18 +377,18 @@ func (h *Handler) verify(v *visit) error {
 		http.Redirect(v.w, v.r, v.ret, http.StatusSeeOther)
 		return nil
 	case otp.VerifyLocked:
-		h.logger.Warn("verify refused: identity locked out", append(logFields, zap.String("event", "verify"), zap.String("result", "locked"))...)
+		h.audit(zapcore.WarnLevel, "verify refused: identity locked out", "verify", append(logFields, zap.String("result", "locked"))...)
 		return h.locked(v, res.LockedUntil)
 	case otp.VerifyNotFound:
-		h.logger.Info("verify failed: no live challenge", append(logFields, zap.String("event", "verify"), zap.String("result", "no_challenge"))...)
+		h.audit(zapcore.InfoLevel, "verify failed: no live challenge", "verify", append(logFields, zap.String("result", "no_challenge"))...)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
 	}
 	// A wrong code.
-	h.logger.Warn("verify failed: wrong code", append(logFields, zap.String("event", "verify"), zap.String("result", res.Status.String()),
+	h.audit(zapcore.WarnLevel, "verify failed: wrong code", "verify", append(logFields, zap.String("result", res.Status.String()),
 		zap.Int("remaining", res.Remaining), zap.Int("failures", res.Failures))...)
 	if now.Before(res.LockedUntil) {
-		h.logger.Warn("identity locked out after wrong codes", append(logFields, zap.String("event", "lockout"), zap.Int("failures", res.Failures), zap.Time("until", res.LockedUntil))...)
+		h.audit(zapcore.WarnLevel, "identity locked out after wrong codes", "lockout", append(logFields, zap.Int("failures", res.Failures), zap.Time("until", res.LockedUntil))...)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		return h.locked(v, res.LockedUntil)
 	}
@@ -421,7 +420,7 @@ func (h *Handler) locked(v *visit, until time.Time) error {
 // unavailable answers when the store cannot be reached: fail closed, say
 // so, send nothing.
 func (h *Handler) unavailable(v *visit, err error) error {
-	h.logger.Error("store unavailable: failing closed", zap.String("event", "store_unavailable"), zap.String("identity", v.identity), zap.Error(err))
+	h.audit(zapcore.ErrorLevel, "store unavailable: failing closed", "store_unavailable", zap.String("identity", v.identity), zap.Error(err))
 	v.w.Header().Set("Retry-After", "30")
 	data := v.msg("unavailable_lead")
 	data.Key = "unavailable"

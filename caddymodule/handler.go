@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
@@ -132,6 +134,8 @@ type Handler struct {
 	gateway any
 	pages   *pages.Set
 	brand   pages.Brand
+	events  *caddyevents.App
+	ctx     caddy.Context
 	logger  *zap.Logger
 	clock   otp.Clock
 	maxAge  time.Duration
@@ -167,6 +171,12 @@ const (
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.devCookieOnce = new(sync.Once)
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := h.loadEvents(ctx); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
 	if h.clock == nil {
 		h.clock = otp.SystemClock{}
 	}
@@ -272,7 +282,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg.ReceiptBase = strings.TrimSuffix(h.ReceiptsURL, "/") + h.PathPrefix + "/receipt"
 	}
 
-	h.service, err = otp.NewService(cfg, store, gateway, h.keys, h.clock, nil)
+	h.service, err = otp.NewService(cfg, store, timedGateway{inner: gateway, name: moduleName(gwMod)}, h.keys, h.clock, nil)
 	return err
 }
 
@@ -427,7 +437,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 }
 
 func (h *Handler) refuseNoIdentity(w http.ResponseWriter, r *http.Request) error {
-	h.logger.Warn("request without identity refused", zap.String("path", r.URL.Path))
+	h.audit(zapcore.WarnLevel, "request without identity refused", "no_identity", zap.String("path", r.URL.Path), zap.String("client_ip", clientIP(r)))
 	if h.LoginURL != "" && !wantsJSON(r) {
 		http.Redirect(w, r, h.LoginURL, http.StatusSeeOther)
 		return nil

@@ -624,6 +624,36 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics of a flow appear on the admin endpoint", func(t *testing.T) {
+		e := itStart(t, itSite{Key: itKey}, "mia-metrics")
+		b := e.browser("mia-metrics")
+		code := b.send("/settings")
+		b.verify("/settings", itWrongCode(code))
+		if resp, body := b.verify("/settings", code); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("verify: %d %s", resp.StatusCode, itShort(body))
+		}
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/metrics", itPorts.Admin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		metrics := string(raw)
+		for _, want := range []string{
+			`caddy_sms_stepup_sends_total{gateway="console",result="sent"}`,
+			`caddy_sms_stepup_verifications_total{result="ok"}`,
+			`caddy_sms_stepup_verifications_total{result="wrong_code"}`,
+			`caddy_sms_stepup_gateway_latency_seconds_count{channel="sms",gateway="console"}`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+		if strings.Contains(metrics, "mia-metrics") || strings.Contains(metrics, "9012345678") {
+			t.Error("a metric label carries an identity or a number")
+		}
+	})
+
 	t.Run("unprotected routes pass untouched, without a redirect or a cookie", func(t *testing.T) {
 		e := itStart(t, itSite{Key: itKey}, "carol-open")
 		b := e.browser("carol-open")
