@@ -38,6 +38,9 @@ func init() {
 //		token_ttl      <duration>
 //		max_age        <duration>
 //		signing_key    <key or placeholder>
+//		previous_keys  <key>...
+//		signing_key_file   <ed25519.pem>
+//		previous_key_files <pem>...
 //		default_region <country>
 //		allow_countries <country>...
 //		service_name   <name>
@@ -78,7 +81,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 }
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
-	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "default_region",
+	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "previous_keys",
+	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
@@ -140,6 +144,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxAge, err = durationArg(d, 24*time.Hour)
 		case "signing_key":
 			h.SigningKey, err = oneArg(d)
+		case "previous_keys", "previous_key_files":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("%s: expected one or more keys", opt)
+			}
+			if opt == "previous_keys" {
+				h.PreviousKeys = append(h.PreviousKeys, args...)
+			} else {
+				h.PreviousKeyFiles = append(h.PreviousKeyFiles, args...)
+			}
+		case "signing_key_file":
+			h.SigningKeyFile, err = oneArg(d)
 		case "default_region":
 			h.DefaultRegion, err = oneArg(d)
 		case "allow_countries":

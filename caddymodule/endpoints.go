@@ -62,6 +62,13 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		// provider's own signature authenticate them.
 		return h.receipt(w, r, rest)
 	}
+	if sub == "/jwks.json" {
+		// Public keys only, for the upstream; needs no identity.
+		w.Header().Set("Cache-Control", "max-age=300")
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, err := w.Write(h.tokens.JWKS())
+		return err
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	identity := repl.ReplaceAll(h.Identity, "")
 	if identity == "" {
@@ -439,7 +446,17 @@ func (h *Handler) csrfOK(v *visit) bool {
 		return false
 	}
 	nonce := cookieValue(v.r, h.cookieName(v.r, csrfCookie))
-	return h.keys.CheckCSRFToken(v.r.PostForm.Get("csrf"), nonce, v.identity, v.sessionHash)
+	token := v.r.PostForm.Get("csrf")
+	if h.keys.CheckCSRFToken(token, nonce, v.identity, v.sessionHash) {
+		return true
+	}
+	// A page loaded just before a key rotation still works.
+	for _, k := range h.retired {
+		if k.CheckCSRFToken(token, nonce, v.identity, v.sessionHash) {
+			return true
+		}
+	}
+	return false
 }
 
 // render writes a page with the security headers every page carries

@@ -81,6 +81,16 @@ type Handler struct {
 	// such as {env.STEPUP_SIGNING_KEY} are expanded. Default: a key
 	// generated once and kept in Caddy's storage.
 	SigningKey string `json:"signing_key,omitempty"`
+	// Retired signing keys: step-up cookies they signed stay valid until
+	// they expire, so rotating signing_key logs nobody out. Placeholders
+	// are expanded.
+	PreviousKeys []string `json:"previous_keys,omitempty"`
+	// An Ed25519 private key (PKCS#8 PEM). With it tokens are EdDSA (and
+	// only EdDSA), and their public keys are served at
+	// {path_prefix}/jwks.json so the upstream can verify forwarded tokens.
+	SigningKeyFile string `json:"signing_key_file,omitempty"`
+	// Retired Ed25519 keys (PEM, private or public), verify only.
+	PreviousKeyFiles []string `json:"previous_key_files,omitempty"`
 	// Region for numbers written without +country. Default: JP.
 	DefaultRegion string `json:"default_region,omitempty"`
 	// Countries whose numbers may receive codes. Default: default_region.
@@ -128,6 +138,7 @@ type Handler struct {
 	service *otp.Service
 	tokens  *otp.Tokens
 	keys    *otp.Keys
+	retired []*otp.Keys
 	policy  *otp.PhonePolicy
 	phones  map[string]otp.Phone
 	store   otp.Store
@@ -243,11 +254,29 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.keys, err = otp.DeriveKeys(root); err != nil {
 		return fmt.Errorf("signing_key: %w", err)
 	}
+	tokenKeys := []*otp.Keys{h.keys}
+	for i, raw := range h.PreviousKeys {
+		key, err := caddy.NewReplacer().ReplaceOrErr(raw, true, true)
+		if err != nil {
+			return fmt.Errorf("previous_keys[%d]: %w", i, err)
+		}
+		k, err := otp.DeriveKeys([]byte(key))
+		if err != nil {
+			return fmt.Errorf("previous_keys[%d]: %w", i, err)
+		}
+		h.retired = append(h.retired, k)
+		tokenKeys = append(tokenKeys, k)
+	}
+	edKeys, err := loadEdKeys(h.SigningKeyFile, h.PreviousKeyFiles)
+	if err != nil {
+		return err
+	}
 	if h.tokens, err = otp.NewTokens(otp.TokenConfig{
 		Issuer:   tokenIssuer,
 		Audience: tokenAudience,
 		TTL:      time.Duration(h.TokenTTL),
-		Keys:     []*otp.Keys{h.keys},
+		Keys:     tokenKeys,
+		EdKeys:   edKeys,
 		Clock:    h.clock,
 	}); err != nil {
 		return err
@@ -347,6 +376,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl.Set("http.sms_stepup.identity", "")
 	repl.Set("http.sms_stepup.verified_at", "")
 	repl.Set("http.sms_stepup.auth_time", "")
+	repl.Set("http.sms_stepup.token", "")
 	if underPrefix(r.URL.Path, h.PathPrefix) {
 		return h.serveOwn(w, r)
 	}
@@ -370,6 +400,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			repl.Set("http.sms_stepup.identity", v.Subject)
 			repl.Set("http.sms_stepup.verified_at", v.AuthTime.UTC().Format(time.RFC3339))
 			repl.Set("http.sms_stepup.auth_time", v.AuthTime.Unix())
+			repl.Set("http.sms_stepup.token", token)
 			return next.ServeHTTP(w, r)
 		}
 		h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))

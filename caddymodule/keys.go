@@ -1,11 +1,15 @@
 package caddymodule
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -62,4 +66,62 @@ func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
 	h.logger.Warn("no signing_key configured: generated one and kept it in Caddy's storage; several Caddy instances need one shared signing_key",
 		zap.String("storage_key", generatedKeyName))
 	return key, nil
+}
+
+// loadEdKeys reads the EdDSA signing key and the retired ones.
+func loadEdKeys(signing string, previous []string) ([]otp.EdKey, error) {
+	if signing == "" {
+		if len(previous) > 0 {
+			return nil, fmt.Errorf("previous_key_files need signing_key_file: retired EdDSA keys verify only")
+		}
+		return nil, nil
+	}
+	var keys []otp.EdKey
+	for i, path := range append([]string{signing}, previous...) {
+		k, err := readEdKey(path, i == 0)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// readEdKey reads an Ed25519 key from a PEM file: a PKCS#8 private key, or
+// (for a retired key) a PKIX public key.
+func readEdKey(path string, needPrivate bool) (otp.EdKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return otp.EdKey{}, fmt.Errorf("key file: %w", err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return otp.EdKey{}, fmt.Errorf("key file %s: no PEM block (expected an Ed25519 key from `openssl genpkey -algorithm ed25519`)", path)
+	}
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return otp.EdKey{}, fmt.Errorf("key file %s: %w", path, err)
+		}
+		priv, ok := key.(ed25519.PrivateKey)
+		if !ok {
+			return otp.EdKey{}, fmt.Errorf("key file %s: a %T, expected an Ed25519 key", path, key)
+		}
+		return otp.NewEdKey(priv.Public().(ed25519.PublicKey), priv), nil
+	case "PUBLIC KEY":
+		if needPrivate {
+			return otp.EdKey{}, fmt.Errorf("key file %s: signing_key_file needs the private key", path)
+		}
+		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return otp.EdKey{}, fmt.Errorf("key file %s: %w", path, err)
+		}
+		pub, ok := key.(ed25519.PublicKey)
+		if !ok {
+			return otp.EdKey{}, fmt.Errorf("key file %s: a %T, expected an Ed25519 key", path, key)
+		}
+		return otp.NewEdKey(pub, nil), nil
+	}
+	return otp.EdKey{}, fmt.Errorf("key file %s: PEM block %q, expected PRIVATE KEY or PUBLIC KEY", path, block.Type)
 }

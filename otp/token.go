@@ -1,8 +1,12 @@
 package otp
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -46,13 +50,33 @@ type Verified struct {
 	Expires     time.Time
 }
 
+// EdKey is an Ed25519 key for EdDSA tokens. Private is nil for a key that
+// only verifies (a retired key whose tokens have not expired yet).
+type EdKey struct {
+	ID      string
+	Private ed25519.PrivateKey
+	Public  ed25519.PublicKey
+}
+
+// NewEdKey wraps an Ed25519 key; its kid is derived from the public key.
+func NewEdKey(public ed25519.PublicKey, private ed25519.PrivateKey) EdKey {
+	sum := sha256.Sum256(public)
+	return EdKey{ID: "ed-" + hex.EncodeToString(sum[:8]), Private: private, Public: public}
+}
+
 // TokenConfig configures Tokens.
 type TokenConfig struct {
 	Issuer   string
 	Audience string
 	TTL      time.Duration
-	// Keys verify tokens by kid; the first one also signs.
+	// Keys verify HS256 tokens by kid; the first one also signs. Keys
+	// after the first are retired keys: their tokens stay valid until they
+	// expire, so rotating the key logs nobody out.
 	Keys []*Keys
+	// EdKeys, when set, switch tokens to EdDSA: the first signs, all verify
+	// by kid, and HS256 tokens are no longer accepted. Their public halves
+	// are published as a JWKS so the upstream can verify tokens itself.
+	EdKeys []EdKey
 	// CacheSize bounds the cache of tokens already verified. Zero means
 	// 10,000.
 	CacheSize int
@@ -69,7 +93,7 @@ type TokenConfig struct {
 // expiry) run on every request whether the token came from the cache or not.
 type Tokens struct {
 	cfg    TokenConfig
-	byKID  map[string][]byte
+	byKID  map[string]any
 	parser *jwt.Parser
 
 	mu    sync.RWMutex
@@ -93,12 +117,25 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 10000
 	}
-	t := &Tokens{cfg: cfg, byKID: make(map[string][]byte, len(cfg.Keys)), cache: make(map[string]Verified)}
-	for _, k := range cfg.Keys {
-		t.byKID[k.ID] = k.token
+	t := &Tokens{cfg: cfg, byKID: make(map[string]any), cache: make(map[string]Verified)}
+	method := jwt.SigningMethodHS256.Alg()
+	if len(cfg.EdKeys) > 0 {
+		// The algorithm is pinned to one: an EdDSA deployment never takes
+		// an HMAC token, whatever key it names.
+		method = jwt.SigningMethodEdDSA.Alg()
+		if cfg.EdKeys[0].Private == nil {
+			return nil, errors.New("the first EdDSA key must have its private half: it signs")
+		}
+		for _, k := range cfg.EdKeys {
+			t.byKID[k.ID] = k.Public
+		}
+	} else {
+		for _, k := range cfg.Keys {
+			t.byKID[k.ID] = k.token
+		}
 	}
 	t.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods([]string{method}),
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
@@ -133,11 +170,19 @@ func (t *Tokens) Issue(subject, sessionHash string, authTime time.Time) (string,
 		AuthTime:    authTime.Unix(),
 		AMR:         []string{"sms", "otp"},
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	signer := t.cfg.Keys[0]
+	var tok *jwt.Token
+	var key any
+	if len(t.cfg.EdKeys) > 0 {
+		tok = jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+		tok.Header["kid"] = t.cfg.EdKeys[0].ID
+		key = t.cfg.EdKeys[0].Private
+	} else {
+		tok = jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+		tok.Header["kid"] = t.cfg.Keys[0].ID
+		key = t.cfg.Keys[0].token
+	}
 	tok.Header["typ"] = TokenType
-	tok.Header["kid"] = signer.ID
-	s, err := tok.SignedString(signer.token)
+	s, err := tok.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("sign step-up token: %w", err)
 	}
@@ -236,4 +281,27 @@ func (t *Tokens) CacheLen() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.cache)
+}
+
+// JWKS is the JSON Web Key Set of the EdDSA verification keys (RFC 8037),
+// for an upstream that verifies forwarded tokens itself. HMAC keys are
+// secret and never published: with them the set is empty.
+func (t *Tokens) JWKS() []byte {
+	type jwk struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		Kid string `json:"kid"`
+		Alg string `json:"alg"`
+		Use string `json:"use"`
+	}
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: []jwk{}}
+	for _, k := range t.cfg.EdKeys {
+		set.Keys = append(set.Keys, jwk{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.Public),
+			Kid: k.ID, Alg: "EdDSA", Use: "sig"})
+	}
+	b, _ := json.Marshal(set)
+	return b
 }
