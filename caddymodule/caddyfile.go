@@ -43,6 +43,15 @@ func init() {
 //		previous_key_files <pem>...
 //		default_region <country>
 //		allow_countries <country>...
+//		allow_types    <type>...
+//		mobile_prefixes <+prefix>...
+//		deny_numbers   <file>
+//		allow_numbers  <file>
+//		limits {
+//			phone | identity | ip | prefix | country | daily_budget <n>
+//			window <duration>
+//		}
+//		daily_budget   <n>
 //		service_name   <name>
 //		message        <locale> <template>
 //		max_segments   <n>
@@ -83,7 +92,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
 	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
-	"allow_countries", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
+	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -162,6 +171,63 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AllowCountries = d.RemainingArgs()
 			if len(h.AllowCountries) == 0 {
 				return d.Errf("allow_countries: expected one or more country codes such as JP US")
+			}
+		case "allow_types", "mobile_prefixes":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("%s: expected one or more values", opt)
+			}
+			if opt == "allow_types" {
+				h.AllowTypes = args
+			} else {
+				h.MobilePrefixes = args
+			}
+		case "deny_numbers":
+			h.DenyNumbers, err = oneArg(d)
+		case "allow_numbers":
+			h.AllowNumbers, err = oneArg(d)
+		case "daily_budget":
+			if h.Limits == nil {
+				h.Limits = new(LimitsConfig)
+			}
+			var n int
+			n, err = intArg(d, 0, 100000000)
+			h.Limits.DailyBudget = &n
+		case "limits":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.Limits == nil {
+				h.Limits = new(LimitsConfig)
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				sub := d.Val()
+				if sub == "window" {
+					if h.Limits.Window, err = durationArg(d, 24*time.Hour); err != nil {
+						return err
+					}
+					continue
+				}
+				n, err := intArg(d, 0, 100000000)
+				if err != nil {
+					return err
+				}
+				switch sub {
+				case "phone":
+					h.Limits.Phone = &n
+				case "identity":
+					h.Limits.Identity = &n
+				case "ip":
+					h.Limits.IP = &n
+				case "prefix":
+					h.Limits.Prefix = &n
+				case "country":
+					h.Limits.Country = &n
+				case "daily_budget":
+					h.Limits.DailyBudget = &n
+				default:
+					return d.Errf("unknown limit %q: expected phone, identity, ip, prefix, country, daily_budget or window", sub)
+				}
 			}
 		case "service_name":
 			args := d.RemainingArgs()

@@ -204,12 +204,19 @@ func (h *Handler) send(v *visit, voice bool) error {
 		ResendID:    cookieValue(v.r, h.cookieName(v.r, challengeCookie)),
 		Locale:      v.lang,
 		Voice:       voice,
+		ClientIP:    clientIP(v.r),
 	})
 	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
+	if phone.AllowListed {
+		logFields = append(logFields, zap.String("policy", "allow_list"))
+	}
 	var cooldown *otp.CooldownError
 	var locked *otp.LockedError
+	var limited *otp.RateLimitError
 	switch {
 	case err == nil:
+	case errors.As(err, &limited):
+		return h.rateLimited(v, limited, logFields)
 	case errors.As(err, &locked):
 		h.audit(zapcore.WarnLevel, "send refused: identity locked out", "send_refused", append(logFields, zap.String("reason", "locked"), zap.Time("until", locked.Until))...)
 		return h.locked(v, locked.Until)
@@ -324,6 +331,27 @@ func (h *Handler) receiptParser(name string) otp.ReceiptParser {
 		return p
 	}
 	return nil
+}
+
+// rateLimited answers a send refused by a limit: 429, the minutes to
+// wait, and for the daily budget an alert, since it stops every send.
+func (h *Handler) rateLimited(v *visit, rl *otp.RateLimitError, logFields []zap.Field) error {
+	now := h.clock.Now()
+	secs := retryIn(now, rl.RetryAt)
+	logFields = append(logFields, zap.String("limit", rl.Limit), zap.Time("retry_at", rl.RetryAt))
+	if rl.Limit == otp.LimitDailyBudget {
+		h.audit(zapcore.ErrorLevel, "ALERT: the daily SMS budget is spent; every send is refused until it resets", "rate_limited", logFields...)
+		metrics.budgetLeft.Set(0)
+	} else {
+		h.audit(zapcore.WarnLevel, "send refused by a limit", "rate_limited", logFields...)
+	}
+	v.w.Header().Set("Retry-After", strconv.Itoa(secs))
+	data := v.msg("rate_limited", "{m}", strconv.Itoa((secs+59)/60))
+	data.RetryIn = secs
+	if c := h.liveChallenge(v); c != nil {
+		return h.renderCode(v, http.StatusTooManyRequests, c, data)
+	}
+	return h.renderSend(v, http.StatusTooManyRequests, data)
 }
 
 // liveChallenge is the browser's challenge if it is still live.

@@ -95,6 +95,19 @@ type Handler struct {
 	DefaultRegion string `json:"default_region,omitempty"`
 	// Countries whose numbers may receive codes. Default: default_region.
 	AllowCountries []string `json:"allow_countries,omitempty"`
+	// Number types that may receive codes. Default: mobile and
+	// fixed_line_or_mobile.
+	AllowTypes []string `json:"allow_types,omitempty"`
+	// E.164 prefixes taken as mobile where the numbering metadata does not
+	// know them yet (Japan's +8160 always is).
+	MobilePrefixes []string `json:"mobile_prefixes,omitempty"`
+	// Files of E.164 numbers or prefixes, one a line (# comments): refused
+	// whatever else the policy says, or let through despite their country or
+	// type. Read at start and on every reload.
+	DenyNumbers  string `json:"deny_numbers,omitempty"`
+	AllowNumbers string `json:"allow_numbers,omitempty"`
+	// Send limits, counted in the store so they hold across instances.
+	Limits *LimitsConfig `json:"limits,omitempty"`
 	// Name shown on pages and in the SMS. Default: the request's host on
 	// pages, "Step-up" in the SMS.
 	ServiceName string `json:"service_name,omitempty"`
@@ -152,6 +165,49 @@ type Handler struct {
 	maxAge  time.Duration
 
 	devCookieOnce *sync.Once
+}
+
+// LimitsConfig sets the send limits; an unset field keeps its default,
+// 0 switches that limit off.
+type LimitsConfig struct {
+	// Codes per phone number per window. Default: 5.
+	Phone *int `json:"phone,omitempty"`
+	// Codes per identity per window. Default: 10.
+	Identity *int `json:"identity,omitempty"`
+	// Codes per client IP (Caddy's client IP, which honours
+	// trusted_proxies; an IPv6 client by its /64) per window. Default: 20.
+	IP *int `json:"ip,omitempty"`
+	// Codes per number prefix (all but the last 4 digits) per window: SMS
+	// pumping walks through a range. Default: 20.
+	Prefix *int `json:"prefix,omitempty"`
+	// Codes per destination country per hour. Default: 500.
+	Country *int `json:"country,omitempty"`
+	// Codes per UTC day in all. Once spent, every send is refused until
+	// midnight UTC or an operator's reset. Default: 10000.
+	DailyBudget *int `json:"daily_budget,omitempty"`
+	// The window of the first four. Default: 1h.
+	Window caddy.Duration `json:"window,omitempty"`
+}
+
+// sendLimits applies the configuration to the defaults.
+func (l *LimitsConfig) sendLimits() otp.SendLimits {
+	out := otp.DefaultSendLimits()
+	if l == nil {
+		return out
+	}
+	for _, f := range []struct {
+		v   *int
+		dst *int
+	}{{l.Phone, &out.PerPhone}, {l.Identity, &out.PerIdentity}, {l.IP, &out.PerIP}, {l.Prefix, &out.PerPrefix},
+		{l.Country, &out.PerCountryHour}, {l.DailyBudget, &out.DailyBudget}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	if l.Window != 0 {
+		out.Window = time.Duration(l.Window)
+	}
+	return out
 }
 
 // BrandConfig is the brand block.
@@ -236,7 +292,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	policy, err := otp.NewPhonePolicy(otp.PhonePolicyConfig{DefaultRegion: h.DefaultRegion, AllowCountries: h.AllowCountries})
+	pcfg := otp.PhonePolicyConfig{DefaultRegion: h.DefaultRegion, AllowCountries: h.AllowCountries,
+		AllowTypes: h.AllowTypes, MobilePrefixes: h.MobilePrefixes}
+	if h.DenyNumbers != "" {
+		if pcfg.DenyNumbers, err = otp.LoadNumberList(h.DenyNumbers); err != nil {
+			return fmt.Errorf("deny_numbers: %w", err)
+		}
+	}
+	if h.AllowNumbers != "" {
+		if pcfg.AllowNumbers, err = otp.LoadNumberList(h.AllowNumbers); err != nil {
+			return fmt.Errorf("allow_numbers: %w", err)
+		}
+	}
+	policy, err := otp.NewPhonePolicy(pcfg)
 	if err != nil {
 		return err
 	}
@@ -334,6 +402,7 @@ func (h *Handler) otpConfig() otp.Config {
 	if h.MaxCalls != 0 {
 		cfg.MaxCalls = h.MaxCalls
 	}
+	cfg.Limits = h.Limits.sendLimits()
 	return cfg
 }
 

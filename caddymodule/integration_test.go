@@ -125,6 +125,11 @@ http://localhost:{{.Ports.HTTP}} {
 		gateway console {
 			outbox {{.Outbox}}
 		}
+		# The tests send many codes to the same few numbers.
+		limits {
+			phone 1000
+			prefix 1000
+		}
 {{.Options}}
 	}
 	reverse_proxy 127.0.0.1:{{.Ports.Upstream}} {

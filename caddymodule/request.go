@@ -114,11 +114,18 @@ func sameSiteReferer(r *http.Request) string {
 }
 
 // originOK checks the Origin of a POST (SECURITY.md 20): same host, or
-// absent from a client that did not say it was cross-site.
+// absent from a client that did not say it was cross-site. Under the pages'
+// Referrer-Policy: no-referrer, browsers post our own forms with Origin
+// "null"; that passes only when Sec-Fetch-Site, which browsers set
+// whatever the referrer policy, says the form was same-origin.
 func originOK(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch origin {
+	case "":
+		return site != "cross-site"
+	case "null":
+		return site == "same-origin"
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {

@@ -28,7 +28,9 @@ type Keys struct {
 	csrf    []byte
 	session []byte
 	phone   []byte
+	limit   []byte
 	receipt cipher.AEAD
+	seal    cipher.AEAD
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -41,16 +43,18 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		m.Write([]byte("caddy-sms-stepup/v1/" + label))
 		return m.Sum(nil)
 	}
-	block, err := aes.NewCipher(derive("receipt"))
+	receipt, err := newGCM(derive("receipt"))
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	seal, err := newGCM(derive("phone-seal"))
 	if err != nil {
 		return nil, err
 	}
 	return &Keys{
-		receipt: aead,
+		receipt: receipt,
+		seal:    seal,
+		limit:   derive("limit"),
 		ID:      hex.EncodeToString(derive("kid")[:8]),
 		token:   derive("token"),
 		codeMAC: derive("code"),
@@ -58,6 +62,14 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		session: derive("session"),
 		phone:   derive("phone"),
 	}, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // CodeMAC is what the store keeps instead of a code: HMAC-SHA256 over the
@@ -84,6 +96,18 @@ func (k *Keys) SessionHash(session string) string {
 // clear.
 func (k *Keys) PhoneHash(e164 string) string {
 	return k.short(k.phone, e164)
+}
+
+// LimitKey names what a send limit counts (kind "phone" and an E.164
+// number, kind "ip" and an address) without putting the value in the
+// store: a keyed hash, so a dump of the store cannot be matched against a
+// list of numbers.
+func (k *Keys) LimitKey(kind, value string) string {
+	m := hmac.New(sha256.New, k.limit)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
 // CSRFToken returns the token a form must carry: bound to the browser's
@@ -136,4 +160,34 @@ func (k *Keys) OpenReceipt(token string) (subject, challengeID string, ok bool) 
 	}
 	subject, challengeID, ok = strings.Cut(string(plain), "\x00")
 	return subject, challengeID, ok
+}
+
+// SealPhone encrypts and authenticates a bound phone number for the store,
+// which must be able to give the number back (PhoneHash cannot) without
+// holding it in clear. The subject is authenticated with it, so a sealed
+// number copied onto another identity's binding does not open: whoever can
+// write to the store cannot make someone else's codes go to their phone.
+func (k *Keys) SealPhone(subject, e164 string) ([]byte, error) {
+	nonce := make([]byte, k.seal.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return k.seal.Seal(nonce, nonce, []byte(e164), phoneSealAD(subject)), nil
+}
+
+// OpenPhone reverses SealPhone for the same subject.
+func (k *Keys) OpenPhone(subject string, sealed []byte) (string, error) {
+	if len(sealed) < k.seal.NonceSize() {
+		return "", errors.New("sealed phone number is too short")
+	}
+	n := k.seal.NonceSize()
+	plain, err := k.seal.Open(nil, sealed[:n], sealed[n:], phoneSealAD(subject))
+	if err != nil {
+		return "", errors.New("sealed phone number does not open under this key and identity")
+	}
+	return string(plain), nil
+}
+
+func phoneSealAD(subject string) []byte {
+	return []byte("phone\x00" + subject)
 }

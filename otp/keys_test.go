@@ -183,3 +183,84 @@ func TestCSRFTokenIsComparedInConstantTime(t *testing.T) {
 		t.Error("CheckCSRFToken compares the token with an operator that stops at the first difference")
 	}
 }
+
+func TestLimitKey(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t, rootKey)
+	base := k.LimitKey("phone", "+819012345678")
+	if base != k.LimitKey("phone", "+819012345678") {
+		t.Fatal("the same kind and value give different keys")
+	}
+	if strings.Contains(base, "12345678") || strings.Contains(base, "5678") {
+		t.Fatalf("limit key %q shows digits of the number", base)
+	}
+	cases := []struct {
+		name string
+		key  string
+	}{
+		{"another value changes the key", k.LimitKey("phone", "+819012345679")},
+		{"another kind changes the key", k.LimitKey("prefix", "+819012345678")},
+		{"another root key changes the key", mustKeys(t, otherKey).LimitKey("phone", "+819012345678")},
+		{"moving characters from value to kind changes the key", k.LimitKey("phone+", "819012345678")},
+		{"the phone hash of the same number is another key", k.PhoneHash("+819012345678")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.key == base {
+				t.Fatalf("key %q did not change", tc.key)
+			}
+		})
+	}
+}
+
+func TestSealPhone(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t, rootKey)
+	const e164 = "+819012345678"
+	sealed, err := k.SealPhone("alice", e164)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a sealed number opens for its identity", func(t *testing.T) {
+		t.Parallel()
+		if got, err := k.OpenPhone("alice", sealed); err != nil || got != e164 {
+			t.Fatalf("got %q, %v; want %s", got, err, e164)
+		}
+	})
+	t.Run("a sealed number holds no digits of the number in clear", func(t *testing.T) {
+		t.Parallel()
+		if bytes.Contains(sealed, []byte("12345678")) || bytes.Contains(sealed, []byte("5678")) {
+			t.Fatalf("sealed %x shows the number", sealed)
+		}
+	})
+	t.Run("sealing twice gives different ciphertexts", func(t *testing.T) {
+		t.Parallel()
+		again, err := k.SealPhone("alice", e164)
+		if err != nil || bytes.Equal(again, sealed) {
+			t.Fatalf("got %x, %v; want a fresh nonce", again, err)
+		}
+	})
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	cases := []struct {
+		name    string
+		keys    *otp.Keys
+		subject string
+		sealed  []byte
+	}{
+		{"a sealed number does not open for another identity", k, "bob", sealed},
+		{"a sealed number does not open under another root key", mustKeys(t, otherKey), "alice", sealed},
+		{"a tampered sealed number does not open", k, "alice", tampered},
+		{"a truncated sealed number does not open", k, "alice", sealed[:8]},
+		{"nothing does not open", k, "alice", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got, err := tc.keys.OpenPhone(tc.subject, tc.sealed); err == nil {
+				t.Fatalf("opened to %q", got)
+			}
+		})
+	}
+}

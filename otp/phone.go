@@ -1,8 +1,10 @@
 package otp
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -16,6 +18,10 @@ type Phone struct {
 	Type   string
 	// Masked is safe to show and to log: "+81 90-****-5678".
 	Masked string
+	// AllowListed is set when the number passed only because the policy's
+	// AllowNumbers lists it: its country or type alone would have been
+	// refused. Callers log such a send with the reason "allow_list".
+	AllowListed bool
 }
 
 // PhoneType names the libphonenumber number types in configuration.
@@ -47,6 +53,7 @@ type PhonePolicy struct {
 	countryCodes   map[int]bool
 	types          map[string]bool
 	mobilePrefixes []string
+	deny, allow    numberSet
 }
 
 // PhonePolicyConfig is the operator's choice of numbers.
@@ -65,6 +72,14 @@ type PhonePolicyConfig struct {
 	// library's metadata does not know them yet. "+8160" (Japan's 060, live
 	// since 2026) is always included.
 	MobilePrefixes []string
+	// DenyNumbers are E.164 numbers ("+819012345678") or prefixes of them
+	// ("+8150", "+81901234") that never receive codes, whatever else the
+	// policy says. Deny wins over everything, AllowNumbers included.
+	DenyNumbers []string
+	// AllowNumbers are E.164 numbers or prefixes that receive codes even
+	// where their country or type is refused (a test phone abroad, a
+	// company's 050 line). They never make an invalid number valid.
+	AllowNumbers []string
 }
 
 // Japan's 060 mobile range opened in 2026, after the metadata was made.
@@ -108,7 +123,86 @@ func NewPhonePolicy(cfg PhonePolicyConfig) (*PhonePolicy, error) {
 			return nil, fmt.Errorf("mobile prefix %q: expected + and digits, e.g. +8160", mp)
 		}
 	}
+	var err error
+	if p.deny, err = newNumberSet("deny number", cfg.DenyNumbers); err != nil {
+		return nil, err
+	}
+	if p.allow, err = newNumberSet("allow number", cfg.AllowNumbers); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// numberSet holds E.164 numbers and prefixes. A lookup tries each prefix
+// of a number, so a list of thousands of entries costs at most 15 map
+// lookups per check.
+type numberSet map[string]bool
+
+func newNumberSet(what string, entries []string) (numberSet, error) {
+	set := make(numberSet, len(entries))
+	for _, e := range entries {
+		if err := checkNumberEntry(e); err != nil {
+			return nil, fmt.Errorf("%s %s", what, err)
+		}
+		set[e] = true
+	}
+	return set, nil
+}
+
+// E.164 numbers have at most 15 digits; a prefix of one digit would be a
+// whole world zone, which allow_countries is for.
+const (
+	minEntryDigits = 2
+	maxEntryDigits = 15
+)
+
+func checkNumberEntry(e string) error {
+	if len(e) < 1+minEntryDigits || len(e) > 1+maxEntryDigits || e[0] != '+' || !allDigits(e[1:]) {
+		return fmt.Errorf("%q: expected + and %d to %d digits without spaces, a number such as +819012345678 or a prefix such as +8150",
+			e, minEntryDigits, maxEntryDigits)
+	}
+	return nil
+}
+
+// match reports whether e164 or any prefix of it is in the set.
+func (s numberSet) match(e164 string) bool {
+	if len(s) == 0 {
+		return false
+	}
+	for n := 1 + minEntryDigits; n <= len(e164); n++ {
+		if s[e164[:n]] {
+			return true
+		}
+	}
+	return false
+}
+
+// LoadNumberList reads a deny_numbers or allow_numbers file: one E.164
+// number or prefix a line; blank lines and everything after a # are
+// ignored. Errors name the file and line.
+func LoadNumberList(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("number list: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		text = strings.TrimSpace(text)
+		if text == "" {
+			continue
+		}
+		if err := checkNumberEntry(text); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		out = append(out, text)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
 }
 
 func knownType(t string) bool {
@@ -123,7 +217,7 @@ func knownType(t string) bool {
 // PhoneRefusal says why a number may not receive codes. Its Reason is a
 // stable, low-cardinality word for logs and metrics.
 type PhoneRefusal struct {
-	Reason string // invalid, country, type
+	Reason string // invalid, country, type, deny_list
 	Type   string
 	Masked string
 }
@@ -134,6 +228,8 @@ func (e *PhoneRefusal) Error() string {
 		return "numbers of this country are not accepted"
 	case "type":
 		return "numbers of type " + e.Type + " are not accepted"
+	case "deny_list":
+		return "this number is not accepted"
 	}
 	return "not a valid phone number"
 }
@@ -145,7 +241,10 @@ func IsPhoneRefusal(err error) bool {
 	return errors.As(err, &r)
 }
 
-// Check parses raw, normalises it to E.164 and applies the policy.
+// Check parses raw, normalises it to E.164 and applies the policy, in this
+// order: a number on the deny list is refused (deny_list); a number that is
+// not valid is refused (invalid), wherever it is listed; a number on the
+// allow list passes; otherwise its country and type must be allowed.
 func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	num, err := phonenumbers.Parse(raw, p.defaultRegion)
 	if err != nil {
@@ -153,6 +252,9 @@ func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
 	cc := int(num.GetCountryCode())
+	if p.deny.match(e164) {
+		return Phone{}, &PhoneRefusal{Reason: "deny_list", Masked: maskNumber(num, cc)}
+	}
 	typ := ""
 	if p.hasMobilePrefix(e164) && phonenumbers.IsPossibleNumber(num) && hasMobileLength(num) {
 		typ = "mobile"
@@ -162,13 +264,21 @@ func (p *PhonePolicy) Check(raw string) (Phone, error) {
 		return Phone{}, &PhoneRefusal{Reason: "invalid"}
 	}
 	ph := Phone{E164: e164, Region: phonenumbers.GetRegionCodeForNumber(num), Type: typ, Masked: maskNumber(num, cc)}
-	if !p.countryCodes[cc] {
-		return Phone{}, &PhoneRefusal{Reason: "country", Type: typ, Masked: ph.Masked}
+	var refusal *PhoneRefusal
+	switch {
+	case !p.countryCodes[cc]:
+		refusal = &PhoneRefusal{Reason: "country", Type: typ, Masked: ph.Masked}
+	case !p.types[typ]:
+		refusal = &PhoneRefusal{Reason: "type", Type: typ, Masked: ph.Masked}
 	}
-	if !p.types[typ] {
-		return Phone{}, &PhoneRefusal{Reason: "type", Type: typ, Masked: ph.Masked}
+	if refusal == nil {
+		return ph, nil
 	}
-	return ph, nil
+	if p.allow.match(e164) {
+		ph.AllowListed = true
+		return ph, nil
+	}
+	return Phone{}, refusal
 }
 
 func (p *PhonePolicy) hasMobilePrefix(e164 string) bool {

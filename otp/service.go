@@ -31,6 +31,10 @@ type Config struct {
 	// ReceiptBase, when set, is the public URL under which gateways report
 	// delivery: each message gets an unguessable token below it.
 	ReceiptBase string
+	// Limits cap the codes sent per phone, identity, client address,
+	// number prefix, country and day, across all instances sharing the
+	// store.
+	Limits SendLimits
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -39,7 +43,7 @@ const MaxCodeTTL = 10 * time.Minute
 
 // DefaultConfig returns the defaults of SECURITY.md: 6 digits, 5 minutes,
 // 5 attempts, resend cooldown from 30 s, failure delays from 30 s to 1 h after
-// 10 consecutive failures, and a hard stop at 100.
+// 10 consecutive failures, a hard stop at 100, and DefaultSendLimits.
 func DefaultConfig() Config {
 	return Config{
 		CodeLength:   6,
@@ -58,6 +62,7 @@ func DefaultConfig() Config {
 		},
 		ServiceName: "Step-up",
 		MaxCalls:    2,
+		Limits:      DefaultSendLimits(),
 	}
 }
 
@@ -85,7 +90,7 @@ func (c Config) Validate() error {
 	case c.CooldownBase <= 0 || c.CooldownMax < c.CooldownBase || c.SendWindow <= 0:
 		return fmt.Errorf("resend cooldown %s..%s: expected 0 < base <= max, and a send window", c.CooldownBase, c.CooldownMax)
 	}
-	return nil
+	return c.Limits.Validate()
 }
 
 // Service runs the step-up: it makes codes, issues challenges through the
@@ -143,6 +148,10 @@ type SendRequest struct {
 	// Voice reads the code out in a phone call instead of an SMS; only as
 	// a resend, and only through a VoiceGateway.
 	Voice bool
+	// ClientIP is the client's address as Caddy determined it (honouring
+	// trusted_proxies), never a raw X-Forwarded-For. Empty skips the
+	// per-address limit.
+	ClientIP string
 }
 
 // SendResult is a challenge whose code went to the gateway.
@@ -152,9 +161,13 @@ type SendResult struct {
 	Resent    bool
 }
 
-// Send makes a code, stores its MAC in a new or resent challenge, and sends
-// it. Store failures come back wrapping ErrStoreUnavailable and nothing is
-// sent; gateway failures wrap ErrSendFailed.
+// Send counts the send against the send limits, makes a code, stores its MAC
+// in a new or resent challenge, and sends it. A send limit refuses with
+// *RateLimitError before any challenge is touched or the gateway called; a
+// send that passed stays counted even if the gateway then fails, since the
+// provider may have charged for it and retrying must not be free. Store
+// failures come back wrapping ErrStoreUnavailable and nothing is sent;
+// gateway failures wrap ErrSendFailed.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
 	now := s.clock.Now()
 	code, err := NewCode(s.rand, s.cfg.CodeLength)
@@ -175,6 +188,9 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		if _, ok := s.gateway.(VoiceGateway); !ok || req.ResendID == "" {
 			return SendResult{}, ErrNoVoice
 		}
+	}
+	if err := s.limit(ctx, req, now); err != nil {
+		return SendResult{}, err
 	}
 	issue := IssueRequest{
 		Voice:        req.Voice,
@@ -233,6 +249,70 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{Challenge: c, Resent: resent}, fmt.Errorf("%w: %w", ErrSendFailed, err)
 	}
 	return SendResult{Challenge: c, Receipt: receipt, Resent: resent}, nil
+}
+
+// limit counts the send against the send limits. A send that the identity's
+// lock-out or cooldown will refuse is turned away first, without counting:
+// otherwise every early click on "resend" would spend the identity's, the
+// phone's and the day's allowance. Two sends racing past that read may both
+// be counted while Issue lets one through; that errs towards refusing.
+func (s *Service) limit(ctx context.Context, req SendRequest, now time.Time) error {
+	checks := s.cfg.Limits.Checks(s.keys, req.Phone, req.Subject, req.ClientIP)
+	if len(checks) == 0 {
+		return nil
+	}
+	st, err := s.store.Identity(ctx, req.Subject, now)
+	if err != nil {
+		return storeErr(err)
+	}
+	if st.Locked(now) {
+		return &LockedError{Until: st.LockedUntil}
+	}
+	if now.Before(st.NextSendAt) {
+		return &CooldownError{RetryAt: st.NextSendAt}
+	}
+	res, err := s.store.Limit(ctx, LimitRequest{Now: now, Checks: checks})
+	if err != nil {
+		return storeErr(err)
+	}
+	if !res.Allowed {
+		return &RateLimitError{Limit: res.Refused, RetryAt: res.RetryAt}
+	}
+	return nil
+}
+
+// ResetLimit clears a send limit for an operator: name is one of the Limit*
+// names and value what it counts (an E.164 number for LimitPhone, an
+// E.164 number without its last 4 digits for LimitPrefix, an address for
+// LimitIP, a region such as JP or a calling code such as +882 for
+// LimitCountry, nothing for LimitDailyBudget).
+func (s *Service) ResetLimit(ctx context.Context, name, value string) error {
+	switch name {
+	case LimitPhone, LimitIdentity, LimitIP, LimitPrefix, LimitCountry, LimitDailyBudget:
+	default:
+		return fmt.Errorf("%w %q: expected one of %s, %s, %s, %s, %s, %s", ErrLimitName, name,
+			LimitPhone, LimitIdentity, LimitIP, LimitPrefix, LimitCountry, LimitDailyBudget)
+	}
+	if err := s.store.ResetLimit(ctx, name, s.keys.LimitKey(name, limitValue(name, value))); err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// BoundPhone returns the number bound to subject, opened with the service's
+// keys; ErrNoBoundPhone if there is none. Only E164 and Masked are set: run
+// the phone policy on E164 before sending to it, since the policy (a deny
+// list, say) may have changed since the number was bound.
+func (s *Service) BoundPhone(ctx context.Context, subject string) (Phone, error) {
+	b, err := s.store.BoundPhone(ctx, subject)
+	if err != nil {
+		return Phone{}, storeErr(err)
+	}
+	e164, err := s.keys.OpenPhone(subject, b.PhoneSealed)
+	if err != nil {
+		return Phone{}, fmt.Errorf("bound phone: %w", err)
+	}
+	return Phone{E164: e164, Masked: b.PhoneMasked}, nil
 }
 
 // ErrNoVoice says a call was asked for where no voice gateway is configured
@@ -320,9 +400,11 @@ func (s *Service) Identity(ctx context.Context, subject string) (IdentityState, 
 func storeErr(err error) error {
 	var cd *CooldownError
 	var lk *LockedError
+	var rl *RateLimitError
 	switch {
 	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrCallLimit), errors.Is(err, ErrStoreUnavailable),
-		errors.As(err, &cd), errors.As(err, &lk):
+		errors.Is(err, ErrNumberTaken), errors.Is(err, ErrNoBoundPhone), errors.Is(err, ErrBindConflict),
+		errors.As(err, &cd), errors.As(err, &lk), errors.As(err, &rl):
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)

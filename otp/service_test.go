@@ -339,6 +339,20 @@ func (s brokenStore) SetDelivery(context.Context, string, string, otp.DeliverySt
 	return s.err
 }
 
+func (s brokenStore) Limit(context.Context, otp.LimitRequest) (otp.LimitResult, error) {
+	return otp.LimitResult{Allowed: true}, s.err
+}
+
+func (s brokenStore) ResetLimit(context.Context, string, string) error { return s.err }
+
+func (s brokenStore) BindPhone(context.Context, otp.BindRequest) error { return s.err }
+
+func (s brokenStore) BoundPhone(context.Context, string) (otp.BoundPhone, error) {
+	return otp.BoundPhone{}, s.err
+}
+
+func (s brokenStore) UnbindPhone(context.Context, string) error { return s.err }
+
 func TestServiceFailsClosedWhenTheStoreFails(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

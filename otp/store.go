@@ -149,11 +149,14 @@ func (s IdentityState) Locked(now time.Time) bool {
 	return now.Before(s.LockedUntil)
 }
 
-// Store keeps challenges and per-identity counters. Every method that reads
-// and then writes does so atomically: implementations use a mutex (memory) or
-// a single Lua script (Redis), never a check-then-act across round trips.
-// All keys of one identity can share a hash tag, so a Redis Cluster runs each
-// operation on one node.
+// Store keeps challenges, per-identity counters, send limits and phone
+// bindings. Every method that reads and then writes does so atomically:
+// implementations use a mutex (memory) or a single Lua script (Redis), never
+// a check-then-act across round trips. All keys of one identity can share a
+// hash tag, so a Redis Cluster runs each operation on one node; the two
+// exceptions, Limit (one counter per check) and BindPhone (the identity and
+// the number's index), are ordered single-key steps whose partial states
+// only ever refuse more, never less.
 type Store interface {
 	// Issue creates a challenge or puts a new code in an existing one. It
 	// fails with *LockedError, *CooldownError, ErrSendLimit or
@@ -170,6 +173,66 @@ type Store interface {
 	// code. A status never replaces one that came later in the delivery
 	// ("sent" after "delivered"); a report for a gone challenge is dropped.
 	SetDelivery(ctx context.Context, subject, id string, status DeliveryStatus, now time.Time) error
+
+	// Limit counts one send against every check, or against none: each
+	// check's counter is raised in request order only while it is below
+	// its Max, and when a later check refuses, the counters already raised
+	// are lowered again, so a refused send costs nothing. A Redis Cluster
+	// cannot hold every counter in one slot, so there each check is its own
+	// atomic step and the lowering a separate one: meanwhile a concurrent
+	// send may find a counter briefly fuller than it is and be refused. That
+	// errs towards refusing; no check ever lets more than Max through.
+	Limit(ctx context.Context, req LimitRequest) (LimitResult, error)
+	// ResetLimit forgets every window of the counter name and key (an
+	// operator's reset of the daily budget, say).
+	ResetLimit(ctx context.Context, name, key string) error
+
+	// BindPhone binds a phone number to the subject, replacing any number
+	// it had (which is then free for others). It fails with ErrNumberTaken
+	// when MaxIdentitiesPerNumber other identities are bound to the number
+	// already, and with ErrBindConflict when a concurrent bind or unbind of
+	// the same identity won; either way the binding is unchanged. Bindings
+	// are the one thing a store keeps without expiry.
+	BindPhone(ctx context.Context, req BindRequest) error
+	// BoundPhone returns the subject's binding, or ErrNoBoundPhone.
+	BoundPhone(ctx context.Context, subject string) (BoundPhone, error)
+	// UnbindPhone removes the subject's binding, if any.
+	UnbindPhone(ctx context.Context, subject string) error
+}
+
+// BindRequest binds a phone number to an identity.
+type BindRequest struct {
+	Subject string
+	// PhoneHash (Keys.PhoneHash) identifies the number in the store.
+	PhoneHash string
+	// PhoneSealed (Keys.SealPhone) gives the number back to the service,
+	// and only to it.
+	PhoneSealed []byte
+	PhoneMasked string
+	// MaxIdentitiesPerNumber caps the identities one number may vouch for.
+	MaxIdentitiesPerNumber int
+	Now                    time.Time
+}
+
+// Validate reports a request no store should act on.
+func (r BindRequest) Validate() error {
+	switch {
+	case r.Subject == "":
+		return errors.New("bind phone: empty subject")
+	case r.PhoneHash == "" || len(r.PhoneSealed) == 0:
+		return errors.New("bind phone: missing phone hash or sealed number")
+	case r.MaxIdentitiesPerNumber < 1:
+		return fmt.Errorf("bind phone: max identities per number %d, expected at least 1", r.MaxIdentitiesPerNumber)
+	}
+	return nil
+}
+
+// BoundPhone is the number bound to an identity, as the store keeps it.
+type BoundPhone struct {
+	PhoneHash   string
+	PhoneSealed []byte
+	PhoneMasked string
+	BoundAt     time.Time
 }
 
 // Errors returned by stores and the Service.
@@ -180,6 +243,15 @@ var (
 	// ErrStoreUnavailable wraps any failure to reach the store. Callers fail
 	// closed on it: no SMS, no pass-through.
 	ErrStoreUnavailable = errors.New("store unavailable")
+	// ErrNumberTaken says the number is bound to as many other identities
+	// as it may be.
+	ErrNumberTaken = errors.New("this number is already in use by another account")
+	// ErrNoBoundPhone says the identity has no phone number bound.
+	ErrNoBoundPhone = errors.New("no phone number is bound to this identity")
+	// ErrBindConflict says another change to the identity's binding came
+	// in while this one was under way, and won: this one did not take
+	// effect.
+	ErrBindConflict = errors.New("the phone binding changed at the same time; try again")
 )
 
 // CooldownError says a code was sent too recently.

@@ -4,6 +4,9 @@ package pages
 // what to do next.
 var catalogs = map[string]map[string]string{
 	"en": {
+		"api_json":             "Send a JSON body with Content-Type: application/json.",
+		"rate_limited":         "Too many codes were requested. Try again in {m} minutes.",
+		"phone_refused":        "This number can't receive codes. Use your own mobile phone number.",
 		"lang_name":            "English",
 		"title":                "Confirm it's you",
 		"send_lead":            "This page needs an extra check. We will send a one-time code by SMS to the phone on your account.",
@@ -49,6 +52,9 @@ var catalogs = map[string]map[string]string{
 		"send_unknown":         "We couldn't confirm the code was sent. It may still arrive: wait a minute before asking for a new one.",
 	},
 	"ja": {
+		"api_json":             "Content-Type: application/json のJSON本文を送信してください。",
+		"rate_limited":         "確認コードのリクエストが多すぎます。{m}分後にもう一度お試しください。",
+		"phone_refused":        "この番号には確認コードを送れません。ご本人の携帯電話番号を入力してください。",
 		"lang_name":            "日本語",
 		"title":                "ご本人確認",
 		"send_lead":            "このページを開くには追加の確認が必要です。登録されている電話番号にSMSで確認コードを送ります。",

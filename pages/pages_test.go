@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -167,4 +168,46 @@ func TestCatalogsHaveTheSameKeys(t *testing.T) {
 			t.Errorf("en lacks %q", key)
 		}
 	}
+}
+
+// TestEveryMessageTheHandlerUsesExists guards against a key the handler
+// asks for but no catalog has: pages.Msg would show an empty sentence.
+func TestEveryMessageTheHandlerUsesExists(t *testing.T) {
+	src, err := filepathGlobRead("../caddymodule/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, m := range msgCall.FindAllStringSubmatch(src, -1) {
+		used[m[1]] = true
+	}
+	if len(used) < 10 {
+		t.Fatalf("found only %d message keys in the handler; the pattern is stale", len(used))
+	}
+	for key := range used {
+		if catalogs["en"][key] == "" || catalogs["ja"][key] == "" {
+			t.Errorf("the handler uses message %q, which a catalog lacks", key)
+		}
+	}
+}
+
+var msgCall = regexp.MustCompile(`(?:v\.msg|pages\.Msg\(v\.lang,)\s*\(?"([a-z_]+)"`)
+
+func filepathGlobRead(pattern string) (string, error) {
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		return "", err
+	}
+	var all strings.Builder
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		all.Write(b)
+	}
+	return all.String(), nil
 }

@@ -1,8 +1,9 @@
-// Package storetest is the conformance suite of otp.Store. Every store (the
-// in-memory one today, Redis later) runs the same Run from its own test, so
-// the rules of SECURITY.md that live in the store (codes replaced on resend,
-// one use per code, attempts and failures counted atomically, growing
-// cooldowns and lock-outs) are checked once and hold for all of them.
+// Package storetest is the conformance suite of otp.Store. Every store (in
+// memory, Redis, Redis Cluster) runs the same Run from its own test, so the
+// rules of SECURITY.md that live in the store (codes replaced on resend, one
+// use per code, attempts and failures counted atomically, growing cooldowns
+// and lock-outs, send limits, one number per identity) are checked once and
+// hold for all of them.
 //
 // Time is never slept through: every request carries its own Now, so the
 // suite moves time by passing later instants.
@@ -117,6 +118,29 @@ var cases = []struct {
 	{"200 parallel wrong guesses evaluate exactly the 5 attempts allowed", parallelWrongGuesses},
 	{"parallel submissions of the correct code verify exactly once", parallelCorrectCodes},
 	{"parallel resends let exactly one through the cooldown", parallelResends},
+
+	// Send limits (rule 12, issue 5).
+	{"a limit counts sends up to its max and refuses until its window ends", limitCountsUpToMax},
+	{"a new window allows sends again", newWindowAllowsAgain},
+	{"the daily budget runs from midnight to midnight UTC", dailyBudgetRunsMidnightToMidnight},
+	{"counters of other names, keys or windows are kept apart", countersAreKeptApart},
+	{"a refusal names the first full check in request order", firstRefusingCheckIsNamed},
+	{"a send refused by a later check costs the earlier checks nothing", refusedSendCostsNothing},
+	{"a reset clears every window of its counter and no other", resetClearsEveryWindow},
+	{"an invalid limit request is refused and counts nothing", invalidLimitRequestRefused},
+	{"200 concurrent sends against a max of 10 allow exactly 10", concurrentSendsAllowExactlyMax},
+	{"concurrent sends refused by a later check leave the earlier one as if they never came", concurrentRefusalsAreRefunded},
+
+	// Phone bindings (rule 13, issue 5).
+	{"a bound phone is read back as it was bound", boundPhoneIsReadBack},
+	{"an identity that never bound a phone has none", unboundIdentityHasNone},
+	{"rebinding replaces the number and frees the old one", rebindFreesOldNumber},
+	{"rebinding the same number is not refused as taken", rebindSameNumber},
+	{"a number bound to as many identities as allowed refuses another and changes nothing", numberTakenChangesNothing},
+	{"unbinding removes the binding and frees the number", unbindFreesNumber},
+	{"an invalid bind request is refused and binds nothing", invalidBindRefused},
+	{"concurrent binds of one number by 50 identities with a max of 1 let exactly one win", concurrentBindsOneWinner},
+	{"concurrent rebinds of one identity leave exactly its final number held", concurrentRebindsOneIdentity},
 }
 
 type env struct {

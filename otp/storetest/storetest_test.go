@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +57,24 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"a store without an attempt limit fails", "no-attempt-limit",
 			[]string{"a challenge dies after its last attempt even for the right code",
 				"200 parallel wrong guesses evaluate exactly the 5 attempts allowed"}},
+		{"a store that lets sends past a limit's max fails", "limit-blind",
+			[]string{"a limit counts sends up to its max and refuses until its window ends",
+				"200 concurrent sends against a max of 10 allow exactly 10"}},
+		{"a store that counts refused sends against earlier checks fails", "no-refund",
+			[]string{"a send refused by a later check costs the earlier checks nothing",
+				"concurrent sends refused by a later check leave the earlier one as if they never came"}},
+		{"a store whose windows never end fails", "endless-window",
+			[]string{"a new window allows sends again",
+				"the daily budget runs from midnight to midnight UTC"}},
+		{"a store whose reset does nothing fails", "no-reset",
+			[]string{"a reset clears every window of its counter and no other"}},
+		{"a store that lets a number vouch for any number of identities fails", "number-blind",
+			[]string{"a number bound to as many identities as allowed refuses another and changes nothing",
+				"concurrent binds of one number by 50 identities with a max of 1 let exactly one win"}},
+		{"a store that keeps a number held after it is unbound fails", "sticky-number",
+			[]string{"rebinding replaces the number and frees the old one",
+				"unbinding removes the binding and frees the number",
+				"concurrent rebinds of one identity leave exactly its final number held"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +118,12 @@ func brokenStore(t *testing.T, name string) otp.Store {
 		return issueChangingStore{m, name}
 	case "no-lock":
 		return noLockStore{m}
+	case "limit-blind", "no-refund", "endless-window", "no-reset":
+		return limitChangingStore{m, name}
+	case "number-blind":
+		return numberBlindStore{m}
+	case "sticky-number":
+		return stickyNumberStore{m}
 	}
 	t.Fatalf("unknown broken store %q", name)
 	return nil
@@ -193,4 +218,71 @@ func (s issueChangingStore) Issue(ctx context.Context, req otp.IssueRequest) (*o
 		req.Challenge.MaxAttempts = 1000
 	}
 	return s.Store.Issue(ctx, req)
+}
+
+// limitChangingStore breaks one rule of the send limits.
+type limitChangingStore struct {
+	otp.Store
+	how string
+}
+
+func (s limitChangingStore) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
+	checks := slices.Clone(req.Checks)
+	for i := range checks {
+		switch s.how {
+		case "limit-blind":
+			checks[i].Max += 5
+		case "endless-window":
+			checks[i].Window *= 1000
+		}
+	}
+	if s.how != "no-refund" {
+		return s.Store.Limit(ctx, otp.LimitRequest{Now: req.Now, Checks: checks})
+	}
+	// One check at a time: what an earlier check counted stays counted.
+	for _, c := range checks {
+		res, err := s.Store.Limit(ctx, otp.LimitRequest{Now: req.Now, Checks: []otp.LimitCheck{c}})
+		if err != nil || !res.Allowed {
+			return res, err
+		}
+	}
+	return otp.LimitResult{Allowed: true}, nil
+}
+
+func (s limitChangingStore) ResetLimit(ctx context.Context, name, key string) error {
+	if s.how == "no-reset" {
+		return nil
+	}
+	return s.Store.ResetLimit(ctx, name, key)
+}
+
+// numberBlindStore ignores the cap on identities per number.
+type numberBlindStore struct{ otp.Store }
+
+func (s numberBlindStore) BindPhone(ctx context.Context, req otp.BindRequest) error {
+	req.MaxIdentitiesPerNumber = 1000
+	return s.Store.BindPhone(ctx, req)
+}
+
+// stickyNumberStore keeps an identity's old number held, by a shadow
+// identity, when it binds another or unbinds.
+type stickyNumberStore struct{ otp.Store }
+
+func (s stickyNumberStore) hold(ctx context.Context, subject string) {
+	if old, err := s.Store.BoundPhone(ctx, subject); err == nil {
+		s.Store.BindPhone(ctx, otp.BindRequest{
+			Subject: "shadow of " + subject + " " + old.PhoneHash, PhoneHash: old.PhoneHash, PhoneSealed: old.PhoneSealed,
+			MaxIdentitiesPerNumber: 1000, Now: old.BoundAt,
+		})
+	}
+}
+
+func (s stickyNumberStore) BindPhone(ctx context.Context, req otp.BindRequest) error {
+	s.hold(ctx, req.Subject)
+	return s.Store.BindPhone(ctx, req)
+}
+
+func (s stickyNumberStore) UnbindPhone(ctx context.Context, subject string) error {
+	s.hold(ctx, subject)
+	return s.Store.UnbindPhone(ctx, subject)
 }

@@ -1,9 +1,11 @@
 // Package memory is an in-process otp.Store: the default, for one Caddy
 // instance. A mutex makes every operation atomic, and a sweeper drops expired
-// entries so an idle store shrinks back to nothing.
+// entries so an idle store shrinks back to nothing (phone bindings, which do
+// not expire, excepted).
 package memory
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"sync"
@@ -18,6 +20,10 @@ type Store struct {
 
 	mu         sync.Mutex
 	identities map[string]*identity
+	limits     map[limitID]map[windowID]int
+	// bindings by subject, and the subjects bound to each phone hash.
+	bindings map[string]otp.BoundPhone
+	numbers  map[string]map[string]bool
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -36,6 +42,13 @@ type identity struct {
 	challenges map[string]*otp.Challenge
 }
 
+// limitID names one send-limit counter; windowID one fixed window of it, in
+// Unix milliseconds.
+type (
+	limitID  struct{ name, key string }
+	windowID struct{ start, end int64 }
+)
+
 // New returns a Store whose sweeper runs every interval (a minute if zero)
 // until Close. The clock decides what has expired.
 func New(clock otp.Clock, interval time.Duration) *Store {
@@ -48,6 +61,9 @@ func New(clock otp.Clock, interval time.Duration) *Store {
 	s := &Store{
 		clock:      clock,
 		identities: make(map[string]*identity),
+		limits:     make(map[limitID]map[windowID]int),
+		bindings:   make(map[string]otp.BoundPhone),
+		numbers:    make(map[string]map[string]bool),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -86,6 +102,29 @@ func (s *Store) Sweep(now time.Time) {
 			delete(s.identities, subject)
 		}
 	}
+	nowMS := now.UnixMilli()
+	for lid, windows := range s.limits {
+		for w := range windows {
+			if w.end <= nowMS {
+				delete(windows, w)
+			}
+		}
+		if len(windows) == 0 {
+			delete(s.limits, lid)
+		}
+	}
+}
+
+// LimitWindows reports how many send-limit windows are held (for tests and
+// metrics).
+func (s *Store) LimitWindows() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, windows := range s.limits {
+		n += len(windows)
+	}
+	return n
 }
 
 // Len reports how many identities and challenges are held (for tests and
@@ -280,6 +319,134 @@ func (s *Store) SetDelivery(ctx context.Context, subject, cid string, status otp
 		c.Delivery = status
 	}
 	return nil
+}
+
+// Limit implements otp.Store. It raises the counters in request order and,
+// when one refuses, lowers those it raised, all under the mutex, so it
+// behaves as the Redis store does without its window of doubt.
+func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
+	if err := ctx.Err(); err != nil {
+		return otp.LimitResult{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return otp.LimitResult{}, err
+	}
+	type raised struct {
+		lid limitID
+		wid windowID
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := make([]raised, 0, len(req.Checks))
+	for _, c := range req.Checks {
+		start, end := c.Bounds(req.Now)
+		lid := limitID{c.Name, c.Key}
+		wid := windowID{start.UnixMilli(), end.UnixMilli()}
+		if s.limits[lid][wid] >= c.Max {
+			for _, r := range done {
+				s.lower(r.lid, r.wid)
+			}
+			return otp.LimitResult{Refused: c.Name, RetryAt: end}, nil
+		}
+		if s.limits[lid] == nil {
+			s.limits[lid] = make(map[windowID]int)
+		}
+		s.limits[lid][wid]++
+		done = append(done, raised{lid, wid})
+	}
+	return otp.LimitResult{Allowed: true}, nil
+}
+
+// lower undoes one raise of a counter. Callers hold s.mu.
+func (s *Store) lower(lid limitID, wid windowID) {
+	windows := s.limits[lid]
+	if windows[wid]--; windows[wid] <= 0 {
+		delete(windows, wid)
+	}
+	if len(windows) == 0 {
+		delete(s.limits, lid)
+	}
+}
+
+// ResetLimit implements otp.Store.
+func (s *Store) ResetLimit(ctx context.Context, name, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.limits, limitID{name, key})
+	return nil
+}
+
+// BindPhone implements otp.Store.
+func (s *Store) BindPhone(ctx context.Context, req otp.BindRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	holders := s.numbers[req.PhoneHash]
+	if !holders[req.Subject] && len(holders) >= req.MaxIdentitiesPerNumber {
+		return otp.ErrNumberTaken
+	}
+	s.unbind(req.Subject)
+	holders = s.numbers[req.PhoneHash]
+	if holders == nil {
+		holders = make(map[string]bool)
+		s.numbers[req.PhoneHash] = holders
+	}
+	holders[req.Subject] = true
+	s.bindings[req.Subject] = otp.BoundPhone{
+		PhoneHash:   req.PhoneHash,
+		PhoneSealed: bytes.Clone(req.PhoneSealed),
+		PhoneMasked: req.PhoneMasked,
+		BoundAt:     req.Now,
+	}
+	return nil
+}
+
+// BoundPhone implements otp.Store.
+func (s *Store) BoundPhone(ctx context.Context, subject string) (otp.BoundPhone, error) {
+	if err := ctx.Err(); err != nil {
+		return otp.BoundPhone{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bindings[subject]
+	if !ok {
+		return otp.BoundPhone{}, otp.ErrNoBoundPhone
+	}
+	b.PhoneSealed = bytes.Clone(b.PhoneSealed)
+	return b, nil
+}
+
+// UnbindPhone implements otp.Store.
+func (s *Store) UnbindPhone(ctx context.Context, subject string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unbind(subject)
+	return nil
+}
+
+// unbind drops the subject's binding and its place in its number's index.
+// Callers hold s.mu.
+func (s *Store) unbind(subject string) {
+	b, ok := s.bindings[subject]
+	if !ok {
+		return
+	}
+	delete(s.bindings, subject)
+	delete(s.numbers[b.PhoneHash], subject)
+	if len(s.numbers[b.PhoneHash]) == 0 {
+		delete(s.numbers, b.PhoneHash)
+	}
 }
 
 func cloneChallenge(c *otp.Challenge) *otp.Challenge {

@@ -175,3 +175,41 @@ func callsIn(t *testing.T, file, name string) map[string]bool {
 	}
 	return calls
 }
+
+func TestSweepDropsEndedLimitWindowsAndKeepsBindings(t *testing.T) {
+	t.Parallel()
+	s := memory.New(&clock{now: t0}, time.Hour)
+	t.Cleanup(func() { s.Close() })
+	checks := []otp.LimitCheck{
+		{Name: "phone", Key: "k", Max: 5, Window: time.Hour},
+		{Name: "daily_budget", Key: "all", Max: 5, Window: 24 * time.Hour},
+	}
+	if res, err := s.Limit(t.Context(), otp.LimitRequest{Now: t0, Checks: checks}); err != nil || !res.Allowed {
+		t.Fatalf("limit: %+v, %v", res, err)
+	}
+	if err := s.BindPhone(t.Context(), otp.BindRequest{Subject: "alice", PhoneHash: "ph", PhoneSealed: []byte("sealed"),
+		MaxIdentitiesPerNumber: 1, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		at      time.Time
+		windows int
+	}{
+		{"nothing is dropped before a window ends", t0.Add(59 * time.Minute), 2},
+		{"the hourly window is dropped when it ends", t0.Add(time.Hour), 1},
+		{"the daily window is dropped at midnight UTC", time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC), 0},
+		{"a binding outlives every sweep", t0.Add(365 * 24 * time.Hour), 0},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			s.Sweep(step.at)
+			if got := s.LimitWindows(); got != step.windows {
+				t.Fatalf("%d limit windows held, want %d", got, step.windows)
+			}
+			if b, err := s.BoundPhone(t.Context(), "alice"); err != nil || b.PhoneHash != "ph" {
+				t.Fatalf("binding after the sweep: %+v, %v", b, err)
+			}
+		})
+	}
+}

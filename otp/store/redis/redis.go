@@ -2,10 +2,11 @@
 // (through go-redis's UniversalClient), for several Caddy instances that
 // must share challenges, attempt counters and lock-outs.
 //
-// Every read-modify-write is one Lua script; the two keys a script touches
-// share the identity's hash tag. Every key has a TTL. Nothing in Redis names
-// a code or a full phone number: codes are HMACs, numbers are hashed and
-// masked, identities are hashed into key names.
+// Every read-modify-write is one Lua script; the keys a script touches share
+// one hash tag. Every key has a TTL, except phone bindings, which persist
+// until unbound. Nothing in Redis names a code or a full phone number in
+// clear: codes are HMACs, numbers are hashed, masked or sealed (encrypted
+// with the service's key), identities are hashed into key names.
 package redis
 
 import (
@@ -43,8 +44,31 @@ func New(client goredis.UniversalClient, prefix string) *Store {
 // identityTag is the hash tag of all keys of one identity. The identity is
 // hashed: it may hold any character, and it has no business in a key dump.
 func (s *Store) identityTag(subject string) string {
-	sum := sha256.Sum256([]byte(subject))
-	return "{" + hex.EncodeToString(sum[:12]) + "}"
+	return "{" + tagHash(subject) + "}"
+}
+
+func tagHash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// limitKey is one send-limit counter: a tag of its own, so counters spread
+// over a cluster, with the limit's name in clear for operators.
+func (s *Store) limitKey(name, key string) string {
+	return s.prefix + "lim:" + name + ":{" + tagHash(name, key) + "}"
+}
+
+func (s *Store) bindKey(subject string) string {
+	return s.prefix + s.identityTag(subject) + ":bind"
+}
+
+// numberKey is the index of the identities bound to one number.
+func (s *Store) numberKey(phoneHash string) string {
+	return s.prefix + "num:{" + tagHash(phoneHash) + "}"
 }
 
 func (s *Store) keys(subject, challengeID string) []string {
@@ -183,6 +207,165 @@ func (s *Store) SetDelivery(ctx context.Context, subject, id string, status otp.
 	if err := deliveryScript.Run(ctx, s.client, s.keys(subject, id)[1:], string(status), status.Rank()).Err(); err != nil {
 		return fmt.Errorf("redis delivery: %w", err)
 	}
+	return nil
+}
+
+// refundTimeout bounds the undoing of a refused send's counts. The undoing
+// outlives the request's own cancellation, so a client that goes away
+// does not leave counts behind for a send that never happened.
+const refundTimeout = time.Second
+
+// Limit implements otp.Store: one script per check, in order, each raising
+// its counter only while below max; if one refuses, the counters already
+// raised are lowered by a second script each. A failed lowering is not
+// reported: the refused send then counts, which only ever refuses more.
+func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
+	if err := req.Validate(); err != nil {
+		return otp.LimitResult{}, err
+	}
+	type raised struct{ key, field string }
+	done := make([]raised, 0, len(req.Checks))
+	refund := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+		defer cancel()
+		for _, r := range done {
+			refundScript.Run(rctx, s.client, []string{r.key}, r.field)
+		}
+	}
+	for _, c := range req.Checks {
+		start, end := c.Bounds(req.Now)
+		key := s.limitKey(c.Name, c.Key)
+		field := strconv.FormatInt(ms(start), 10) + ":" + strconv.FormatInt(ms(end), 10)
+		ok, err := limitScript.Run(ctx, s.client, []string{key}, field, c.Max, ms(req.Now)).Int()
+		if err != nil {
+			refund()
+			return otp.LimitResult{}, fmt.Errorf("redis limit %s: %w", c.Name, err)
+		}
+		if ok == 0 {
+			refund()
+			return otp.LimitResult{Refused: c.Name, RetryAt: end}, nil
+		}
+		done = append(done, raised{key, field})
+	}
+	return otp.LimitResult{Allowed: true}, nil
+}
+
+// ResetLimit implements otp.Store.
+func (s *Store) ResetLimit(ctx context.Context, name, key string) error {
+	if err := s.client.Del(ctx, s.limitKey(name, key)).Err(); err != nil {
+		return fmt.Errorf("redis reset limit %s: %w", name, err)
+	}
+	return nil
+}
+
+// BindPhone implements otp.Store in the ordered steps described in
+// scripts.go: reserve, claim the number, bind, release older claims. A
+// failure after the claim leaves the number claimed by this identity
+// without a binding; a failure while releasing leaves the old number
+// claimed. Both only make numbers look fuller than they are, and both are
+// cleared by the identity's next bind or unbind. The binding is in effect
+// once bindScript applied, so a failure to release is not reported.
+func (s *Store) BindPhone(ctx context.Context, req otp.BindRequest) error {
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	seq, err := s.reserve(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := s.claim(ctx, req, seq); err != nil {
+		return err
+	}
+	return s.apply(ctx, req, seq)
+}
+
+// reserve draws the attempt's seq and records the claim it will make.
+func (s *Store) reserve(ctx context.Context, req otp.BindRequest) (int64, error) {
+	seq, err := reserveScript.Run(ctx, s.client, []string{s.bindKey(req.Subject)}, req.PhoneHash).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redis bind phone: %w", err)
+	}
+	return seq, nil
+}
+
+// claim puts the identity in the number's index, or fails with
+// otp.ErrNumberTaken. A refused claim stays recorded, so that a claim of a
+// concurrent attempt on the same number is still released by a later bind.
+func (s *Store) claim(ctx context.Context, req otp.BindRequest, seq int64) error {
+	claimed, err := claimScript.Run(ctx, s.client, []string{s.numberKey(req.PhoneHash)},
+		tagHash(req.Subject), seq, req.MaxIdentitiesPerNumber).Int()
+	if err != nil {
+		return fmt.Errorf("redis bind phone: %w", err)
+	}
+	if claimed == 0 {
+		return otp.ErrNumberTaken
+	}
+	return nil
+}
+
+// apply writes the binding unless a later bind or unbind applied first,
+// then releases the claims the binding in effect does not need.
+func (s *Store) apply(ctx context.Context, req otp.BindRequest, seq int64) error {
+	res, err := bindScript.Run(ctx, s.client, []string{s.bindKey(req.Subject)},
+		seq, req.PhoneHash, string(req.PhoneSealed), req.PhoneMasked, ms(req.Now)).Slice()
+	if err != nil {
+		return fmt.Errorf("redis bind phone: %w", err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("redis bind phone: unexpected reply %v", res)
+	}
+	pending, _ := res[1].([]any)
+	status, _ := res[0].(string)
+	if status != "ok" {
+		// A later bind or unbind won. Its release may have run before this
+		// claim landed, so this attempt releases its own claim too.
+		pending = append(pending, req.PhoneHash, strconv.FormatInt(seq, 10))
+	}
+	s.release(ctx, req.Subject, pending)
+	if status != "ok" {
+		return otp.ErrBindConflict
+	}
+	return nil
+}
+
+// release drops the identity's claims listed as phone hash, seq pairs, and
+// then their records. What fails stays recorded for the next bind or
+// unbind.
+func (s *Store) release(ctx context.Context, subject string, pending []any) {
+	member, bind := tagHash(subject), s.bindKey(subject)
+	for i := 0; i+1 < len(pending); i += 2 {
+		ph, _ := pending[i].(string)
+		seq, _ := pending[i+1].(string)
+		if err := releaseScript.Run(ctx, s.client, []string{s.numberKey(ph)}, member, seq).Err(); err != nil {
+			continue
+		}
+		forgetScript.Run(ctx, s.client, []string{bind}, ph, seq)
+	}
+}
+
+// BoundPhone implements otp.Store.
+func (s *Store) BoundPhone(ctx context.Context, subject string) (otp.BoundPhone, error) {
+	v, err := s.client.HMGet(ctx, s.bindKey(subject), "ph", "sealed", "pm", "at").Result()
+	if err != nil {
+		return otp.BoundPhone{}, fmt.Errorf("redis bound phone: %w", err)
+	}
+	ph, _ := v[0].(string)
+	if ph == "" {
+		return otp.BoundPhone{}, otp.ErrNoBoundPhone
+	}
+	sealed, _ := v[1].(string)
+	masked, _ := v[2].(string)
+	return otp.BoundPhone{PhoneHash: ph, PhoneSealed: []byte(sealed), PhoneMasked: masked, BoundAt: fromMS(toInt(v[3]))}, nil
+}
+
+// UnbindPhone implements otp.Store: the binding goes in one step, then the
+// identity's claims on number indexes are released as after a bind.
+func (s *Store) UnbindPhone(ctx context.Context, subject string) error {
+	pending, err := unbindScript.Run(ctx, s.client, []string{s.bindKey(subject)}).Slice()
+	if err != nil {
+		return fmt.Errorf("redis unbind phone: %w", err)
+	}
+	s.release(ctx, subject, pending)
 	return nil
 }
 

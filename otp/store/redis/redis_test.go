@@ -121,3 +121,95 @@ func TestUnreachableRedisFailsFast(t *testing.T) {
 		t.Fatalf("after restart the same client should work again: %v", err)
 	}
 }
+
+// TestLimitAndBindingKeys counts sends and binds a number, then reads every
+// key back: every limit key has a TTL no longer than its window, bindings and
+// number indexes persist, and nothing names the number, the identity or the
+// address in clear.
+func TestLimitAndBindingKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	keys, err := otp.DeriveKeys([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := redis.New(client, "keys:")
+	const (
+		identity = "alice@example.com"
+		e164     = "+819012345678"
+		ip       = "198.51.100.23"
+	)
+	ctx := t.Context()
+	now := time.Date(2026, 4, 1, 9, 30, 0, 0, time.UTC)
+	phone := otp.Phone{E164: e164, Region: "JP", Type: "mobile"}
+	checks := otp.DefaultSendLimits().Checks(keys, phone, identity, ip)
+	if res, err := store.Limit(ctx, otp.LimitRequest{Now: now, Checks: checks}); err != nil || !res.Allowed {
+		t.Fatalf("limit: %+v, %v", res, err)
+	}
+	// A refused send whose counts are refunded leaves no key without a TTL.
+	refused := append(otp.DefaultSendLimits().Checks(keys, phone, "bob", "198.51.100.24"),
+		otp.LimitCheck{Name: "full", Key: "x", Max: 1, Window: time.Hour})
+	if _, err := store.Limit(ctx, otp.LimitRequest{Now: now, Checks: refused[len(refused)-1:]}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := store.Limit(ctx, otp.LimitRequest{Now: now, Checks: refused}); err != nil || res.Refused != "full" {
+		t.Fatalf("limit: %+v, %v; want refused by full", res, err)
+	}
+	sealed, err := keys.SealPhone(identity, e164)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.BindPhone(ctx, otp.BindRequest{Subject: identity, PhoneHash: keys.PhoneHash(e164), PhoneSealed: sealed,
+		PhoneMasked: otp.MaskE164(e164), MaxIdentitiesPerNumber: 1, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	all, err := client.Keys(ctx, "keys:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limits, persistent int
+	for _, k := range all {
+		ttl, err := client.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(k, "keys:lim:"):
+			limits++
+			max := time.Hour
+			if strings.HasPrefix(k, "keys:lim:daily_budget:") {
+				max = 24 * time.Hour
+			}
+			if ttl <= 0 || ttl > max {
+				t.Errorf("limit key %s has TTL %s, want more than 0 and at most %s", k, ttl, max)
+			}
+		case strings.HasSuffix(k, ":bind") || strings.HasPrefix(k, "keys:num:"):
+			persistent++
+			if ttl != -1 {
+				t.Errorf("binding key %s has TTL %s, want none", k, ttl)
+			}
+		default:
+			t.Errorf("unexpected key %s", k)
+		}
+		dump := k
+		m, err := client.HGetAll(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range m {
+			dump += " " + f + "=" + v
+		}
+		for _, secret := range []string{e164, "9012345678", "90123456", identity, "alice", ip} {
+			if strings.Contains(dump, secret) {
+				t.Errorf("key %s holds %q in clear: %q", k, secret, dump)
+			}
+		}
+	}
+	// Six counters of alice's send plus the full one; bob's refunded
+	// counters are gone. One binding and one number index.
+	if limits != 7 || persistent != 2 {
+		t.Fatalf("got %d limit keys and %d binding keys in %q, want 7 and 2", limits, persistent, all)
+	}
+}
