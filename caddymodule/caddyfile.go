@@ -30,6 +30,8 @@ func init() {
 //		session        <placeholder>
 //		phone          <placeholder>
 //		phone_file     <path>
+//		enroll
+//		max_identities_per_number <n>
 //		path_prefix    <path>
 //		login_url      <url>
 //		code_length    <6-10>
@@ -89,7 +91,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return h.NewRoute(nil, handler), nil
 }
 
-var blockOptions = []string{"identity", "session", "phone", "phone_file", "path_prefix", "login_url",
+var blockOptions = []string{"identity", "session", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
 	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
@@ -134,6 +136,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Phone, err = oneArg(d)
 		case "phone_file":
 			h.PhoneFile, err = oneArg(d)
+		case "enroll":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Enroll = true
+		case "max_identities_per_number":
+			h.MaxIdentitiesPerNumber, err = intArg(d, 1, 1000)
 		case "path_prefix":
 			h.PathPrefix, err = oneArg(d)
 			if err == nil && (!strings.HasPrefix(h.PathPrefix, "/") || h.PathPrefix == "/" || strings.ContainsAny(h.PathPrefix, "*?#{} ")) {
@@ -293,8 +302,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if strings.TrimSpace(h.Identity) == "" {
 		return d.Errf("sms_stepup (line %d): identity is required: a placeholder naming the signed-in user, e.g. identity {http.auth.user.id}", directiveLine)
 	}
-	if h.Phone == "" && h.PhoneFile == "" {
-		return d.Errf("sms_stepup (line %d): no phone source: expected phone <placeholder> or phone_file <path>", directiveLine)
+	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
+		return d.Errf("sms_stepup (line %d): no phone source: expected phone <placeholder>, phone_file <path> or enroll", directiveLine)
 	}
 	return nil
 }

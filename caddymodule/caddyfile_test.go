@@ -359,7 +359,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			at:    "Testfile:5",
 			words: []string{
 				`unknown sms_stepup option "colour"`,
-				"expected one of identity, session, phone, phone_file, path_prefix, login_url, code_length, " +
+				"expected one of identity, session, phone, phone_file, enroll, max_identities_per_number, path_prefix, login_url, code_length, " +
 					"code_ttl, max_attempts, token_ttl, max_age, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
 					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},
@@ -380,7 +380,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			name:  "a phone source is required",
 			input: "sms_stepup {\n\tidentity {http.auth.user.id}\n}\n",
 			at:    "Testfile:3",
-			words: []string{"sms_stepup (line 1)", "no phone source", "expected phone <placeholder> or phone_file <path>"},
+			words: []string{"sms_stepup (line 1)", "no phone source", "expected phone <placeholder>, phone_file <path> or enroll"},
 		},
 		{
 			name:  "an option without its value",

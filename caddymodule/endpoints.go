@@ -86,7 +86,12 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 			return h.methodNotAllowed(v, "GET, HEAD")
 		}
 		return h.showPage(v, q.Get("m"), q.Get("n"))
-	case sub == "/send" || sub == "/verify" || sub == "/call":
+	case sub == "/change":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return h.methodNotAllowed(v, "GET, HEAD")
+		}
+		return h.changeNumber(v)
+	case sub == "/send" || sub == "/verify" || sub == "/call" || sub == "/enroll":
 		if r.Method != http.MethodPost {
 			if r.Method == http.MethodGet {
 				// GET never sends or verifies: back to the page.
@@ -107,6 +112,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 			return h.render(v, http.StatusForbidden, pages.Error, v.msg("csrf"))
 		}
 		switch sub {
+		case "/enroll":
+			return h.enroll(v)
 		case "/send":
 			return h.send(v, false)
 		case "/call":
@@ -151,12 +158,26 @@ func (h *Handler) showPage(v *visit, sent, notice string) error {
 }
 
 func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
-	phone, err := h.phoneFor(v.identity, v.repl)
-	if err != nil {
+	if pending, ok := h.pendingPhone(v); ok {
+		// Enrolling: read the whole number back for confirmation.
+		data.Enrolling, data.Formatted = true, pending.Formatted
+		return h.render(v, status, pages.Send, data)
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	phone, err := h.phoneFor(ctx, v.identity, v.repl)
+	switch {
+	case err == nil:
+	case errors.Is(err, errNoPhone) && h.Enroll:
+		return h.renderEnroll(v, status, data)
+	case errors.Is(err, errNoPhone) || otp.IsPhoneRefusal(err):
 		h.logPhoneProblem(v, err)
 		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+	default:
+		return h.unavailable(v, err)
 	}
 	data.Masked = phone.Masked
+	data.CanChange = h.Enroll && !h.operatorPhone(v.repl, v.identity)
 	return h.render(v, status, pages.Send, data)
 }
 
@@ -190,13 +211,22 @@ func (h *Handler) logPhoneProblem(v *visit, err error) {
 // send handles POST {prefix}/send (a first code, or a new one that
 // replaces the old) and POST {prefix}/call (a new code read out by phone).
 func (h *Handler) send(v *visit, voice bool) error {
-	phone, err := h.phoneFor(v.identity, v.repl)
-	if err != nil {
-		h.logPhoneProblem(v, err)
-		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
-	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
+	phone, enrolling := h.pendingPhone(v)
+	if !enrolling {
+		var err error
+		if phone, err = h.phoneFor(ctx, v.identity, v.repl); err != nil {
+			if errors.Is(err, errNoPhone) && h.Enroll {
+				return h.renderEnroll(v, http.StatusUnprocessableEntity, pages.Data{})
+			}
+			if !errors.Is(err, errNoPhone) && !otp.IsPhoneRefusal(err) {
+				return h.unavailable(v, err)
+			}
+			h.logPhoneProblem(v, err)
+			return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+		}
+	}
 	res, err := h.service.Send(ctx, otp.SendRequest{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,
@@ -377,6 +407,13 @@ func (h *Handler) verify(v *visit) error {
 	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
+	// A code for a number being enrolled binds it once verified.
+	pending, enrolling := h.pendingPhone(v)
+	if enrolling {
+		if c := h.liveChallenge(v); c == nil || c.PhoneHash != h.service.PhoneHash(pending) {
+			enrolling = false
+		}
+	}
 	res, err := h.service.Verify(ctx, otp.VerifyInput{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,
@@ -398,6 +435,11 @@ func (h *Handler) verify(v *visit) error {
 	now := h.clock.Now()
 	switch res.Status {
 	case otp.VerifyOK:
+		if enrolling {
+			if ok, err := h.bindEnrolled(ctx, v, pending); !ok {
+				return err
+			}
+		}
 		token, err := h.tokens.Issue(v.identity, v.sessionHash, now)
 		if err != nil {
 			return caddyhttp.Error(http.StatusInternalServerError, err)

@@ -106,6 +106,12 @@ type Handler struct {
 	// type. Read at start and on every reload.
 	DenyNumbers  string `json:"deny_numbers,omitempty"`
 	AllowNumbers string `json:"allow_numbers,omitempty"`
+	// Let an identity with no number from phone or phone_file enrol one,
+	// proving it with a code; later step-ups use it. Changing it needs a
+	// fresh step-up on the old number, which is told of the change.
+	Enroll bool `json:"enroll,omitempty"`
+	// How many identities one enrolled number may serve. Default: 1.
+	MaxIdentitiesPerNumber int `json:"max_identities_per_number,omitempty"`
 	// Send limits, counted in the store so they hold across instances.
 	Limits *LimitsConfig `json:"limits,omitempty"`
 	// Name shown on pages and in the SMS. Default: the request's host on
@@ -411,8 +417,11 @@ func (h *Handler) Validate() error {
 	if strings.TrimSpace(h.Identity) == "" {
 		return errors.New("identity is required: a placeholder naming the signed-in user, e.g. {http.auth.user.id}")
 	}
-	if h.Phone == "" && h.PhoneFile == "" {
-		return errors.New("no phone source: set phone <placeholder> or phone_file <path>")
+	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
+		return errors.New("no phone source: set phone <placeholder>, phone_file <path> or enroll")
+	}
+	if h.MaxIdentitiesPerNumber < 0 {
+		return fmt.Errorf("max_identities_per_number %d: expected 1 or more", h.MaxIdentitiesPerNumber)
 	}
 	if !strings.HasPrefix(h.PathPrefix, "/") || strings.ContainsAny(h.PathPrefix, "*?#{} ") {
 		return fmt.Errorf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -52,8 +53,8 @@ func loadPhoneFile(path string, policy *otp.PhonePolicy) (map[string]otp.Phone, 
 }
 
 // phoneFor finds the number of identity: the phone placeholder first, then
-// the phone file.
-func (h *Handler) phoneFor(identity string, repl *caddy.Replacer) (otp.Phone, error) {
+// the phone file, then (with enroll) the number the identity enrolled.
+func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Replacer) (otp.Phone, error) {
 	if h.Phone != "" {
 		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
 			return h.policy.Check(raw)
@@ -61,6 +62,9 @@ func (h *Handler) phoneFor(identity string, repl *caddy.Replacer) (otp.Phone, er
 	}
 	if p, ok := h.phones[identity]; ok {
 		return p, nil
+	}
+	if h.Enroll {
+		return h.boundPhone(ctx, identity)
 	}
 	return otp.Phone{}, errNoPhone
 }

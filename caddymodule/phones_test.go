@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -266,7 +267,7 @@ func TestPhoneForPrecedence(t *testing.T) {
 			if tt.header != nil {
 				repl.Set("http.request.header.X-Phone", *tt.header)
 			}
-			got, err := h.phoneFor(tt.identity, repl)
+			got, err := h.phoneFor(context.Background(), tt.identity, repl)
 			switch {
 			case tt.wantErr != nil:
 				if !errors.Is(err, tt.wantErr) {

@@ -18,6 +18,9 @@ type Phone struct {
 	Type   string
 	// Masked is safe to show and to log: "+81 90-****-5678".
 	Masked string
+	// Formatted is the whole number for reading back to the person who
+	// typed it ("+81 90-1234-5678"); never logged.
+	Formatted string
 	// AllowListed is set when the number passed only because the policy's
 	// AllowNumbers lists it: its country or type alone would have been
 	// refused. Callers log such a send with the reason "allow_list".
@@ -263,7 +266,8 @@ func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	} else {
 		return Phone{}, &PhoneRefusal{Reason: "invalid"}
 	}
-	ph := Phone{E164: e164, Region: phonenumbers.GetRegionCodeForNumber(num), Type: typ, Masked: maskNumber(num, cc)}
+	ph := Phone{E164: e164, Region: phonenumbers.GetRegionCodeForNumber(num), Type: typ, Masked: maskNumber(num, cc),
+		Formatted: phonenumbers.Format(num, phonenumbers.INTERNATIONAL)}
 	var refusal *PhoneRefusal
 	switch {
 	case !p.countryCodes[cc]:

@@ -315,6 +315,34 @@ func (s *Service) BoundPhone(ctx context.Context, subject string) (Phone, error)
 	return Phone{E164: e164, Masked: b.PhoneMasked}, nil
 }
 
+// BindPhone makes phone the identity's number, replacing any other (the
+// caller has verified a code sent to it). It fails with ErrNumberTaken when
+// the number already serves maxIdentities other identities.
+func (s *Service) BindPhone(ctx context.Context, subject string, phone Phone, maxIdentities int) error {
+	sealed, err := s.keys.SealPhone(subject, phone.E164)
+	if err != nil {
+		return err
+	}
+	err = s.store.BindPhone(ctx, BindRequest{Subject: subject, PhoneHash: s.keys.PhoneHash(phone.E164), PhoneSealed: sealed,
+		PhoneMasked: phone.Masked, MaxIdentitiesPerNumber: maxIdentities, Now: s.clock.Now()})
+	if err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// PhoneHash names a number without showing it.
+func (s *Service) PhoneHash(phone Phone) string { return s.keys.PhoneHash(phone.E164) }
+
+// Notify sends a message that carries no code (such as "your number was
+// changed") to phone.
+func (s *Service) Notify(ctx context.Context, phone Phone, locale, body string) error {
+	if _, err := s.gateway.Send(ctx, Message{To: phone.E164, Body: body, Locale: locale}); err != nil {
+		return fmt.Errorf("%w: %w", ErrSendFailed, err)
+	}
+	return nil
+}
+
 // ErrNoVoice says a call was asked for where no voice gateway is configured
 // or there is no code to call about yet.
 var ErrNoVoice = errors.New("no voice gateway, or no challenge to call for")

@@ -25,10 +25,11 @@ const (
 	Locked      = "locked"
 	Error       = "error"
 	Unavailable = "unavailable"
+	Enroll      = "enroll"
 )
 
 // Names lists every page, for checks and tests.
-var Names = []string{Send, Code, Locked, Error, Unavailable}
+var Names = []string{Send, Code, Locked, Error, Unavailable, Enroll}
 
 // Brand is how an operator makes the pages look like their service.
 type Brand struct {
@@ -76,6 +77,13 @@ type Data struct {
 	DeliveryStatus string
 	// CanCall offers "call me instead".
 	CanCall bool
+	// Enrolling is the send page confirming a number being enrolled,
+	// Formatted in full; Changing is the enroll page replacing a bound
+	// number; CanChange offers that from the send page.
+	Enrolling bool
+	Formatted string
+	Changing  bool
+	CanChange bool
 	// Other is the switch to the other language.
 	OtherLang  string
 	OtherLabel string
@@ -161,7 +169,7 @@ func SampleData(lang string) Data {
 		Prefix: "/_stepup", Return: "/settings", CSRF: "csrf", Masked: "+81 90-****-5678",
 		Message: Msg(lang, "wrong_code", "{n}", "4"), Key: "wrong_code", Status: "error", Remaining: 4, RetryIn: 30,
 		CodeLength: 6, Delivery: Msg(lang, "delivery_delivered"), DeliveryStatus: "notice", CanCall: true,
-		OtherLang: "ja", OtherLabel: "日本語", OtherURL: "/_stepup/?lang=ja",
+		OtherLang: "ja", OtherLabel: "日本語", OtherURL: "/_stepup/?lang=ja", Formatted: "+81 90-1234-5678", CanChange: true,
 	}
 }
 

@@ -1,0 +1,179 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
+)
+
+// Enrollment: with `enroll`, an identity that has no number from the
+// operator (phone placeholder or phone_file) registers one. The number is
+// read back for confirmation, a code goes to it under the usual policy and
+// limits, and only a verified code binds it to the identity in the store;
+// later step-ups use it without asking. Replacing a bound number needs a
+// step-up on the old one first (within changeFreshness), and the old number
+// is told.
+
+var enrollCookie = cookie{"__Host-stepup_enroll", "stepup_enroll"}
+
+// changeFreshness is how recent the step-up on the old number must be to
+// bind a new one.
+const changeFreshness = 5 * time.Minute
+
+// pendingPhone is the number this browser is enrolling, if any: sealed to
+// the identity in a cookie, and checked against the policy again.
+func (h *Handler) pendingPhone(v *visit) (otp.Phone, bool) {
+	raw := cookieValue(v.r, h.cookieName(v.r, enrollCookie))
+	if raw == "" || !h.Enroll {
+		return otp.Phone{}, false
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return otp.Phone{}, false
+	}
+	e164, err := h.keys.OpenPhone(v.identity, sealed)
+	if err != nil {
+		return otp.Phone{}, false
+	}
+	p, err := h.policy.Check(e164)
+	return p, err == nil
+}
+
+// boundPhone is the identity's enrolled number, checked against today's
+// policy (a deny list may have grown since it was bound).
+func (h *Handler) boundPhone(ctx context.Context, identity string) (otp.Phone, error) {
+	b, err := h.service.BoundPhone(ctx, identity)
+	if errors.Is(err, otp.ErrNoBoundPhone) {
+		return otp.Phone{}, errNoPhone
+	}
+	if err != nil {
+		return otp.Phone{}, err
+	}
+	return h.policy.Check(b.E164)
+}
+
+// freshStepUp reports whether the browser stepped up within
+// changeFreshness.
+func (h *Handler) freshStepUp(v *visit) bool {
+	token := cookieValue(v.r, h.cookieName(v.r, tokenCookie))
+	_, err := h.tokens.Check(token, v.identity, v.sessionHash, changeFreshness)
+	return token != "" && err == nil
+}
+
+func (h *Handler) renderEnroll(v *visit, status int, data pages.Data) error {
+	return h.render(v, status, pages.Enroll, data)
+}
+
+// changeNumber serves GET {prefix}/change: after a fresh step-up on the
+// current number, the form for a new one.
+func (h *Handler) changeNumber(v *visit) error {
+	if !h.Enroll {
+		return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
+	}
+	if !h.freshStepUp(v) {
+		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(h.PathPrefix+"/change"), http.StatusSeeOther)
+		return nil
+	}
+	return h.renderEnroll(v, http.StatusOK, pages.Data{Changing: true})
+}
+
+// enroll handles POST {prefix}/enroll: a number to register (or, with
+// reset, forget the one being registered).
+func (h *Handler) enroll(v *visit) error {
+	if !h.Enroll {
+		return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
+	}
+	if v.r.PostForm.Get("reset") != "" {
+		h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
+		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret), http.StatusSeeOther)
+		return nil
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	current, err := h.phoneFor(ctx, v.identity, v.repl)
+	switch {
+	case err == nil && h.operatorPhone(v.repl, v.identity):
+		// The operator supplies this identity's number; it can't be
+		// changed here.
+		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+	case err == nil && !h.freshStepUp(v):
+		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(h.PathPrefix+"/change"), http.StatusSeeOther)
+		return nil
+	case err != nil && !errors.Is(err, errNoPhone) && !otp.IsPhoneRefusal(err):
+		return h.unavailable(v, err)
+	}
+	phone, err := h.policy.Check(v.r.PostForm.Get("phone"))
+	if err != nil {
+		var refusal *otp.PhoneRefusal
+		errors.As(err, &refusal)
+		h.audit(zapcore.WarnLevel, "number refused at enrollment", "policy_refusal", zap.String("identity", v.identity),
+			zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked),
+			zap.String("client_ip", clientIP(v.r)))
+		return h.renderEnroll(v, http.StatusUnprocessableEntity, pages.Data{Changing: current.E164 != "", Message: pages.Msg(v.lang, "phone_refused"), Key: "phone_refused"})
+	}
+	sealed, err := h.keys.SealPhone(v.identity, phone.E164)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	h.setCookie(v.w, v.r, enrollCookie, base64.RawURLEncoding.EncodeToString(sealed), 10*time.Minute, http.SameSiteStrictMode)
+	// A challenge to the old number is no use for the new one.
+	h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+	http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret)+"&lang="+v.lang, http.StatusSeeOther)
+	return nil
+}
+
+// operatorPhone reports whether the operator's sources (placeholder or
+// file) give this identity a number.
+func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
+	if h.Phone != "" && repl.ReplaceAll(h.Phone, "") != "" {
+		return true
+	}
+	_, ok := h.phones[identity]
+	return ok
+}
+
+// bindEnrolled binds the number just verified; it returns false (having
+// answered) when the number can't be bound.
+func (h *Handler) bindEnrolled(ctx context.Context, v *visit, phone otp.Phone) (bool, error) {
+	old, oldErr := h.boundPhone(ctx, v.identity)
+	max := h.MaxIdentitiesPerNumber
+	if max == 0 {
+		max = 1
+	}
+	err := h.service.BindPhone(ctx, v.identity, phone, max)
+	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
+	switch {
+	case errors.Is(err, otp.ErrNumberTaken), errors.Is(err, otp.ErrBindConflict):
+		// Said as a refusal like any other, so it does not tell whether
+		// the number serves another account.
+		h.audit(zapcore.WarnLevel, "number refused at enrollment: already bound to the allowed number of identities", "policy_refusal",
+			append(logFields, zap.String("reason", "number_taken"))...)
+		h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
+		return false, h.renderEnroll(v, http.StatusUnprocessableEntity, pages.Data{Changing: oldErr == nil, Message: pages.Msg(v.lang, "phone_refused"), Key: "phone_refused"})
+	case err != nil:
+		return false, h.unavailable(v, err)
+	}
+	h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
+	if oldErr == nil && old.E164 != phone.E164 {
+		h.audit(zapcore.WarnLevel, "phone number changed", "number_change", append(logFields, zap.String("old_phone", old.Masked))...)
+		body := pages.Msg(v.lang, "number_changed_notice", "{service}", h.service.Config().ServiceName)
+		if err := h.service.Notify(ctx, old, v.lang, body); err != nil {
+			h.audit(zapcore.ErrorLevel, "the old number could not be told of the change", "send_failed",
+				append(logFields, zap.String("old_phone", old.Masked), zap.Error(err))...)
+		}
+	} else {
+		h.audit(zapcore.InfoLevel, "phone number enrolled", "enrollment", logFields...)
+	}
+	return true, nil
+}
