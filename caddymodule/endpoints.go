@@ -478,7 +478,12 @@ func (h *Handler) verify(v *visit) error {
 		return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
 	}
 	st, _ := h.service.Identity(ctx, v.identity)
-	data := v.msg("wrong_code", "{n}", strconv.Itoa(res.Remaining))
+	key := "wrong_code"
+	if res.Remaining == 1 {
+		key = "wrong_code_one"
+	}
+	data := v.msg(key, "{n}", strconv.Itoa(res.Remaining))
+	data.Key = "wrong_code"
 	data.RetryIn = retryIn(now, st.NextSendAt)
 	return h.renderCode(v, http.StatusUnprocessableEntity, c, data)
 }
@@ -547,7 +552,8 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	}
 	cfg := h.service.Config()
 	data.Lang = v.lang
-	data.T = pages.Catalog(v.lang, "{phone}", data.Masked, "{n}", strconv.Itoa(cfg.CodeLength))
+	// Non-breaking hyphens keep a masked number on one line in prose.
+	data.T = pages.Catalog(v.lang, "{phone}", strings.NewReplacer("-", "\u2011", " ", "\u00a0").Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
 	data.Nonce = nonce
 	data.Service = h.serviceName(v.r)
 	data.Brand = h.brand

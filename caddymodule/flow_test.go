@@ -523,7 +523,7 @@ func TestFlowResend(t *testing.T) {
 		code := e.lastCode()
 		challenge := b.cookie("__Host-stepup_challenge")
 		wrong := htWrong(code)
-		for _, left := range []string{"2 attempts left", "1 attempts left"} {
+		for _, left := range []string{"2 attempts left", "1 attempt left"} {
 			w, body := b.verify(wrong)
 			htWant(t, "wrong code after the resend", w, body, http.StatusUnprocessableEntity, left)
 		}
@@ -568,7 +568,7 @@ func TestFlowIdentityLockout(t *testing.T) {
 	}
 	e.clock.Add(30 * time.Second)
 	code = b.send()
-	for _, left := range []string{"4 attempts left", "3 attempts left", "2 attempts left", "1 attempts left"} {
+	for _, left := range []string{"4 attempts left", "3 attempts left", "2 attempts left", "1 attempt left"} {
 		w, body := b.verify(htWrong(code))
 		htWant(t, "wrong code on the second challenge", w, body, http.StatusUnprocessableEntity, left)
 	}

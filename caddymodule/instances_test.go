@@ -266,7 +266,11 @@ func miAttemptsCountedOnce(t *testing.T, a, b *miInstance) {
 		wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1000000)
 		for i, inst := range []*miInstance{a, b, a, b} {
 			status, body, _ := br.verify(inst, csrf, wrong)
-			if status != http.StatusUnprocessableEntity || !strings.Contains(body, fmt.Sprintf("%d attempts left", 4-i)) {
+			want := fmt.Sprintf("%d attempts left", 4-i)
+			if 4-i == 1 {
+				want = "1 attempt left"
+			}
+			if status != http.StatusUnprocessableEntity || !strings.Contains(body, want) {
 				t.Fatalf("wrong code %d on %s: %d, want %d attempts left in\n%s", i+1, inst.name, status, 4-i, body)
 			}
 		}

@@ -691,7 +691,11 @@ func TestIntegration(t *testing.T) {
 		for left := 4; left >= 1; left-- {
 			resp, body := b.verify("/settings", wrong)
 			itWantStatus(t, "wrong code", resp, body, http.StatusUnprocessableEntity)
-			if want := fmt.Sprintf("%d attempts left", left); !strings.Contains(body, want) {
+			want := fmt.Sprintf("%d attempts left", left)
+			if left == 1 {
+				want = "1 attempt left"
+			}
+			if !strings.Contains(body, want) {
 				t.Fatalf("wrong code page does not say %q:\n%s", want, itShort(body))
 			}
 			if itSetCookie(resp, "stepup") != nil {

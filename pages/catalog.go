@@ -4,6 +4,7 @@ package pages
 // what to do next.
 var catalogs = map[string]map[string]string{
 	"en": {
+		"wrong_code_one":        "That code is not right. 1 attempt left.",
 		"enroll_title":          "Add your mobile number",
 		"enroll_lead":           "To protect your account, register a mobile number that can receive SMS. We will send a code to it to make sure it is yours.",
 		"enroll_label":          "Mobile phone number",
@@ -61,6 +62,7 @@ var catalogs = map[string]map[string]string{
 		"send_unknown":          "We couldn't confirm the code was sent. It may still arrive: wait a minute before asking for a new one.",
 	},
 	"ja": {
+		"wrong_code_one":        "確認コードが正しくありません。あと1回入力できます。",
 		"enroll_title":          "携帯電話番号の登録",
 		"enroll_lead":           "アカウントを守るため、SMSを受け取れる携帯電話番号を登録してください。ご本人の番号か確かめるため、確認コードを送ります。",
 		"enroll_label":          "携帯電話番号",
