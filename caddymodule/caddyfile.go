@@ -37,6 +37,8 @@ func init() {
 //		code_length    <6-10>
 //		code_ttl       <duration, at most 10m>
 //		max_attempts   <1-10>
+//		resend_cooldown <duration, at most 10m>
+//		failure_budget <1-100>
 //		token_ttl      <duration>
 //		max_age        <duration>
 //		signing_key    <key or placeholder>
@@ -92,7 +94,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 }
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
-	"code_length", "code_ttl", "max_attempts", "token_ttl", "max_age", "signing_key", "previous_keys",
+	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
@@ -154,6 +156,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CodeLength, err = intArg(d, otp.MinCodeLength, otp.MaxCodeLength)
 		case "max_attempts":
 			h.MaxAttempts, err = intArg(d, 1, 10)
+		case "resend_cooldown":
+			h.ResendCooldown, err = durationArg(d, otp.DefaultConfig().CooldownMax)
+		case "failure_budget":
+			h.FailureBudget, err = intArg(d, 1, 100)
 		case "code_ttl":
 			h.CodeTTL, err = durationArg(d, otp.MaxCodeTTL)
 		case "token_ttl":

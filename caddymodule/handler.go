@@ -73,6 +73,13 @@ type Handler struct {
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
 	// Wrong codes allowed per challenge. Default: 5.
 	MaxAttempts int `json:"max_attempts,omitempty"`
+	// The wait before a new code after the first; it doubles with each
+	// further code (30s, 60s, 120s ...) up to 10m. Default: 30s.
+	ResendCooldown caddy.Duration `json:"resend_cooldown,omitempty"`
+	// Consecutive wrong codes per identity, across codes, before each
+	// further one locks the identity out for a time that doubles from 30s
+	// up to an hour; 100 in a row lock it for a day. Default: 10.
+	FailureBudget int `json:"failure_budget,omitempty"`
 	// Lifetime of the step-up cookie. Default: 15m.
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
 	// How fresh a step-up must be for these routes. Default: token_ttl.
@@ -407,6 +414,12 @@ func (h *Handler) otpConfig() otp.Config {
 	}
 	if h.MaxCalls != 0 {
 		cfg.MaxCalls = h.MaxCalls
+	}
+	if h.ResendCooldown != 0 {
+		cfg.CooldownBase = time.Duration(h.ResendCooldown)
+	}
+	if h.FailureBudget != 0 {
+		cfg.Failures.Budget = h.FailureBudget
 	}
 	cfg.Limits = h.Limits.sendLimits()
 	return cfg

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // TestDailyBudgetStopsSendsBeforeTheGateway: once the day's budget is
@@ -41,4 +44,32 @@ func TestPerPhoneLimit(t *testing.T) {
 	if w, _ := e.browser("pp-6").postSend(); w.Code != http.StatusTooManyRequests {
 		t.Fatalf("a sixth code to the same number within the hour got %d, want 429", w.Code)
 	}
+}
+
+// TestCooldownAndFailureBudgetOptions: resend_cooldown and failure_budget
+// change the waits they name.
+func TestCooldownAndFailureBudgetOptions(t *testing.T) {
+	t.Parallel()
+	e := htNew(t, nil, func(h *Handler) { h.ResendCooldown = caddyDuration(5); h.FailureBudget = 2 })
+	b := e.browser("opt-alice")
+	code := b.send()
+	e.clock.Add(4 * second)
+	if w, _ := b.postSend(); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("a resend within resend_cooldown 5s got %d", w.Code)
+	}
+	e.clock.Add(second)
+	if w, _ := b.postSend(); w.Code != http.StatusSeeOther {
+		t.Fatalf("a resend after 5s got %d", w.Code)
+	}
+	code = e.lastCode()
+	b.verify(htWrong(code))
+	if w, body := b.verify(htWrong(code)); w.Code != http.StatusTooManyRequests || !strings.Contains(body, "Too many wrong codes") {
+		t.Fatalf("the second wrong code with failure_budget 2 should lock: %d", w.Code)
+	}
+}
+
+const second = time.Second
+
+func caddyDuration(seconds int) caddy.Duration {
+	return caddy.Duration(time.Duration(seconds) * time.Second)
 }
