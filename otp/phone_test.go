@@ -65,6 +65,17 @@ func TestPhonePolicyAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Formatted reads the whole number back: every digit, in order.
+			var digits strings.Builder
+			for _, r := range ph.Formatted {
+				if r >= '0' && r <= '9' {
+					digits.WriteRune(r)
+				}
+			}
+			if "+"+digits.String() != tc.e164 {
+				t.Errorf("Formatted %q does not read back %s", ph.Formatted, tc.e164)
+			}
+			ph.Formatted = ""
 			want := otp.Phone{E164: tc.e164, Region: tc.region, Type: tc.typ, Masked: tc.masked}
 			if ph != want {
 				t.Fatalf("got %+v, want %+v", ph, want)
