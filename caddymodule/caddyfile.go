@@ -81,7 +81,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 		return nil, err
 	}
 	if handler.namedMatcher != "" {
-		mh := h.WithDispenser(caddyfile.NewTestDispenser(handler.namedMatcher))
+		// The matcher's own token, not re-lexed text: re-lexing an argument
+		// that holds quotes or "<<" could end the process.
+		mh := h.WithDispenser(caddyfile.NewDispenser([]caddyfile.Token{handler.namedMatcherToken}))
 		set, ok, err := mh.MatcherToken()
 		if err != nil {
 			return nil, h.Errf("sms_stepup: %v", err)
@@ -118,7 +120,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.namedMatcher != "" || len(paths) > 0 {
 				return d.Errf("sms_stepup: use path patterns or one named matcher, not both")
 			}
-			h.namedMatcher = arg
+			if strings.ContainsAny(arg, " \t\r\n\"'`<>{}") {
+				return d.Errf("sms_stepup: %q is not a matcher name: expected @name", arg)
+			}
+			h.namedMatcher, h.namedMatcherToken = arg, d.Token()
 		default:
 			return d.Errf("sms_stepup: unexpected argument %q: expected path patterns starting with /, one named matcher (@name), or none", arg)
 		}
@@ -147,7 +152,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxIdentitiesPerNumber, err = intArg(d, 1, 1000)
 		case "path_prefix":
 			h.PathPrefix, err = oneArg(d)
-			if err == nil && (!strings.HasPrefix(h.PathPrefix, "/") || h.PathPrefix == "/" || strings.ContainsAny(h.PathPrefix, "*?#{} ")) {
+			if err == nil && !validPrefix(h.PathPrefix) {
 				return d.Errf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)
 			}
 		case "login_url":
@@ -368,4 +373,11 @@ func guestModule(d *caddyfile.Dispenser, namespace, opt, example string) (json.R
 		return nil, err
 	}
 	return caddyconfig.JSONModuleObject(unm, "type", name, nil), nil
+}
+
+// validPrefix accepts a plain path below the root: /_stepup, /auth/stepup.
+// "/" or "//" would put the plugin's pages over the whole site.
+func validPrefix(p string) bool {
+	p = strings.TrimRight(p, "/")
+	return strings.HasPrefix(p, "/") && len(p) > 1 && !strings.Contains(p, "//") && !strings.ContainsAny(p, "*?#{} \\")
 }

@@ -280,6 +280,10 @@ func TestUnmarshalCaddyfileDirectiveArguments(t *testing.T) {
 			want := cfBase()
 			want.ProtectRaw = tt.protect
 			want.namedMatcher = tt.named
+			if tt.named != "" && got.namedMatcherToken.Text != tt.named {
+				t.Errorf("the matcher's token %q, want %q", got.namedMatcherToken.Text, tt.named)
+			}
+			got.namedMatcherToken = caddyfile.Token{}
 			cfSameHandler(t, *got, want)
 		})
 	}

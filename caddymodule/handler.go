@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -158,7 +159,9 @@ type Handler struct {
 	// How SMS are sent. Default: console.
 	GatewayRaw json.RawMessage `json:"gateway,omitempty" caddy:"namespace=sms_stepup.gateways inline_key=type"`
 
-	namedMatcher string // from the Caddyfile, resolved by parseCaddyfile
+	// A named matcher from the Caddyfile, resolved by parseCaddyfile.
+	namedMatcher      string
+	namedMatcherToken caddyfile.Token
 
 	protect caddyhttp.MatcherSets
 	service *otp.Service
@@ -263,7 +266,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.PathPrefix == "" {
 		h.PathPrefix = DefaultPathPrefix
 	}
-	h.PathPrefix = strings.TrimSuffix(h.PathPrefix, "/")
+	h.PathPrefix = strings.TrimRight(h.PathPrefix, "/")
 	cfg := h.otpConfig()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -436,7 +439,7 @@ func (h *Handler) Validate() error {
 	if h.MaxIdentitiesPerNumber < 0 {
 		return fmt.Errorf("max_identities_per_number %d: expected 1 or more", h.MaxIdentitiesPerNumber)
 	}
-	if !strings.HasPrefix(h.PathPrefix, "/") || strings.ContainsAny(h.PathPrefix, "*?#{} ") {
+	if !validPrefix(h.PathPrefix) {
 		return fmt.Errorf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)
 	}
 	if h.TokenTTL < 0 || time.Duration(h.TokenTTL) > 24*time.Hour {

@@ -250,7 +250,8 @@ func IsPhoneRefusal(err error) bool {
 // allow list passes; otherwise its country and type must be allowed.
 func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	num, err := phonenumbers.Parse(raw, p.defaultRegion)
-	if err != nil {
+	if err != nil || num.GetExtension() != "" {
+		// An extension can't receive an SMS, and would show in the mask.
 		return Phone{}, &PhoneRefusal{Reason: "invalid"}
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)

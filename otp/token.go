@@ -141,6 +141,9 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(cfg.Clock.Now),
+		// One spelling per token: padding bits or stray characters in the
+		// base64 must not make another string that verifies.
+		jwt.WithStrictDecoding(),
 	)
 	return t, nil
 }
@@ -219,6 +222,11 @@ func (t *Tokens) verified(token string) (Verified, error) {
 	t.mu.RUnlock()
 	if ok {
 		return v, nil
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return Verified{}, ErrTokenInvalid
+		}
 	}
 	var claims TokenClaims
 	_, err := t.parser.ParseWithClaims(token, &claims, t.key)
