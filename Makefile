@@ -14,3 +14,9 @@ deps:
 
 build:
 	go build -o caddy ./cmd/caddy
+
+# `make bench` runs the benchmark harness and writes docs/BENCHMARKS.md
+# (about 5 minutes; BENCH_DURATION=3 BENCH_ROUNDS=2 for a quick run).
+.PHONY: bench
+bench:
+	bash bench/run
