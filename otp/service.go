@@ -35,6 +35,12 @@ type Config struct {
 	// number prefix, country and day, across all instances sharing the
 	// store.
 	Limits SendLimits
+	// RevocationRefresh is how long an instance answers from memory
+	// whether an identity's tokens are revoked before reading the store
+	// again (DefaultRevocationRefresh if zero): the most a revocation made
+	// on another instance, or by `caddy sms-stepup revoke`, takes to reach
+	// this one.
+	RevocationRefresh time.Duration
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -89,6 +95,8 @@ func (c Config) Validate() error {
 			c.Failures.DelayBase, c.Failures.DelayMax, c.Failures.Window)
 	case c.CooldownBase <= 0 || c.CooldownMax < c.CooldownBase || c.SendWindow <= 0:
 		return fmt.Errorf("resend cooldown %s..%s: expected 0 < base <= max, and a send window", c.CooldownBase, c.CooldownMax)
+	case c.RevocationRefresh < 0 || c.RevocationRefresh > MaxRevocationRefresh:
+		return fmt.Errorf("revocation_refresh %s: expected 0 (the default, %s) to %s", c.RevocationRefresh, DefaultRevocationRefresh, MaxRevocationRefresh)
 	}
 	return c.Limits.Validate()
 }
@@ -102,6 +110,8 @@ type Service struct {
 	keys    *Keys
 	clock   Clock
 	rand    io.Reader
+
+	revoked revocations
 }
 
 // NewService builds a Service. clock and random may be nil for the system

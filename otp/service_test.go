@@ -345,6 +345,22 @@ func (s brokenStore) Limit(context.Context, otp.LimitRequest) (otp.LimitResult, 
 
 func (s brokenStore) ResetLimit(context.Context, string, string) error { return s.err }
 
+func (s brokenStore) Revoke(context.Context, string, time.Time) error { return s.err }
+
+func (s brokenStore) NotBefore(context.Context, string) (time.Time, error) {
+	return time.Time{}, s.err
+}
+
+func (s brokenStore) Unlock(context.Context, string) error { return s.err }
+
+func (s brokenStore) Locked(context.Context, time.Time, int) ([]otp.LockedIdentity, int, error) {
+	return nil, 0, s.err
+}
+
+func (s brokenStore) LimitCount(context.Context, otp.LimitCheck, time.Time) (int, error) {
+	return 0, s.err
+}
+
 func (s brokenStore) BindPhone(context.Context, otp.BindRequest) error { return s.err }
 
 func (s brokenStore) BoundPhone(context.Context, string) (otp.BoundPhone, error) {

@@ -198,6 +198,33 @@ type Store interface {
 	BoundPhone(ctx context.Context, subject string) (BoundPhone, error)
 	// UnbindPhone removes the subject's binding, if any.
 	UnbindPhone(ctx context.Context, subject string) error
+
+	// Revoke sets the subject's "not before" (SECURITY.md rule 15): step-up
+	// tokens authenticated before it stop passing, and the subject's
+	// challenges created before it are gone (Verify answers VerifyNotFound,
+	// Challenge and a resend ErrChallengeNotFound), in the same atomic step
+	// as the rest of those operations. A later Revoke moves it forward; an
+	// earlier one changes nothing. Like bindings, revocations do not
+	// expire.
+	Revoke(ctx context.Context, subject string, notBefore time.Time) error
+	// NotBefore returns the subject's not-before, or the zero time.
+	NotBefore(ctx context.Context, subject string) (time.Time, error)
+	// Unlock forgets the subject's wrong-code count and lock-out (an
+	// operator's unlock). Send counts, cooldowns and limits stay.
+	Unlock(ctx context.Context, subject string) error
+	// Locked lists up to max identities locked out at now, the latest
+	// lock-out end first, and the total number locked.
+	Locked(ctx context.Context, now time.Time, max int) (locked []LockedIdentity, total int, err error)
+	// LimitCount returns how many sends the window of check that holds now
+	// has counted (for an operator's status: the daily budget left).
+	LimitCount(ctx context.Context, check LimitCheck, now time.Time) (int, error)
+}
+
+// LockedIdentity is one identity locked out after wrong codes.
+type LockedIdentity struct {
+	Subject  string
+	Failures int
+	Until    time.Time
 }
 
 // BindRequest binds a phone number to an identity.

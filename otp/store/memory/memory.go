@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"sort"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type Store struct {
 	// bindings by subject, and the subjects bound to each phone hash.
 	bindings map[string]otp.BoundPhone
 	numbers  map[string]map[string]bool
+	// revoked holds each revoked subject's not-before.
+	revoked map[string]time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -64,6 +67,7 @@ func New(clock otp.Clock, interval time.Duration) *Store {
 		limits:     make(map[limitID]map[windowID]int),
 		bindings:   make(map[string]otp.BoundPhone),
 		numbers:    make(map[string]map[string]bool),
+		revoked:    make(map[string]time.Time),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -171,6 +175,13 @@ func (s *Store) get(subject string, now time.Time, create bool) *identity {
 		s.identities[subject] = id
 	}
 	id.expire(now)
+	if nb, ok := s.revoked[subject]; ok {
+		for cid, c := range id.challenges {
+			if c.CreatedAt.Before(nb) {
+				delete(id.challenges, cid)
+			}
+		}
+	}
 	return id
 }
 
@@ -447,6 +458,79 @@ func (s *Store) unbind(subject string) {
 	if len(s.numbers[b.PhoneHash]) == 0 {
 		delete(s.numbers, b.PhoneHash)
 	}
+}
+
+// Revoke implements otp.Store.
+func (s *Store) Revoke(ctx context.Context, subject string, notBefore time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if notBefore.After(s.revoked[subject]) {
+		s.revoked[subject] = notBefore
+	}
+	return nil
+}
+
+// NotBefore implements otp.Store.
+func (s *Store) NotBefore(ctx context.Context, subject string) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revoked[subject], nil
+}
+
+// Unlock implements otp.Store.
+func (s *Store) Unlock(ctx context.Context, subject string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id := s.identities[subject]; id != nil {
+		id.failures, id.failExpires, id.lockedUntil = 0, time.Time{}, time.Time{}
+	}
+	return nil
+}
+
+// Locked implements otp.Store.
+func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.LockedIdentity, int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	s.mu.Lock()
+	var all []otp.LockedIdentity
+	for subject, id := range s.identities {
+		if now.Before(id.lockedUntil) && now.Before(id.failExpires) {
+			all = append(all, otp.LockedIdentity{Subject: subject, Failures: id.failures, Until: id.lockedUntil})
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].Until.Equal(all[j].Until) {
+			return all[i].Until.After(all[j].Until)
+		}
+		return all[i].Subject < all[j].Subject
+	})
+	total := len(all)
+	if max >= 0 && len(all) > max {
+		all = all[:max]
+	}
+	return all, total, nil
+}
+
+// LimitCount implements otp.Store.
+func (s *Store) LimitCount(ctx context.Context, check otp.LimitCheck, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	start, end := check.Bounds(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limits[limitID{check.Name, check.Key}][windowID{start.UnixMilli(), end.UnixMilli()}], nil
 }
 
 func cloneChallenge(c *otp.Challenge) *otp.Challenge {
