@@ -4,9 +4,12 @@
 //
 // Every read-modify-write is one Lua script; the keys a script touches share
 // one hash tag. Every key has a TTL, except phone bindings, which persist
-// until unbound. Nothing in Redis names a code or a full phone number in
-// clear: codes are HMACs, numbers are hashed, masked or sealed (encrypted
-// with the service's key), identities are hashed into key names.
+// until unbound, and revocations (not-before times), which persist. Nothing
+// in Redis names a code or a full phone number in clear: codes are HMACs,
+// numbers are hashed, masked or sealed (encrypted with the service's key).
+// Identities are hashed into key names; an identity's record holds its
+// subject in clear only while it is locked out, for the operator's list of
+// lock-outs (Store.Locked).
 package redis
 
 import (
@@ -15,7 +18,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -71,10 +77,27 @@ func (s *Store) numberKey(phoneHash string) string {
 	return s.prefix + "num:{" + tagHash(phoneHash) + "}"
 }
 
+// keys are the keys of subject's identity scripts: the identity, the
+// challenge and the not-before, under one tag.
 func (s *Store) keys(subject, challengeID string) []string {
-	tag := s.identityTag(subject)
-	return []string{s.prefix + tag + ":id", s.prefix + tag + ":ch:" + challengeID}
+	base := s.prefix + s.identityTag(subject)
+	return []string{base + ":id", base + ":ch:" + challengeID, base + ":nb"}
 }
+
+func (s *Store) identityKey(subject string) string {
+	return s.prefix + s.identityTag(subject) + identitySuffix
+}
+
+func (s *Store) notBeforeKey(subject string) string {
+	return s.prefix + s.identityTag(subject) + ":nb"
+}
+
+// identitySuffix ends every identity key; tagLen is the length of an
+// identity tag's hash (tagHash: 12 bytes in hex).
+const (
+	identitySuffix = ":id"
+	tagLen         = 24
+)
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -125,16 +148,12 @@ func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge
 
 // Challenge implements otp.Store.
 func (s *Store) Challenge(ctx context.Context, subject, id string, now time.Time) (*otp.Challenge, error) {
-	m, err := s.client.HGetAll(ctx, s.keys(subject, id)[1]).Result()
+	fields, err := challengeScript.Run(ctx, s.client, s.keys(subject, id)[1:]).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redis challenge: %w", err)
 	}
-	if len(m) == 0 {
+	if len(fields) == 0 {
 		return nil, otp.ErrChallengeNotFound
-	}
-	fields := make([]any, 0, 2*len(m))
-	for k, v := range m {
-		fields = append(fields, k, v)
 	}
 	c, err := parseChallenge(subject, id, fields)
 	if err != nil {
@@ -152,6 +171,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	res, err := verifyScript.Run(ctx, s.client, s.keys(req.Subject, req.ChallengeID),
 		ms(req.Now), req.SessionHash, string(req.CodeMAC),
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
+		req.Subject,
 	).Slice()
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
@@ -183,7 +203,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 
 // Identity implements otp.Store.
 func (s *Store) Identity(ctx context.Context, subject string, now time.Time) (otp.IdentityState, error) {
-	v, err := s.client.HMGet(ctx, s.keys(subject, "")[0], "failures", "fail_exp", "locked", "sends", "send_exp", "next_send").Result()
+	v, err := s.client.HMGet(ctx, s.identityKey(subject), "failures", "fail_exp", "locked", "sends", "send_exp", "next_send").Result()
 	if err != nil {
 		return otp.IdentityState{}, fmt.Errorf("redis identity: %w", err)
 	}
@@ -204,7 +224,7 @@ func (s *Store) Identity(ctx context.Context, subject string, now time.Time) (ot
 
 // SetDelivery implements otp.Store.
 func (s *Store) SetDelivery(ctx context.Context, subject, id string, status otp.DeliveryStatus, now time.Time) error {
-	if err := deliveryScript.Run(ctx, s.client, s.keys(subject, id)[1:], string(status), status.Rank()).Err(); err != nil {
+	if err := deliveryScript.Run(ctx, s.client, s.keys(subject, id)[1:2], string(status), status.Rank()).Err(); err != nil {
 		return fmt.Errorf("redis delivery: %w", err)
 	}
 	return nil
@@ -235,7 +255,7 @@ func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResul
 	for _, c := range req.Checks {
 		start, end := c.Bounds(req.Now)
 		key := s.limitKey(c.Name, c.Key)
-		field := strconv.FormatInt(ms(start), 10) + ":" + strconv.FormatInt(ms(end), 10)
+		field := windowField(start, end)
 		ok, err := limitScript.Run(ctx, s.client, []string{key}, field, c.Max, ms(req.Now)).Int()
 		if err != nil {
 			refund()
@@ -248,6 +268,28 @@ func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResul
 		done = append(done, raised{key, field})
 	}
 	return otp.LimitResult{Allowed: true}, nil
+}
+
+// windowField names a counter's window within its hash.
+func windowField(start, end time.Time) string {
+	return strconv.FormatInt(ms(start), 10) + ":" + strconv.FormatInt(ms(end), 10)
+}
+
+// LimitCount implements otp.Store: it reads the count of the window that
+// holds now, and changes nothing.
+func (s *Store) LimitCount(ctx context.Context, check otp.LimitCheck, now time.Time) (int, error) {
+	if check.Window < time.Millisecond || check.Window%time.Millisecond != 0 {
+		return 0, fmt.Errorf("limit %s: window %s, expected whole milliseconds", check.Name, check.Window)
+	}
+	start, end := check.Bounds(now)
+	n, err := s.client.HGet(ctx, s.limitKey(check.Name, check.Key), windowField(start, end)).Int()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redis limit count %s: %w", check.Name, err)
+	}
+	return n, nil
 }
 
 // ResetLimit implements otp.Store.
@@ -367,6 +409,151 @@ func (s *Store) UnbindPhone(ctx context.Context, subject string) error {
 	}
 	s.release(ctx, subject, pending)
 	return nil
+}
+
+// Revoke implements otp.Store. The not-before is kept in milliseconds,
+// rounded up, so that a challenge created earlier in the same millisecond
+// is gone too: what NotBefore reads back may be up to a millisecond later
+// than notBefore, which errs towards revoking.
+func (s *Store) Revoke(ctx context.Context, subject string, notBefore time.Time) error {
+	if err := revokeScript.Run(ctx, s.client, []string{s.notBeforeKey(subject)}, msCeil(notBefore)).Err(); err != nil {
+		return fmt.Errorf("redis revoke: %w", err)
+	}
+	return nil
+}
+
+// msCeil is t in Unix milliseconds, rounded up.
+func msCeil(t time.Time) int64 {
+	m := t.UnixMilli()
+	if t.Nanosecond()%int(time.Millisecond) != 0 {
+		m++
+	}
+	return m
+}
+
+// NotBefore implements otp.Store.
+func (s *Store) NotBefore(ctx context.Context, subject string) (time.Time, error) {
+	v, err := s.client.Get(ctx, s.notBeforeKey(subject)).Int64()
+	if errors.Is(err, goredis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("redis not before: %w", err)
+	}
+	return fromMS(v), nil
+}
+
+// Unlock implements otp.Store.
+func (s *Store) Unlock(ctx context.Context, subject string) error {
+	if err := unlockScript.Run(ctx, s.client, []string{s.identityKey(subject)}).Err(); err != nil {
+		return fmt.Errorf("redis unlock: %w", err)
+	}
+	return nil
+}
+
+// scanCount is how many keys one SCAN step asks for.
+const scanCount = 1000
+
+// Locked implements otp.Store. It SCANs every identity key (on each master
+// of a Cluster), so it costs a pass over the database: an operator's
+// command, not something for the request path. An identity locked out
+// before the store kept subjects in the identity record is counted and
+// listed with an empty Subject.
+func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.LockedIdentity, int, error) {
+	var (
+		mu   sync.Mutex
+		seen = make(map[string]bool)
+		all  []otp.LockedIdentity
+	)
+	nowMS := ms(now)
+	match := globEscape(s.prefix) + "{*}" + identitySuffix
+	scan := func(ctx context.Context, node scanner) error {
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, match, scanCount).Result()
+			if err != nil {
+				return err
+			}
+			keys = slices.DeleteFunc(keys, func(k string) bool { return !s.isIdentityKey(k) })
+			// Through the store's own client, which routes each key to
+			// the node that holds it even if a slot moved meanwhile.
+			cmds, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for _, k := range keys {
+					p.HMGet(ctx, k, "locked", "fail_exp", "failures", "sub")
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			for i, cmd := range cmds {
+				v := cmd.(*goredis.SliceCmd).Val()
+				locked, failExp := toInt(v[0]), toInt(v[1])
+				if seen[keys[i]] || nowMS >= locked || nowMS >= failExp {
+					continue
+				}
+				seen[keys[i]] = true
+				sub, _ := v[3].(string)
+				all = append(all, otp.LockedIdentity{Subject: sub, Failures: int(toInt(v[2])), Until: fromMS(locked)})
+			}
+			mu.Unlock()
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	var err error
+	if cluster, ok := s.client.(*goredis.ClusterClient); ok {
+		err = cluster.ForEachMaster(ctx, func(ctx context.Context, node *goredis.Client) error { return scan(ctx, node) })
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("redis locked: %w", err)
+	}
+	slices.SortFunc(all, func(a, b otp.LockedIdentity) int {
+		if c := b.Until.Compare(a.Until); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Subject, b.Subject)
+	})
+	total := len(all)
+	if max >= 0 && len(all) > max {
+		all = all[:max]
+	}
+	return all, total, nil
+}
+
+type scanner interface {
+	Scan(ctx context.Context, cursor uint64, match string, count int64) *goredis.ScanCmd
+}
+
+// isIdentityKey reports whether k is an identity key of this store: SCAN's
+// pattern would also match other keys that happen to end the same way.
+func (s *Store) isIdentityKey(k string) bool {
+	rest, ok := strings.CutPrefix(k, s.prefix+"{")
+	if !ok {
+		return false
+	}
+	tag, ok := strings.CutSuffix(rest, "}"+identitySuffix)
+	if !ok || len(tag) != tagLen {
+		return false
+	}
+	_, err := hex.DecodeString(tag)
+	return err == nil
+}
+
+// globEscape quotes the characters a SCAN pattern would read as wildcards.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Ping checks the connection.

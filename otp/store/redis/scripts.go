@@ -12,14 +12,29 @@ import goredis "github.com/redis/go-redis/v9"
 // expired by the caller's clock, even when a test's clock is not the wall
 // clock.
 //
-// The identity key is a hash:
-//   failures, fail_exp, locked   consecutive wrong codes, when the count is
-//                                forgotten, lock-out end
-//   sends, send_exp, next_send   codes sent, when the count is forgotten,
-//                                earliest next send
-// Its TTL runs until the last of fail_exp, send_exp and locked.
+// The keys of one identity share its tag, <prefix>{identity hash}:
+//
+//   :id      the identity, a hash:
+//     failures, fail_exp, locked   consecutive wrong codes, when the count
+//                                  is forgotten, lock-out end
+//     sends, send_exp, next_send   codes sent, when the count is forgotten,
+//                                  earliest next send
+//     sub                          the subject, in clear, only while a
+//                                  lock-out is in force, so that an
+//                                  operator can list who is locked out
+//                                  (an identity is not a secret: audit
+//                                  logs name it); hashes written before it
+//                                  existed lack it
+//     Its TTL runs until the last of fail_exp, send_exp and locked.
+//   :ch:<id> a challenge, a hash (see issueScript), until it expires
+//   :nb      the not-before (Store.Revoke), Unix milliseconds, with no TTL:
+//            a revocation persists, as a binding does. Every script that
+//            reads a challenge reads it too and treats a challenge created
+//            before it as gone.
+//   :bind    the phone binding (see below)
 
-// identityPrelude loads the identity key with expired parts dropped.
+// identityPrelude loads the identity key with expired parts dropped, and the
+// not-before. Its scripts take KEYS identity, challenge, not-before.
 const identityPrelude = `
 local now = tonumber(ARGV[1])
 local st = redis.call('HMGET', KEYS[1], 'failures', 'fail_exp', 'locked', 'sends', 'send_exp', 'next_send')
@@ -40,8 +55,13 @@ local function save_identity()
   end
   redis.call('HSET', KEYS[1], 'failures', failures, 'fail_exp', fail_exp, 'locked', locked,
     'sends', sends, 'send_exp', send_exp, 'next_send', next_send)
+  if locked <= now then redis.call('HDEL', KEYS[1], 'sub') end
   redis.call('PEXPIRE', KEYS[1], last - now)
 end
+
+-- not_before is the identity's not-before (KEYS[3]); a challenge created
+-- before it is gone.
+local not_before = tonumber(redis.call('GET', KEYS[3])) or 0
 
 local function doubling(k, base, max)
   local d = base
@@ -52,7 +72,7 @@ local function doubling(k, base, max)
 end
 `
 
-// issueScript: KEYS identity, challenge. ARGV now, resend, max_sends,
+// issueScript: KEYS identity, challenge, not-before. ARGV now, resend, max_sends,
 // cooldown_base, cooldown_max, send_window, sid, ph, pm, mac, created,
 // sent, exp, max_attempts, voice, max_calls.
 var issueScript = goredis.NewScript(identityPrelude + `
@@ -64,9 +84,9 @@ if now < next_send then return {'cooldown', next_send} end
 local exp = tonumber(ARGV[13])
 if exp <= now then return redis.error_reply('challenge expires before now') end
 if resend then
-  local c = redis.call('HMGET', KEYS[2], 'sid', 'ph', 'attempts', 'max', 'sends', 'exp')
+  local c = redis.call('HMGET', KEYS[2], 'sid', 'ph', 'attempts', 'max', 'sends', 'exp', 'created')
   if not c[6] or tonumber(c[6]) <= now or c[1] ~= ARGV[7] or c[2] ~= ARGV[8]
-    or tonumber(c[3]) >= tonumber(c[4]) then
+    or tonumber(c[3]) >= tonumber(c[4]) or (tonumber(c[7]) or 0) < not_before then
     return {'notfound'}
   end
   if tonumber(c[5]) >= max_sends then return {'sendlimit'} end
@@ -91,8 +111,9 @@ save_identity()
 return {'ok', redis.call('HGETALL', KEYS[2])}
 `)
 
-// verifyScript: KEYS identity, challenge. ARGV now, sid, mac, budget,
-// delay_base, delay_max, hard_limit, window.
+// verifyScript: KEYS identity, challenge, not-before. ARGV now, sid, mac,
+// budget, delay_base, delay_max, hard_limit, window, subject. The subject
+// is written to the identity only with a lock-out.
 //
 // The MAC comparison is constant time: a byte loop that XORs every byte
 // whatever it finds, as crypto/subtle does.
@@ -107,8 +128,8 @@ local function ct_equal(a, b)
 end
 
 if now < locked then return {'locked', 0, failures, locked} end
-local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp')
-if not c[2] or tonumber(c[5]) <= now or c[1] ~= ARGV[2] then
+local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp', 'created')
+if not c[2] or tonumber(c[5]) <= now or c[1] ~= ARGV[2] or (tonumber(c[6]) or 0) < not_before then
   return {'notfound', 0, failures, 0}
 end
 local attempts = tonumber(c[3])
@@ -137,12 +158,61 @@ elseif failures >= budget then
   locked = now + doubling(failures - budget, tonumber(ARGV[5]), tonumber(ARGV[6]))
 end
 save_identity()
+if locked > now then redis.call('HSET', KEYS[1], 'sub', ARGV[9]) end
 local status = 'wrong'
 if attempts >= max then
   redis.call('DEL', KEYS[2])
   status = 'exhausted'
 end
 return {status, max - attempts, failures, locked}
+`)
+
+// challengeScript: KEYS challenge, not-before. Returns the challenge's
+// fields, or none if it was created before the not-before. Expiry is the
+// caller's to check.
+var challengeScript = goredis.NewScript(`
+local c = redis.call('HGETALL', KEYS[1])
+if #c == 0 then return c end
+local not_before = tonumber(redis.call('GET', KEYS[2])) or 0
+if (tonumber(redis.call('HGET', KEYS[1], 'created')) or 0) < not_before then return {} end
+return c
+`)
+
+// revokeScript: KEYS not-before. ARGV not-before. Moves the not-before
+// forward, never back; the key has no TTL. Returns 1 if it moved.
+var revokeScript = goredis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1])) or 0
+local nb = tonumber(ARGV[1])
+if nb <= cur then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`)
+
+// unlockScript: KEYS identity. Forgets the failures and the lock-out and
+// keeps the sends. The caller passes no time (Store.Unlock has none), so
+// the key's TTL, which runs until the last of fail_exp, send_exp and locked
+// as the hash holds them, is shortened by as much as that last end exceeds
+// send_exp: the key then lives until send_exp, as save_identity would have
+// it. When the sends are no longer counted either, the key goes.
+var unlockScript = goredis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+local st = redis.call('HMGET', KEYS[1], 'fail_exp', 'locked', 'send_exp')
+local fail_exp = tonumber(st[1]) or 0
+local locked = tonumber(st[2]) or 0
+local send_exp = tonumber(st[3]) or 0
+local last = math.max(fail_exp, locked, send_exp)
+if ttl >= 0 then
+  ttl = ttl - (last - send_exp)
+  if ttl <= 0 then
+    redis.call('DEL', KEYS[1])
+    return 1
+  end
+end
+redis.call('HSET', KEYS[1], 'failures', 0, 'fail_exp', 0, 'locked', 0)
+redis.call('HDEL', KEYS[1], 'sub')
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
 `)
 
 // deliveryScript: KEYS challenge. ARGV status, rank. Records a delivery
