@@ -1,13 +1,18 @@
 // Package memory is an in-process otp.Store: the default, for one Caddy
-// instance. A mutex makes every operation atomic, and a sweeper drops expired
-// entries so an idle store shrinks back to nothing (phone bindings, which do
-// not expire, excepted).
+// instance. Every operation is atomic under a mutex: an identity's
+// challenges, counters and revocation sit in one of shardCount shards, each
+// with its own mutex, so different identities do not wait for one another;
+// the send limits have one mutex (a Limit spans several counters and must
+// raise all or none), and the phone bindings another (a bind spans the
+// identity's binding and the number's index). A sweeper drops expired
+// entries so an idle store shrinks back to nothing (phone bindings and
+// revocations, which do not expire, excepted).
 package memory
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
+	"hash/maphash"
 	"sort"
 	"sync"
 	"time"
@@ -15,42 +20,40 @@ import (
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
-// Store keeps challenges and identity counters in memory.
-type Store struct {
-	clock otp.Clock
+// shardCount is how many locks the identities are spread over. More shards
+// than cores keeps two busy identities from sharing a lock most of the time.
+const shardCount = 16
 
-	mu         sync.Mutex
-	identities map[string]*identity
-	limits     map[limitID]map[windowID]int
+// Store keeps challenges, counters, send limits and bindings in memory.
+type Store struct {
+	clock  otp.Clock
+	seed   maphash.Seed
+	shards [shardCount]shard
+
+	limitsMu sync.Mutex
+	limits   map[limitWindow]int
+
+	bindMu sync.Mutex
 	// bindings by subject, and the subjects bound to each phone hash.
 	bindings map[string]otp.BoundPhone
 	numbers  map[string]map[string]bool
-	// revoked holds each revoked subject's not-before.
-	revoked map[string]time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
 }
 
-type identity struct {
-	failures    int
-	failExpires time.Time
-	lockedUntil time.Time
-
-	sends       int
-	sendExpires time.Time
-	nextSendAt  time.Time
-
-	challenges map[string]*otp.Challenge
+// shard holds the identities whose subject hashes to it.
+type shard struct {
+	mu         sync.Mutex
+	identities map[string]*identity
+	// revoked holds each revoked subject's not-before. It outlives the
+	// identity's record, which the sweeper drops once it is idle.
+	revoked map[string]time.Time
+	// Pad to a cache line, so one shard's lock traffic does not slow its
+	// neighbours.
+	_ [40]byte
 }
-
-// limitID names one send-limit counter; windowID one fixed window of it, in
-// Unix milliseconds.
-type (
-	limitID  struct{ name, key string }
-	windowID struct{ start, end int64 }
-)
 
 // New returns a Store whose sweeper runs every interval (a minute if zero)
 // until Close. The clock decides what has expired.
@@ -62,14 +65,17 @@ func New(clock otp.Clock, interval time.Duration) *Store {
 		interval = time.Minute
 	}
 	s := &Store{
-		clock:      clock,
-		identities: make(map[string]*identity),
-		limits:     make(map[limitID]map[windowID]int),
-		bindings:   make(map[string]otp.BoundPhone),
-		numbers:    make(map[string]map[string]bool),
-		revoked:    make(map[string]time.Time),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		clock:    clock,
+		seed:     maphash.MakeSeed(),
+		limits:   make(map[limitWindow]int),
+		bindings: make(map[string]otp.BoundPhone),
+		numbers:  make(map[string]map[string]bool),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].identities = make(map[string]*identity)
+		s.shards[i].revoked = make(map[string]time.Time)
 	}
 	go s.sweepEvery(interval)
 	return s
@@ -96,146 +102,136 @@ func (s *Store) sweepEvery(interval time.Duration) {
 	}
 }
 
-// Sweep removes every challenge and counter that has expired at now.
+// Sweep removes every challenge and counter that has expired at now. It
+// takes one lock at a time, so operations on other shards go on meanwhile.
 func (s *Store) Sweep(now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for subject, id := range s.identities {
-		id.expire(now)
-		if id.empty(now) {
-			delete(s.identities, subject)
-		}
-	}
-	nowMS := now.UnixMilli()
-	for lid, windows := range s.limits {
-		for w := range windows {
-			if w.end <= nowMS {
-				delete(windows, w)
+	n := nanos(now)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for subject, id := range sh.identities {
+			id.expire(n)
+			if id.empty(n) {
+				delete(sh.identities, subject)
 			}
 		}
-		if len(windows) == 0 {
-			delete(s.limits, lid)
-		}
+		sh.mu.Unlock()
 	}
-}
-
-// LimitWindows reports how many send-limit windows are held (for tests and
-// metrics).
-func (s *Store) LimitWindows() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, windows := range s.limits {
-		n += len(windows)
-	}
-	return n
+	s.sweepLimits(now)
 }
 
 // Len reports how many identities and challenges are held (for tests and
 // metrics).
 func (s *Store) Len() (identities, challenges int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range s.identities {
-		challenges += len(id.challenges)
-	}
-	return len(s.identities), challenges
-}
-
-// expire forgets counters and challenges whose time has passed.
-func (id *identity) expire(now time.Time) {
-	if !now.Before(id.failExpires) {
-		id.failures = 0
-		id.lockedUntil = time.Time{}
-	}
-	if !now.Before(id.sendExpires) {
-		id.sends = 0
-		id.nextSendAt = time.Time{}
-	}
-	for cid, c := range id.challenges {
-		if !now.Before(c.ExpiresAt) {
-			delete(id.challenges, cid)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, id := range sh.identities {
+			challenges += len(id.challenges)
 		}
+		identities += len(sh.identities)
+		sh.mu.Unlock()
 	}
+	return identities, challenges
 }
 
-func (id *identity) empty(now time.Time) bool {
-	return len(id.challenges) == 0 && id.failures == 0 && id.sends == 0 && !now.Before(id.lockedUntil)
+func (s *Store) shard(subject string) *shard {
+	return &s.shards[maphash.String(s.seed, subject)%shardCount]
 }
 
-// get returns the subject's record with expired parts dropped, creating it if
-// create is set. Callers hold s.mu.
-func (s *Store) get(subject string, now time.Time, create bool) *identity {
-	id := s.identities[subject]
+// live returns the subject's record with its expired and revoked
+// challenges dropped, or nil. Callers hold sh.mu.
+func (sh *shard) live(subject string, now int64) *identity {
+	id := sh.identities[subject]
 	if id == nil {
-		if !create {
-			return nil
-		}
-		id = &identity{challenges: make(map[string]*otp.Challenge)}
-		s.identities[subject] = id
+		return nil
 	}
 	id.expire(now)
-	if nb, ok := s.revoked[subject]; ok {
-		for cid, c := range id.challenges {
-			if c.CreatedAt.Before(nb) {
-				delete(id.challenges, cid)
-			}
-		}
+	if nb, ok := sh.revoked[subject]; ok {
+		id.revoke(nanos(nb))
 	}
 	return id
 }
 
-// Issue implements otp.Store.
+// Issue implements otp.Store. It fails on a code MAC longer than an
+// HMAC-SHA256, the longest the store has room for.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	now := req.Now
-	in := req.Challenge
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := s.get(in.Subject, now, true)
-	if now.Before(id.lockedUntil) {
-		return nil, &otp.LockedError{Until: id.lockedUntil}
+	in := &req.Challenge
+	if err := checkMAC(in.CodeMAC); err != nil {
+		return nil, err
 	}
-	if now.Before(id.nextSendAt) {
-		return nil, &otp.CooldownError{RetryAt: id.nextSendAt}
+	now, loc := nanos(req.Now), req.Now.Location()
+	sh := s.shard(in.Subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(in.Subject, now)
+	if id != nil && now < id.lockedUntil {
+		return nil, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
 	}
-	var c *otp.Challenge
+	if id != nil && now < id.nextSendAt {
+		return nil, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
+	}
+	var c *challenge
 	if req.Resend {
-		c = id.challenges[in.ID]
-		if c == nil || c.SessionHash != in.SessionHash || c.PhoneHash != in.PhoneHash || c.Attempts >= c.MaxAttempts {
+		i := -1
+		if id != nil {
+			i = id.find(in.ID)
+		}
+		if i < 0 {
 			return nil, otp.ErrChallengeNotFound
 		}
-		if c.Sends >= req.MaxSends {
+		c = &id.challenges[i]
+		if c.sessionHash != in.SessionHash || c.phoneHash != in.PhoneHash || c.attempts >= c.maxAttempts {
+			return nil, otp.ErrChallengeNotFound
+		}
+		if int(c.sends) >= req.MaxSends {
 			return nil, otp.ErrSendLimit
 		}
-		if req.Voice && c.Calls >= req.MaxCalls {
+		if req.Voice && int(c.calls) >= req.MaxCalls {
 			return nil, otp.ErrCallLimit
 		}
-		c.CodeMAC = append([]byte(nil), in.CodeMAC...)
-		c.SentAt = in.SentAt
-		c.ExpiresAt = in.ExpiresAt
-		c.Sends++
-		c.Delivery = ""
+		c.setMAC(in.CodeMAC)
+		c.sent = nanos(in.SentAt)
+		c.expires = nanos(in.ExpiresAt)
+		inc(&c.sends)
+		c.delivery = 0
 		if req.Voice {
-			c.Calls++
+			inc(&c.calls)
 		}
 	} else {
-		c = cloneChallenge(&in)
-		c.Sends = 1
-		c.Attempts = 0
-		c.Calls = 0
-		c.Delivery = ""
-		if req.Voice {
-			c.Calls = 1
+		if id == nil {
+			id = newIdentity()
+			sh.identities[in.Subject] = id
 		}
-		id.challenges[c.ID] = c
+		i := id.find(in.ID)
+		if i < 0 {
+			i = len(id.challenges)
+			id.challenges = append(id.challenges, challenge{})
+		}
+		c = &id.challenges[i]
+		*c = challenge{
+			id:          in.ID,
+			sessionHash: in.SessionHash,
+			phoneHash:   in.PhoneHash,
+			phoneMasked: in.PhoneMasked,
+			created:     nanos(in.CreatedAt),
+			sent:        nanos(in.SentAt),
+			expires:     nanos(in.ExpiresAt),
+			maxAttempts: narrow(in.MaxAttempts),
+			sends:       1,
+		}
+		c.setMAC(in.CodeMAC)
+		if req.Voice {
+			c.calls = 1
+		}
 	}
-	id.sends++
-	id.sendExpires = now.Add(req.SendWindow)
-	id.nextSendAt = now.Add(otp.Cooldown(id.sends, req.CooldownBase, req.CooldownMax))
-	return cloneChallenge(c), nil
+	inc(&id.sends)
+	id.sendExpires = nanos(req.Now.Add(req.SendWindow))
+	id.nextSendAt = nanos(req.Now.Add(otp.Cooldown(int(id.sends), req.CooldownBase, req.CooldownMax)))
+	return c.export(in.Subject, loc), nil
 }
 
 // Challenge implements otp.Store.
@@ -243,13 +239,18 @@ func (s *Store) Challenge(ctx context.Context, subject, cid string, now time.Tim
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := s.get(subject, now, false)
-	if id == nil || id.challenges[cid] == nil {
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(subject, nanos(now))
+	if id == nil {
 		return nil, otp.ErrChallengeNotFound
 	}
-	return cloneChallenge(id.challenges[cid]), nil
+	i := id.find(cid)
+	if i < 0 {
+		return nil, otp.ErrChallengeNotFound
+	}
+	return id.challenges[i].export(subject, now.Location()), nil
 }
 
 // Verify implements otp.Store: count, compare in constant time, consume.
@@ -257,39 +258,47 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	if err := ctx.Err(); err != nil {
 		return otp.VerifyResult{}, err
 	}
-	now := req.Now
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := s.get(req.Subject, now, false)
+	now, loc := nanos(req.Now), req.Now.Location()
+	sh := s.shard(req.Subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(req.Subject, now)
 	if id == nil {
 		return otp.VerifyResult{Status: otp.VerifyNotFound}, nil
 	}
-	if now.Before(id.lockedUntil) {
-		return otp.VerifyResult{Status: otp.VerifyLocked, Failures: id.failures, LockedUntil: id.lockedUntil}, nil
+	if now < id.lockedUntil {
+		return otp.VerifyResult{Status: otp.VerifyLocked, Failures: int(id.failures), LockedUntil: instant(id.lockedUntil, loc)}, nil
 	}
-	c := id.challenges[req.ChallengeID]
-	if c == nil || c.SessionHash != req.SessionHash {
-		return otp.VerifyResult{Status: otp.VerifyNotFound, Failures: id.failures}, nil
+	i := id.find(req.ChallengeID)
+	if i < 0 || id.challenges[i].sessionHash != req.SessionHash {
+		return otp.VerifyResult{Status: otp.VerifyNotFound, Failures: int(id.failures)}, nil
 	}
-	if c.Attempts >= c.MaxAttempts {
-		delete(id.challenges, c.ID)
-		return otp.VerifyResult{Status: otp.VerifyExhausted, Failures: id.failures}, nil
+	c := &id.challenges[i]
+	if c.attempts >= c.maxAttempts {
+		id.remove(i)
+		return otp.VerifyResult{Status: otp.VerifyExhausted, Failures: int(id.failures)}, nil
 	}
-	c.Attempts++
-	if subtle.ConstantTimeCompare(req.CodeMAC, c.CodeMAC) == 1 {
-		delete(id.challenges, c.ID)
-		id.failures, id.failExpires, id.lockedUntil = 0, time.Time{}, time.Time{}
-		id.sends, id.sendExpires, id.nextSendAt = 0, time.Time{}, time.Time{}
-		return otp.VerifyResult{Status: otp.VerifyOK, Remaining: c.Remaining()}, nil
+	c.attempts++
+	if subtle.ConstantTimeCompare(req.CodeMAC, c.mac[:c.macLen]) == 1 {
+		remaining := c.remaining()
+		id.remove(i)
+		id.resetFailures()
+		id.resetSends()
+		return otp.VerifyResult{Status: otp.VerifyOK, Remaining: remaining}, nil
 	}
-	id.failures++
-	id.failExpires = now.Add(req.Failures.Window)
-	if d := req.Failures.LockDelay(id.failures); d > 0 {
-		id.lockedUntil = now.Add(d)
+	inc(&id.failures)
+	id.failExpires = nanos(req.Now.Add(req.Failures.Window))
+	if d := req.Failures.LockDelay(int(id.failures)); d > 0 {
+		id.lockedUntil = nanos(req.Now.Add(d))
 	}
-	res := otp.VerifyResult{Status: otp.VerifyWrong, Remaining: c.Remaining(), Failures: id.failures, LockedUntil: id.lockedUntil}
-	if c.Attempts >= c.MaxAttempts {
-		delete(id.challenges, c.ID)
+	res := otp.VerifyResult{
+		Status:      otp.VerifyWrong,
+		Remaining:   c.remaining(),
+		Failures:    int(id.failures),
+		LockedUntil: instant(id.lockedUntil, loc),
+	}
+	if c.attempts >= c.maxAttempts {
+		id.remove(i)
 		res.Status = otp.VerifyExhausted
 	}
 	return res, nil
@@ -300,17 +309,19 @@ func (s *Store) Identity(ctx context.Context, subject string, now time.Time) (ot
 	if err := ctx.Err(); err != nil {
 		return otp.IdentityState{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := s.get(subject, now, false)
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(subject, nanos(now))
 	if id == nil {
 		return otp.IdentityState{}, nil
 	}
+	loc := now.Location()
 	return otp.IdentityState{
-		Failures:    id.failures,
-		LockedUntil: id.lockedUntil,
-		Sends:       id.sends,
-		NextSendAt:  id.nextSendAt,
+		Failures:    int(id.failures),
+		LockedUntil: instant(id.lockedUntil, loc),
+		Sends:       int(id.sends),
+		NextSendAt:  instant(id.nextSendAt, loc),
 	}, nil
 }
 
@@ -319,145 +330,22 @@ func (s *Store) SetDelivery(ctx context.Context, subject, cid string, status otp
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := s.get(subject, now, false)
-	if id == nil || id.challenges[cid] == nil {
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(subject, nanos(now))
+	if id == nil {
 		return nil
 	}
-	c := id.challenges[cid]
-	if status.Rank() > c.Delivery.Rank() {
-		c.Delivery = status
+	i := id.find(cid)
+	if i < 0 {
+		return nil
+	}
+	c := &id.challenges[i]
+	if d, ok := deliveryIndex(status); ok && status.Rank() > deliveries[c.delivery].Rank() {
+		c.delivery = d
 	}
 	return nil
-}
-
-// Limit implements otp.Store. It raises the counters in request order and,
-// when one refuses, lowers those it raised, all under the mutex, so it
-// behaves as the Redis store does without its window of doubt.
-func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
-	if err := ctx.Err(); err != nil {
-		return otp.LimitResult{}, err
-	}
-	if err := req.Validate(); err != nil {
-		return otp.LimitResult{}, err
-	}
-	type raised struct {
-		lid limitID
-		wid windowID
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	done := make([]raised, 0, len(req.Checks))
-	for _, c := range req.Checks {
-		start, end := c.Bounds(req.Now)
-		lid := limitID{c.Name, c.Key}
-		wid := windowID{start.UnixMilli(), end.UnixMilli()}
-		if s.limits[lid][wid] >= c.Max {
-			for _, r := range done {
-				s.lower(r.lid, r.wid)
-			}
-			return otp.LimitResult{Refused: c.Name, RetryAt: end}, nil
-		}
-		if s.limits[lid] == nil {
-			s.limits[lid] = make(map[windowID]int)
-		}
-		s.limits[lid][wid]++
-		done = append(done, raised{lid, wid})
-	}
-	return otp.LimitResult{Allowed: true}, nil
-}
-
-// lower undoes one raise of a counter. Callers hold s.mu.
-func (s *Store) lower(lid limitID, wid windowID) {
-	windows := s.limits[lid]
-	if windows[wid]--; windows[wid] <= 0 {
-		delete(windows, wid)
-	}
-	if len(windows) == 0 {
-		delete(s.limits, lid)
-	}
-}
-
-// ResetLimit implements otp.Store.
-func (s *Store) ResetLimit(ctx context.Context, name, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.limits, limitID{name, key})
-	return nil
-}
-
-// BindPhone implements otp.Store.
-func (s *Store) BindPhone(ctx context.Context, req otp.BindRequest) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := req.Validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	holders := s.numbers[req.PhoneHash]
-	if !holders[req.Subject] && len(holders) >= req.MaxIdentitiesPerNumber {
-		return otp.ErrNumberTaken
-	}
-	s.unbind(req.Subject)
-	holders = s.numbers[req.PhoneHash]
-	if holders == nil {
-		holders = make(map[string]bool)
-		s.numbers[req.PhoneHash] = holders
-	}
-	holders[req.Subject] = true
-	s.bindings[req.Subject] = otp.BoundPhone{
-		PhoneHash:   req.PhoneHash,
-		PhoneSealed: bytes.Clone(req.PhoneSealed),
-		PhoneMasked: req.PhoneMasked,
-		BoundAt:     req.Now,
-	}
-	return nil
-}
-
-// BoundPhone implements otp.Store.
-func (s *Store) BoundPhone(ctx context.Context, subject string) (otp.BoundPhone, error) {
-	if err := ctx.Err(); err != nil {
-		return otp.BoundPhone{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.bindings[subject]
-	if !ok {
-		return otp.BoundPhone{}, otp.ErrNoBoundPhone
-	}
-	b.PhoneSealed = bytes.Clone(b.PhoneSealed)
-	return b, nil
-}
-
-// UnbindPhone implements otp.Store.
-func (s *Store) UnbindPhone(ctx context.Context, subject string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.unbind(subject)
-	return nil
-}
-
-// unbind drops the subject's binding and its place in its number's index.
-// Callers hold s.mu.
-func (s *Store) unbind(subject string) {
-	b, ok := s.bindings[subject]
-	if !ok {
-		return
-	}
-	delete(s.bindings, subject)
-	delete(s.numbers[b.PhoneHash], subject)
-	if len(s.numbers[b.PhoneHash]) == 0 {
-		delete(s.numbers, b.PhoneHash)
-	}
 }
 
 // Revoke implements otp.Store.
@@ -465,10 +353,11 @@ func (s *Store) Revoke(ctx context.Context, subject string, notBefore time.Time)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if notBefore.After(s.revoked[subject]) {
-		s.revoked[subject] = notBefore
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if notBefore.After(sh.revoked[subject]) {
+		sh.revoked[subject] = notBefore
 	}
 	return nil
 }
@@ -478,9 +367,10 @@ func (s *Store) NotBefore(ctx context.Context, subject string) (time.Time, error
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.revoked[subject], nil
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.revoked[subject], nil
 }
 
 // Unlock implements otp.Store.
@@ -488,27 +378,34 @@ func (s *Store) Unlock(ctx context.Context, subject string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id := s.identities[subject]; id != nil {
-		id.failures, id.failExpires, id.lockedUntil = 0, time.Time{}, time.Time{}
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if id := sh.identities[subject]; id != nil {
+		id.resetFailures()
 	}
 	return nil
 }
 
-// Locked implements otp.Store.
+// Locked implements otp.Store. It reads one shard at a time: an identity
+// locked or unlocked meanwhile may or may not be listed, as with any list
+// taken while the store is in use.
 func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.LockedIdentity, int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
 	}
-	s.mu.Lock()
+	n, loc := nanos(now), now.Location()
 	var all []otp.LockedIdentity
-	for subject, id := range s.identities {
-		if now.Before(id.lockedUntil) && now.Before(id.failExpires) {
-			all = append(all, otp.LockedIdentity{Subject: subject, Failures: id.failures, Until: id.lockedUntil})
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for subject, id := range sh.identities {
+			if n < id.lockedUntil && n < id.failExpires {
+				all = append(all, otp.LockedIdentity{Subject: subject, Failures: int(id.failures), Until: instant(id.lockedUntil, loc)})
+			}
 		}
+		sh.mu.Unlock()
 	}
-	s.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool {
 		if !all[i].Until.Equal(all[j].Until) {
 			return all[i].Until.After(all[j].Until)
@@ -520,23 +417,6 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 		all = all[:max]
 	}
 	return all, total, nil
-}
-
-// LimitCount implements otp.Store.
-func (s *Store) LimitCount(ctx context.Context, check otp.LimitCheck, now time.Time) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	start, end := check.Bounds(now)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.limits[limitID{check.Name, check.Key}][windowID{start.UnixMilli(), end.UnixMilli()}], nil
-}
-
-func cloneChallenge(c *otp.Challenge) *otp.Challenge {
-	out := *c
-	out.CodeMAC = append([]byte(nil), c.CodeMAC...)
-	return &out
 }
 
 var _ otp.Store = (*Store)(nil)
