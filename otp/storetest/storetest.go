@@ -141,6 +141,16 @@ var cases = []struct {
 	{"an invalid bind request is refused and binds nothing", invalidBindRefused},
 	{"concurrent binds of one number by 50 identities with a max of 1 let exactly one win", concurrentBindsOneWinner},
 	{"concurrent rebinds of one identity leave exactly its final number held", concurrentRebindsOneIdentity},
+
+	// Operator actions (rule 15, issue 7).
+	{"a revocation kills the identity's challenges in flight and no one else's", revocationKillsChallengesInFlight},
+	{"a challenge made after a revocation lives", challengeAfterRevocationLives},
+	{"a not-before only moves forward", notBeforeOnlyMovesForward},
+	{"a revocation outlives a year without activity", revocationOutlivesIdleness},
+	{"a correct code racing a revocation verifies before it or not at all", revokeRacesVerify},
+	{"an unlock lets a locked identity verify again and keeps its sends and cooldown", unlockKeepsSends},
+	{"the locked list holds exactly the identities locked out with the latest end first", lockedListsTheLocked},
+	{"a limit count reads a window's sends without counting", limitCountReadsWithoutCounting},
 }
 
 type env struct {

@@ -75,6 +75,22 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 			[]string{"rebinding replaces the number and frees the old one",
 				"unbinding removes the binding and frees the number",
 				"concurrent rebinds of one identity leave exactly its final number held"}},
+		{"a store whose revocation kills no challenge fails", "revoke-blind",
+			[]string{"a revocation kills the identity's challenges in flight and no one else's",
+				"a not-before only moves forward"}},
+		{"a store whose not-before moves back fails", "revoke-backwards",
+			[]string{"a not-before only moves forward"}},
+		{"a store whose unlock does nothing fails", "unlock-noop",
+			[]string{"an unlock lets a locked identity verify again and keeps its sends and cooldown",
+				"the locked list holds exactly the identities locked out with the latest end first"}},
+		{"a store whose unlock also forgets the sends and the cooldown fails", "unlock-resets-sends",
+			[]string{"an unlock lets a locked identity verify again and keeps its sends and cooldown"}},
+		{"a store whose locked list counts only what it returns fails", "locked-miscounted",
+			[]string{"the locked list holds exactly the identities locked out with the latest end first"}},
+		{"a store that lists lock-outs that have ended fails", "locked-stale",
+			[]string{"the locked list holds exactly the identities locked out with the latest end first"}},
+		{"a store that counts a send when a counter is read fails", "limit-count-counts",
+			[]string{"a limit count reads a window's sends without counting"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +140,14 @@ func brokenStore(t *testing.T, name string) otp.Store {
 		return numberBlindStore{m}
 	case "sticky-number":
 		return stickyNumberStore{m}
+	case "revoke-blind", "revoke-backwards":
+		return &revocationKeepingStore{Store: m, how: name, nb: map[string]time.Time{}}
+	case "unlock-noop", "locked-miscounted", "locked-stale":
+		return operatorChangingStore{m, name}
+	case "unlock-resets-sends":
+		return &sendsForgettingStore{Store: m, last: map[string]otp.Challenge{}}
+	case "limit-count-counts":
+		return countingReadStore{m}
 	}
 	t.Fatalf("unknown broken store %q", name)
 	return nil
@@ -285,4 +309,107 @@ func (s stickyNumberStore) BindPhone(ctx context.Context, req otp.BindRequest) e
 func (s stickyNumberStore) UnbindPhone(ctx context.Context, subject string) error {
 	s.hold(ctx, subject)
 	return s.Store.UnbindPhone(ctx, subject)
+}
+
+// revocationKeepingStore keeps not-before times itself, out of the store's
+// reach: "revoke-blind" moves them forward but kills no challenge;
+// "revoke-backwards" also hands them to the store but lets a later
+// revocation move one back.
+type revocationKeepingStore struct {
+	otp.Store
+	how string
+	mu  sync.Mutex
+	nb  map[string]time.Time
+}
+
+func (s *revocationKeepingStore) Revoke(ctx context.Context, subject string, notBefore time.Time) error {
+	if s.how == "revoke-backwards" {
+		if err := s.Store.Revoke(ctx, subject, notBefore); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.how == "revoke-backwards" || notBefore.After(s.nb[subject]) {
+		s.nb[subject] = notBefore
+	}
+	return nil
+}
+
+func (s *revocationKeepingStore) NotBefore(ctx context.Context, subject string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nb[subject], nil
+}
+
+// operatorChangingStore breaks one operator action: an unlock that does
+// nothing, a locked list whose total counts only what it returns, or one
+// that still lists lock-outs ended in the last ten minutes.
+type operatorChangingStore struct {
+	otp.Store
+	how string
+}
+
+func (s operatorChangingStore) Unlock(ctx context.Context, subject string) error {
+	if s.how == "unlock-noop" {
+		return nil
+	}
+	return s.Store.Unlock(ctx, subject)
+}
+
+func (s operatorChangingStore) Locked(ctx context.Context, now time.Time, max int) ([]otp.LockedIdentity, int, error) {
+	switch s.how {
+	case "locked-miscounted":
+		l, _, err := s.Store.Locked(ctx, now, max)
+		return l, len(l), err
+	case "locked-stale":
+		return s.Store.Locked(ctx, now.Add(-10*time.Minute), max)
+	}
+	return s.Store.Locked(ctx, now, max)
+}
+
+// sendsForgettingStore's unlock also forgets the identity's sends and
+// cooldown, as a correct code does: it spends the right code of the last
+// challenge issued to the identity.
+type sendsForgettingStore struct {
+	otp.Store
+	mu   sync.Mutex
+	last map[string]otp.Challenge
+}
+
+func (s *sendsForgettingStore) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	c, err := s.Store.Issue(ctx, req)
+	if err == nil {
+		s.mu.Lock()
+		s.last[req.Challenge.Subject] = req.Challenge
+		s.mu.Unlock()
+	}
+	return c, err
+}
+
+func (s *sendsForgettingStore) Unlock(ctx context.Context, subject string) error {
+	if err := s.Store.Unlock(ctx, subject); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	c, ok := s.last[subject]
+	s.mu.Unlock()
+	if ok {
+		_, err := s.Store.Verify(ctx, otp.VerifyRequest{Subject: subject, ChallengeID: c.ID, SessionHash: c.SessionHash,
+			CodeMAC: c.CodeMAC, Now: c.SentAt, Failures: otp.DefaultConfig().Failures})
+		return err
+	}
+	return nil
+}
+
+// countingReadStore counts a send each time a counter is read.
+type countingReadStore struct{ otp.Store }
+
+func (s countingReadStore) LimitCount(ctx context.Context, check otp.LimitCheck, now time.Time) (int, error) {
+	n, err := s.Store.LimitCount(ctx, check, now)
+	if err != nil {
+		return 0, err
+	}
+	_, err = s.Store.Limit(ctx, otp.LimitRequest{Now: now, Checks: []otp.LimitCheck{check}})
+	return n, err
 }

@@ -213,3 +213,131 @@ func TestLimitAndBindingKeys(t *testing.T) {
 		t.Fatalf("got %d limit keys and %d binding keys in %q, want 7 and 2", limits, persistent, all)
 	}
 }
+
+// TestOperatorKeys checks what scripts.go promises of the operator's keys: a
+// revocation has no TTL and holds nothing but a time; the subject is in the
+// identity record only while it is locked out; an unlock shortens the
+// record's TTL to the send window (or drops it when the sends are no longer
+// counted); and an identity locked out by an older version, with no subject
+// in its record, is still listed.
+func TestOperatorKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	store := redis.New(client, "ops:")
+	ctx := t.Context()
+	const (
+		alice = "alice@example.com"
+		bob   = "bob@example.com"
+	)
+	now := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	cfg := otp.DefaultConfig()
+	lockAfterOne := otp.FailurePolicy{Budget: 1, DelayBase: time.Minute, DelayMax: time.Hour, HardLimit: 100, Window: 24 * time.Hour}
+	// issue gives subject a challenge at at, counting a send for an hour.
+	issue := func(subject string, at time.Time) {
+		t.Helper()
+		c := otp.Challenge{ID: "c1", Subject: subject, CodeMAC: []byte("mac"), CreatedAt: at, SentAt: at,
+			ExpiresAt: at.Add(3 * time.Hour), MaxAttempts: 5}
+		if _, err := store.Issue(ctx, otp.IssueRequest{Challenge: c, Now: at, MaxSends: 5, CooldownBase: cfg.CooldownBase,
+			CooldownMax: cfg.CooldownMax, SendWindow: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrong := func(subject string, at time.Time) {
+		t.Helper()
+		res, err := store.Verify(ctx, otp.VerifyRequest{Subject: subject, ChallengeID: "c1", CodeMAC: []byte("wrong"),
+			Now: at, Failures: lockAfterOne})
+		if err != nil || !res.LockedUntil.After(at) {
+			t.Fatalf("wrong code for %s: %+v, %v; want a lock-out", subject, res, err)
+		}
+	}
+	// record returns the one key of the given suffix and its fields.
+	record := func(suffix string) (string, map[string]string, time.Duration) {
+		t.Helper()
+		keys, err := client.Keys(ctx, "ops:*"+suffix).Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("keys *%s: %q, %v; want one", suffix, keys, err)
+		}
+		m, err := client.HGetAll(ctx, keys[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := client.PTTL(ctx, keys[0]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys[0], m, ttl
+	}
+
+	if err := store.Revoke(ctx, alice, now); err != nil {
+		t.Fatal(err)
+	}
+	nbKeys, err := client.Keys(ctx, "ops:*:nb").Result()
+	if err != nil || len(nbKeys) != 1 {
+		t.Fatalf("not-before keys: %q, %v; want one", nbKeys, err)
+	}
+	if ttl, err := client.PTTL(ctx, nbKeys[0]).Result(); err != nil || ttl != -1 {
+		t.Fatalf("not-before key %s: TTL %s (%v), want none", nbKeys[0], ttl, err)
+	}
+	if v, err := client.Get(ctx, nbKeys[0]).Result(); err != nil || v != strconv.FormatInt(now.UnixMilli(), 10) {
+		t.Fatalf("not-before key holds %q (%v), want the time in milliseconds", v, err)
+	}
+
+	at := now.Add(time.Second)
+	issue(alice, at)
+	if _, m, _ := record(":id"); m["sub"] != "" {
+		t.Fatalf("an identity that is not locked out names its subject: %v", m)
+	}
+	wrong(alice, at)
+	key, m, ttl := record(":id")
+	if m["sub"] != alice {
+		t.Fatalf("a locked-out identity's record %v does not name %s", m, alice)
+	}
+	if ttl <= 23*time.Hour || ttl > 24*time.Hour {
+		t.Fatalf("locked-out identity's TTL %s, want the failure window of 24h", ttl)
+	}
+	if err := store.Unlock(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	_, m, ttl = record(":id")
+	if m["sub"] != "" || m["failures"] != "0" || m["locked"] != "0" || m["sends"] != "1" {
+		t.Fatalf("after the unlock the record is %v, want no subject, no failures, no lock-out and one send", m)
+	}
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("after the unlock the TTL is %s, want the send window of 1h", ttl)
+	}
+
+	// Bob's sends are no longer counted when he is locked out, so an
+	// unlock leaves nothing to keep.
+	issue(bob, now)
+	wrong(bob, now.Add(2*time.Hour))
+	if n, err := client.Exists(ctx, key).Result(); err != nil || n != 1 {
+		t.Fatalf("alice's record went: %d, %v", n, err)
+	}
+	if err := store.Unlock(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := client.Keys(ctx, "ops:*:id").Result(); err != nil || len(keys) != 1 || keys[0] != key {
+		t.Fatalf("identity keys after bob's unlock: %q, %v; want only alice's", keys, err)
+	}
+
+	// A record of an older version: locked, with no subject. Beside it, a
+	// key of another prefix and a challenge key that ends like an identity
+	// key, neither of which is listed.
+	until := now.Add(time.Hour)
+	legacy := map[string]any{"failures": 12, "fail_exp": now.Add(24 * time.Hour).UnixMilli(), "locked": until.UnixMilli(),
+		"sends": 0, "send_exp": 0, "next_send": 0}
+	for _, k := range []string{"ops:{0123456789abcdef01234567}:id", "ops2:{0123456789abcdef01234567}:id",
+		"ops:{0123456789abcdef01234567}:ch:x}:id"} {
+		if err := client.HSet(ctx, k, legacy).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked, total, err := store.Locked(ctx, now, -1)
+	if err != nil || total != 1 || len(locked) != 1 {
+		t.Fatalf("locked: %+v, %d, %v; want the one legacy record", locked, total, err)
+	}
+	if got := locked[0]; got.Subject != "" || got.Failures != 12 || !got.Until.Equal(until) {
+		t.Fatalf("legacy record listed as %+v, want no subject, 12 failures, until %s", got, until)
+	}
+}
