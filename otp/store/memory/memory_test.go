@@ -1,9 +1,11 @@
 package memory_test
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -212,4 +214,148 @@ func TestSweepDropsEndedLimitWindowsAndKeepsBindings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// issueFor gives subject a challenge id made at now with mac.
+func issueFor(t *testing.T, s *memory.Store, subject, id string, mac []byte, now time.Time) (*otp.Challenge, error) {
+	t.Helper()
+	return s.Issue(t.Context(), otp.IssueRequest{
+		Challenge: otp.Challenge{
+			ID: id, Subject: subject, SessionHash: "sess", PhoneHash: "ph", PhoneMasked: "+81 90-****-5678", CodeMAC: mac,
+			CreatedAt: now, SentAt: now, ExpiresAt: now.Add(5 * time.Minute), MaxAttempts: 5,
+		},
+		Now: now, MaxSends: 5, SendWindow: time.Hour,
+	})
+}
+
+func TestACodeMACLongerThanAnHMACSHA256IsRefused(t *testing.T) {
+	t.Parallel()
+	s := memory.New(&clock{now: t0}, time.Hour)
+	t.Cleanup(func() { s.Close() })
+	_, err := issueFor(t, s, "alice", "c1", make([]byte, 33), t0)
+	if err == nil || !strings.Contains(err.Error(), "expected at most 32") {
+		t.Fatalf("issue with a 33-byte MAC: %v, want an error naming the 32-byte maximum", err)
+	}
+	wantLen(t, s, 0, 0)
+	if _, err := issueFor(t, s, "alice", "c1", make([]byte, 32), t0); err != nil {
+		t.Fatalf("issue with a 32-byte MAC: %v", err)
+	}
+}
+
+// The store keeps times as Unix nanoseconds; what comes back must be the
+// same instants, in the location of the request's now, and unset times
+// must come back as the zero time.
+func TestTimesComeBackExactly(t *testing.T) {
+	t.Parallel()
+	tokyo := time.FixedZone("JST", 9*60*60)
+	now := time.Date(2026, 4, 1, 18, 0, 0, 123456789, tokyo)
+	s := memory.New(&clock{now: now}, time.Hour)
+	t.Cleanup(func() { s.Close() })
+	if _, err := issueFor(t, s, "alice", "c1", []byte("mac"), now); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Challenge(t.Context(), "alice", "c1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]time.Time{"created": c.CreatedAt, "sent": c.SentAt, "expires": c.ExpiresAt.Add(-5 * time.Minute)} {
+		if got != now {
+			t.Errorf("%s: got %v, want %v", name, got, now)
+		}
+	}
+	st, err := s.Identity(t.Context(), "alice", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.LockedUntil.IsZero() || st.NextSendAt != now {
+		t.Errorf("identity: locked until %v (want zero), next send %v (want %v)", st.LockedUntil, st.NextSendAt, now)
+	}
+	// A lock-out past what int64 nanoseconds reach (2262) still locks.
+	far := otp.FailurePolicy{Budget: 0, DelayBase: time.Second, DelayMax: time.Second, HardLimit: 1, Window: 290 * 365 * 24 * time.Hour}
+	res, err := s.Verify(t.Context(), otp.VerifyRequest{Subject: "alice", ChallengeID: "c1", SessionHash: "sess", CodeMAC: []byte("bad"), Now: now, Failures: far})
+	if err != nil || res.LockedUntil.Year() < 2262 {
+		t.Fatalf("verify: %+v, %v; want a lock-out past 2262", res, err)
+	}
+	if st, _ := s.Identity(t.Context(), "alice", now.Add(200*365*24*time.Hour)); !st.Locked(now.Add(200 * 365 * 24 * time.Hour)) {
+		t.Fatalf("200 years on: %+v, want still locked", st)
+	}
+}
+
+// An identity keeps its first challenge next to its counters and any more
+// in a slice; each must stay reachable as others come and go.
+func TestManyChallengesOfOneIdentity(t *testing.T) {
+	t.Parallel()
+	s := memory.New(&clock{now: t0}, time.Hour)
+	t.Cleanup(func() { s.Close() })
+	ids := []string{"c0", "c1", "c2", "c3", "c4"}
+	for i, id := range ids {
+		if _, err := issueFor(t, s, "alice", id, []byte(id), t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLen(t, s, 1, 5)
+	res, err := s.Verify(t.Context(), otp.VerifyRequest{Subject: "alice", ChallengeID: "c1", SessionHash: "sess", CodeMAC: []byte("c1"), Now: t0.Add(5 * time.Minute)})
+	if err != nil || res.Status != otp.VerifyOK {
+		t.Fatalf("verify c1: %+v, %v", res, err)
+	}
+	// c0 expired at t0+5m; c1 is consumed; the rest remain, each with its
+	// own MAC.
+	at := t0.Add(5 * time.Minute)
+	for _, id := range []string{"c0", "c1"} {
+		if _, err := s.Challenge(t.Context(), "alice", id, at); err != otp.ErrChallengeNotFound {
+			t.Errorf("challenge %s: %v, want ErrChallengeNotFound", id, err)
+		}
+	}
+	for _, id := range []string{"c2", "c3", "c4"} {
+		c, err := s.Challenge(t.Context(), "alice", id, at)
+		if err != nil || c.ID != id || string(c.CodeMAC) != id {
+			t.Errorf("challenge %s: %+v, %v", id, c, err)
+		}
+	}
+	// A new challenge under an id held already replaces it.
+	if _, err := issueFor(t, s, "alice", "c3", []byte("new"), at); err != nil {
+		t.Fatal(err)
+	}
+	wantLen(t, s, 1, 3)
+	if c, err := s.Challenge(t.Context(), "alice", "c3", at); err != nil || string(c.CodeMAC) != "new" || c.Sends != 1 {
+		t.Fatalf("replaced c3: %+v, %v", c, err)
+	}
+}
+
+// Identities on different shards are served in parallel while the sweeper
+// runs; under -race this checks every path takes its shard's lock.
+func TestIdentitiesInParallelWithTheSweeper(t *testing.T) {
+	t.Parallel()
+	s := memory.New(&clock{now: t0}, time.Hour)
+	t.Cleanup(func() { s.Close() })
+	const identities = 64
+	var wg sync.WaitGroup
+	for i := range identities {
+		wg.Go(func() {
+			subject := fmt.Sprint("user-", i)
+			for round := range 20 {
+				id := fmt.Sprint("c", round)
+				if _, err := issueFor(t, s, subject, id, []byte(id), t0); err != nil {
+					t.Error(err)
+					return
+				}
+				res, err := s.Verify(t.Context(), otp.VerifyRequest{Subject: subject, ChallengeID: id, SessionHash: "sess", CodeMAC: []byte(id), Now: t0})
+				if err != nil || res.Status != otp.VerifyOK {
+					t.Errorf("verify %s of %s: %+v, %v", id, subject, res, err)
+					return
+				}
+			}
+			if _, err := issueFor(t, s, subject, "last", []byte("last"), t0); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			s.Sweep(t0)
+			s.Len()
+		}
+	})
+	wg.Wait()
+	wantLen(t, s, identities, identities)
 }
