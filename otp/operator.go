@@ -57,7 +57,10 @@ func (s *Service) Unlock(ctx context.Context, subject string) error {
 	if subject == "" {
 		return errors.New("unlock: empty identity")
 	}
-	return storeErr(s.store.Unlock(ctx, subject))
+	if err := s.store.Unlock(ctx, subject); err != nil {
+		return storeErr(err)
+	}
+	return nil
 }
 
 // ResetNumber removes subject's bound phone number (an operator's reset,
@@ -99,7 +102,8 @@ type Budget struct {
 	ResetAt time.Time
 }
 
-// Left is the sends the budget still allows.
+// Left is the sends the budget still allows: 0 also when there is no
+// budget (Max 0), which does not stop any send.
 func (b Budget) Left() int {
 	if b.Used >= b.Max {
 		return 0
@@ -136,39 +140,88 @@ func (s *Service) NotBefore(ctx context.Context, subject string) (time.Time, err
 // Revoked reports whether a token of subject authenticated at authTime has
 // been revoked. It reads the store at most once per identity per
 // RevocationRefresh; in between it answers from memory, so the hot path
-// stays off the store. A token's auth_time has whole seconds while a
-// not-before has milliseconds, so a token made in the same second as a
-// revocation counts as revoked: the error is towards asking again.
+// stays off the store. While one call reads an identity's not-before
+// again, concurrent calls answer from what was read before. A token's
+// auth_time has whole seconds while a not-before has milliseconds, so a
+// token made later in the same second as a revocation counts as revoked:
+// the error is towards asking again.
 //
 // When the store cannot be read, Revoked keeps the last answer it had (no
-// revocation if it never had one) and reports the error: a valid cookie
-// still passes while the store is down (the hot path needs no store), and a
-// revocation made meanwhile takes effect once the store is back.
+// revocation if it never had one) and reports the error; it then tries the
+// store again only once the refresh interval has passed, as after a read
+// that worked. So a valid cookie still passes while the store is down
+// without each request waiting on the store (the hot path needs no store),
+// and a revocation made meanwhile takes effect within the refresh interval
+// once the store is back.
 func (s *Service) Revoked(ctx context.Context, subject string, authTime time.Time) (bool, error) {
 	now := s.clock.Now()
+	nb, due := s.dueForRead(subject, now)
+	if due {
+		at, err := s.store.NotBefore(ctx, subject)
+		if err != nil {
+			s.placeholder(subject, now)
+			return nb.revokes(authTime), storeErr(err)
+		}
+		nb = s.remember(subject, at, now)
+	}
+	return nb.revokes(authTime), nil
+}
+
+// revokes reports whether a token authenticated at authTime is revoked.
+func (nb notBefore) revokes(authTime time.Time) bool {
+	return !nb.at.IsZero() && authTime.Before(nb.at)
+}
+
+// dueForRead returns what is known of subject's not-before, and whether it
+// is to be read from the store now. An identity already known is claimed
+// for the read (its checked time set to now), so that concurrent calls, and
+// calls while the store is down, answer from memory until the next
+// interval. One never read is not: every call reads until a read worked,
+// or failed and left a placeholder with no revocation.
+func (s *Service) dueForRead(subject string, now time.Time) (notBefore, bool) {
 	refresh := s.cfg.RevocationRefresh
 	if refresh <= 0 {
 		refresh = DefaultRevocationRefresh
 	}
+	stale := func(nb notBefore) bool { return now.Sub(nb.checked) >= refresh || now.Before(nb.checked) }
 	s.revoked.mu.RLock()
 	nb, ok := s.revoked.m[subject]
 	s.revoked.mu.RUnlock()
-	var err error
-	if !ok || now.Sub(nb.checked) >= refresh || now.Before(nb.checked) {
-		var at time.Time
-		at, err = s.store.NotBefore(ctx, subject)
-		if err == nil {
-			nb = notBefore{at: at, checked: now}
-			s.remember(subject, at, now)
-		} else {
-			err = storeErr(err)
-		}
+	if !ok {
+		// No placeholder yet: a read that may still succeed must not be
+		// pre-empted by an answer of "no revocation".
+		return nb, true
 	}
-	return !nb.at.IsZero() && authTime.Before(nb.at), err
+	if !stale(nb) {
+		return nb, false
+	}
+	s.revoked.mu.Lock()
+	defer s.revoked.mu.Unlock()
+	nb, ok = s.revoked.m[subject]
+	if !ok || !stale(nb) {
+		return nb, !ok
+	}
+	s.revoked.m[subject] = notBefore{at: nb.at, checked: now}
+	return nb, true
 }
 
-// remember caches subject's not-before as read (or set) at checked.
-func (s *Service) remember(subject string, at, checked time.Time) {
+// placeholder notes a failed first read of subject's not-before at now, as
+// no revocation, unless something is known of it by now.
+func (s *Service) placeholder(subject string, now time.Time) {
+	s.revoked.mu.Lock()
+	defer s.revoked.mu.Unlock()
+	if _, ok := s.revoked.m[subject]; ok {
+		return
+	}
+	if s.revoked.m == nil || len(s.revoked.m) >= maxRevocationCache {
+		s.revoked.m = make(map[string]notBefore)
+	}
+	s.revoked.m[subject] = notBefore{checked: now}
+}
+
+// remember caches subject's not-before as read (or set) at checked, and
+// returns what it keeps: a not-before never moves back.
+func (s *Service) remember(subject string, at, checked time.Time) notBefore {
 	s.revoked.mu.Lock()
 	defer s.revoked.mu.Unlock()
 	if s.revoked.m == nil || len(s.revoked.m) >= maxRevocationCache {
@@ -177,5 +230,7 @@ func (s *Service) remember(subject string, at, checked time.Time) {
 	if old, ok := s.revoked.m[subject]; ok && old.at.After(at) {
 		at = old.at
 	}
-	s.revoked.m[subject] = notBefore{at: at, checked: checked}
+	nb := notBefore{at: at, checked: checked}
+	s.revoked.m[subject] = nb
+	return nb
 }
