@@ -205,15 +205,18 @@ type Store interface {
 	// Challenge and a resend ErrChallengeNotFound), in the same atomic step
 	// as the rest of those operations. A later Revoke moves it forward; an
 	// earlier one changes nothing. Like bindings, revocations do not
-	// expire.
+	// expire. A store may keep the not-before rounded up to its precision
+	// (Redis: milliseconds), which errs towards revoking.
 	Revoke(ctx context.Context, subject string, notBefore time.Time) error
 	// NotBefore returns the subject's not-before, or the zero time.
 	NotBefore(ctx context.Context, subject string) (time.Time, error)
 	// Unlock forgets the subject's wrong-code count and lock-out (an
 	// operator's unlock). Send counts, cooldowns and limits stay.
 	Unlock(ctx context.Context, subject string) error
-	// Locked lists up to max identities locked out at now, the latest
-	// lock-out end first, and the total number locked.
+	// Locked lists up to max identities locked out at now (all of them
+	// when max < 0), the latest lock-out end first, and the total number
+	// locked. It is for an operator: a store may have to pass over all it
+	// holds, and what it returns is no snapshot of one instant.
 	Locked(ctx context.Context, now time.Time, max int) (locked []LockedIdentity, total int, err error)
 	// LimitCount returns how many sends the window of check that holds now
 	// has counted (for an operator's status: the daily budget left).
@@ -222,6 +225,9 @@ type Store interface {
 
 // LockedIdentity is one identity locked out after wrong codes.
 type LockedIdentity struct {
+	// Subject is empty when the store cannot name the identity: Redis
+	// keeps identities hashed and the subject only in the record of a
+	// lock-out, so one written before it did so is listed without it.
 	Subject  string
 	Failures int
 	Until    time.Time
