@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -339,5 +340,32 @@ func TestOperatorKeys(t *testing.T) {
 	}
 	if got := locked[0]; got.Subject != "" || got.Failures != 12 || !got.Until.Equal(until) {
 		t.Fatalf("legacy record listed as %+v, want no subject, 12 failures, until %s", got, until)
+	}
+}
+
+// TestNotBeforeRoundsUp shows a revocation half way through a millisecond
+// is kept as the next one, so a challenge made earlier in the same
+// millisecond is gone too.
+func TestNotBeforeRoundsUp(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	store := redis.New(client, "ms:")
+	ctx := t.Context()
+	now := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	c := otp.Challenge{ID: "c1", Subject: "carol", CodeMAC: []byte("mac"), CreatedAt: now, SentAt: now,
+		ExpiresAt: now.Add(5 * time.Minute), MaxAttempts: 5}
+	if _, err := store.Issue(ctx, otp.IssueRequest{Challenge: c, Now: now, MaxSends: 5, CooldownBase: time.Second,
+		CooldownMax: time.Second, SendWindow: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Revoke(ctx, "carol", now.Add(500*time.Microsecond)); err != nil {
+		t.Fatal(err)
+	}
+	if nb, err := store.NotBefore(ctx, "carol"); err != nil || !nb.Equal(now.Add(time.Millisecond)) {
+		t.Fatalf("not before: %s after the challenge, %v; want 1ms after", nb.Sub(now), err)
+	}
+	if _, err := store.Challenge(ctx, "carol", "c1", now); !errors.Is(err, otp.ErrChallengeNotFound) {
+		t.Fatalf("a challenge made in the revocation's millisecond but before it: %v, want ErrChallengeNotFound", err)
 	}
 }
