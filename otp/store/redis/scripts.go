@@ -19,12 +19,13 @@ import goredis "github.com/redis/go-redis/v9"
 //                                  is forgotten, lock-out end
 //     sends, send_exp, next_send   codes sent, when the count is forgotten,
 //                                  earliest next send
-//     sub                          the subject, in clear, only while a
-//                                  lock-out is in force, so that an
-//                                  operator can list who is locked out
-//                                  (an identity is not a secret: audit
-//                                  logs name it); hashes written before it
-//                                  existed lack it
+//     sub                          the subject, in clear, written with a
+//                                  lock-out and dropped by an unlock or
+//                                  the first write after the lock-out
+//                                  ends, so that an operator can list who
+//                                  is locked out (an identity is not a
+//                                  secret: audit logs name it); hashes
+//                                  written before it existed lack it
 //     Its TTL runs until the last of fail_exp, send_exp and locked.
 //   :ch:<id> a challenge, a hash (see issueScript), until it expires
 //   :nb      the not-before (Store.Revoke), Unix milliseconds, with no TTL:
@@ -72,9 +73,9 @@ local function doubling(k, base, max)
 end
 `
 
-// issueScript: KEYS identity, challenge, not-before. ARGV now, resend, max_sends,
-// cooldown_base, cooldown_max, send_window, sid, ph, pm, mac, created,
-// sent, exp, max_attempts, voice, max_calls.
+// issueScript: KEYS identity, challenge, not-before. ARGV now, resend,
+// max_sends, cooldown_base, cooldown_max, send_window, sid, ph, pm, mac,
+// created, sent, exp, max_attempts, voice, max_calls.
 var issueScript = goredis.NewScript(identityPrelude + `
 local resend = ARGV[2] == '1'
 local voice = ARGV[15] == '1'
