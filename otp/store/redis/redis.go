@@ -8,8 +8,9 @@
 // in Redis names a code or a full phone number in clear: codes are HMACs,
 // numbers are hashed, masked or sealed (encrypted with the service's key).
 // Identities are hashed into key names; an identity's record holds its
-// subject in clear only from a lock-out until shortly after it ends, for
-// the operator's list of lock-outs (Store.Locked).
+// subject in clear only from a lock-out until an unlock, the record's next
+// write after the lock-out ends, or the record's expiry, for the
+// operator's list of lock-outs (Store.Locked).
 package redis
 
 import (

@@ -20,9 +20,10 @@ import goredis "github.com/redis/go-redis/v9"
 //     sends, send_exp, next_send   codes sent, when the count is forgotten,
 //                                  earliest next send
 //     sub                          the subject, in clear, written with a
-//                                  lock-out and dropped by an unlock or
-//                                  the first write after the lock-out
-//                                  ends, so that an operator can list who
+//                                  lock-out and dropped by an unlock, the
+//                                  first write after the lock-out ends,
+//                                  or the key's expiry, so that an
+//                                  operator can list who
 //                                  is locked out (an identity is not a
 //                                  secret: audit logs name it); hashes
 //                                  written before it existed lack it
