@@ -23,10 +23,10 @@ import goredis "github.com/redis/go-redis/v9"
 //                                  lock-out and dropped by an unlock, the
 //                                  first write after the lock-out ends,
 //                                  or the key's expiry, so that an
-//                                  operator can list who
-//                                  is locked out (an identity is not a
-//                                  secret: audit logs name it); hashes
-//                                  written before it existed lack it
+//                                  operator can list who is locked out
+//                                  (an identity is not a secret: audit
+//                                  logs name it); hashes written before
+//                                  it existed lack it
 //     Its TTL runs until the last of fail_exp, send_exp and locked.
 //   :ch:<id> a challenge, a hash (see issueScript), until it expires
 //   :nb      the not-before (Store.Revoke), Unix milliseconds, with no TTL:
