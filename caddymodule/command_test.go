@@ -7,13 +7,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,8 +39,15 @@ type opEnv struct {
 const opSigningKey = htKey
 
 // newOpEnv writes a Caddyfile whose handler uses store (the text after
-// `store`) and signing_key key ("" for none).
+// `store`) and signing_key key ("" for none), and the console gateway.
 func newOpEnv(t *testing.T, store, key string) *opEnv {
+	t.Helper()
+	return newOpEnvGateway(t, store, key, "console {\n\t\t\toutbox DIR/outbox.jsonl\n\t\t}")
+}
+
+// newOpEnvGateway is newOpEnv with another gateway (the text after
+// `gateway`; DIR is the directory).
+func newOpEnvGateway(t *testing.T, store, key, gateway string) *opEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &opEnv{dir: dir, config: filepath.Join(dir, "Caddyfile"), outbox: filepath.Join(dir, "outbox.jsonl"), logFile: filepath.Join(dir, "caddy.log")}
@@ -44,7 +55,7 @@ func newOpEnv(t *testing.T, store, key string) *opEnv {
 	if key != "" {
 		signing = "signing_key " + key
 	}
-	caddyfile := strings.NewReplacer("DIR", dir, "STORE", store, "SIGNING", signing).Replace(`{
+	caddyfile := strings.NewReplacer("GATEWAY", gateway, "STORE", store, "SIGNING", signing).Replace(`{
 	admin off
 	persist_config off
 	storage file_system DIR/storage
@@ -62,13 +73,12 @@ http://app.example.com {
 		failure_budget 2
 		daily_budget 50
 		store STORE
-		gateway console {
-			outbox DIR/outbox.jsonl
-		}
+		gateway GATEWAY
 	}
 	respond "app"
 }
 `)
+	caddyfile = strings.ReplaceAll(caddyfile, "DIR", dir)
 	if err := os.WriteFile(e.config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -681,5 +691,51 @@ func TestOperatorCommandInCaddyBinary(t *testing.T) {
 	if !strings.Contains(stderr.String(), "Error: store redis at 127.0.0.1:"+strconv.Itoa(closed)+" db 0 is unreachable") ||
 		strings.Contains(stderr.String(), "goroutine") || stdout.Len() != 0 {
 		t.Fatalf("stderr %q, stdout %q: want one clear error line", stderr.String(), stdout.String())
+	}
+}
+
+// TestOperatorStatusGatewayHealth: status asks each gateway of a failover
+// for its health without sending anything, and shows it.
+func TestOperatorStatusGatewayHealth(t *testing.T) {
+	r := redistest.Start(t)
+	var kannelHits, twilioHits atomic.Int64
+	kannel := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		kannelHits.Add(1)
+		if req.URL.Query().Has("to") || req.URL.Query().Has("text") {
+			t.Errorf("the Kannel health check asked to send: %s", req.URL.RawQuery)
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, "Missing receiver number, rejected")
+	}))
+	defer kannel.Close()
+	twilio := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		twilioHits.Add(1)
+		if req.Method != http.MethodGet || req.URL.Path != "/2010-04-01/Accounts/AC00000000000000000000000000000001.json" {
+			t.Errorf("the Twilio health check did %s %s", req.Method, req.URL.Path)
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"code":20003,"message":"Authenticate","status":401}`)
+	}))
+	defer twilio.Close()
+	gateway := "failover {\n\t\t\tkannel {\n\t\t\t\turl " + kannel.URL + "/cgi-bin/sendsms\n\t\t\t\tusername u\n\t\t\t\tpassword p\n\t\t\t}\n" +
+		"\t\t\ttwilio {\n\t\t\t\taccount_sid AC00000000000000000000000000000001\n\t\t\t\tauth_token secret-token\n\t\t\t\tfrom +12025550100\n\t\t\t\tbase_url " + twilio.URL + "\n\t\t\t}\n" +
+		"\t\t\thttp {\n\t\t\t\turl https://sms.example.net/send\n\t\t\t\tbody `{{json .Text}}`\n\t\t\t}\n\t\t}"
+	e := newOpEnvGateway(t, "redis redis://"+r.Addr+"/0", opSigningKey, gateway)
+	out := e.mustRun(t, "status")
+	for _, want := range []string{
+		"gateway       failover: ok",
+		"kannel: ok",
+		"twilio: down (twilio: Twilio refused the account SID and auth token (HTTP 401: Authenticate, code 20003))",
+		"http: unknown (this gateway has no check that sends nothing)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret-token") {
+		t.Errorf("status shows the auth token:\n%s", out)
+	}
+	if kannelHits.Load() != 1 || twilioHits.Load() != 1 {
+		t.Errorf("Kannel was asked %d times and Twilio %d, want once each", kannelHits.Load(), twilioHits.Load())
 	}
 }
