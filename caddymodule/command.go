@@ -647,7 +647,11 @@ func printStatus(w io.Writer, st operatorStatus) {
 	if l := st.Locked; l == nil {
 		fmt.Fprintf(tw, "locked\tunknown\n")
 	} else {
-		fmt.Fprintf(tw, "locked\t%d identities locked out\n", l.Total)
+		noun := "identities"
+		if l.Total == 1 {
+			noun = "identity"
+		}
+		fmt.Fprintf(tw, "locked\t%d %s locked out\n", l.Total, noun)
 		for _, id := range l.First {
 			fmt.Fprintf(tw, "\t  %s\t%d wrong codes, until %s\n", id.Identity, id.Failures, id.Until.Format(time.RFC3339))
 		}

@@ -233,7 +233,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		for _, want := range []string{
 			"store         redis " + r.Addr + " db 0: reachable",
 			"1 used, 49 left of 50; resets ",
-			"1 identities locked out",
+			"1 identity locked out",
 			"dave  2 wrong codes, until ",
 			"console: ok",
 		} {
@@ -737,5 +737,13 @@ func TestOperatorStatusGatewayHealth(t *testing.T) {
 	}
 	if kannelHits.Load() != 1 || twilioHits.Load() != 1 {
 		t.Errorf("Kannel was asked %d times and Twilio %d, want once each", kannelHits.Load(), twilioHits.Load())
+	}
+}
+
+func TestOperatorUnsetPlaceholderSaysWhatToDo(t *testing.T) {
+	e := newOpEnv(t, "redis redis://127.0.0.1:1/0", "{env.STEPUP_OPERATOR_TEST_UNSET_KEY}")
+	_, _, err := e.run(t, "status")
+	if err == nil || !strings.Contains(err.Error(), "is the variable set?") || !strings.Contains(err.Error(), "run them with the server's environment") {
+		t.Fatalf("got %v, want the unset placeholder named and the server's environment asked for", err)
 	}
 }
