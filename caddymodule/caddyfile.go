@@ -41,6 +41,8 @@ func init() {
 //		failure_budget <1-100>
 //		token_ttl      <duration>
 //		max_age        <duration>
+//		revocation_refresh <duration, at most 5m>
+//		forward_token
 //		signing_key    <key or placeholder>
 //		previous_keys  <key>...
 //		signing_key_file   <ed25519.pem>
@@ -96,7 +98,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 }
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
-	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "signing_key", "previous_keys",
+	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "forward_token", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
@@ -171,6 +173,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.TokenTTL, err = durationArg(d, 24*time.Hour)
 		case "max_age":
 			h.MaxAge, err = durationArg(d, 24*time.Hour)
+		case "revocation_refresh":
+			h.RevocationRefresh, err = revocationRefreshArg(d)
+		case "forward_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ForwardToken = true
 		case "signing_key":
 			h.SigningKey, err = oneArg(d)
 		case "previous_keys", "previous_key_files":
@@ -354,6 +363,21 @@ func durationArg(d *caddyfile.Dispenser, max time.Duration) (caddy.Duration, err
 	dur, err := caddy.ParseDuration(s)
 	if err != nil || dur <= 0 || dur > max {
 		return 0, d.Errf("%s %q: expected a duration such as 5m, more than 0 and at most %s", opt, s, max)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// revocationRefreshArg reads revocation_refresh: 0 (the default) up to
+// otp.MaxRevocationRefresh.
+func revocationRefreshArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur < 0 || dur > otp.MaxRevocationRefresh {
+		return 0, d.Errf("revocation_refresh %q: expected a duration such as 10s, from 0 (the default, %s) to %s",
+			s, otp.DefaultRevocationRefresh, otp.MaxRevocationRefresh)
 	}
 	return caddy.Duration(dur), nil
 }

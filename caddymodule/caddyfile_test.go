@@ -174,6 +174,26 @@ func TestUnmarshalCaddyfileSetsEachOption(t *testing.T) {
 			want:  func(h *Handler) { h.MaxAge = caddy.Duration(5 * time.Minute) },
 		},
 		{
+			name:  "revocation_refresh",
+			input: cfWith("revocation_refresh 1s"),
+			want:  func(h *Handler) { h.RevocationRefresh = caddy.Duration(time.Second) },
+		},
+		{
+			name:  "revocation_refresh 5m is the most allowed",
+			input: cfWith("revocation_refresh 5m"),
+			want:  func(h *Handler) { h.RevocationRefresh = caddy.Duration(5 * time.Minute) },
+		},
+		{
+			name:  "revocation_refresh 0 keeps the default",
+			input: cfWith("revocation_refresh 0"),
+			want:  func(*Handler) {},
+		},
+		{
+			name:  "forward_token takes no value",
+			input: cfWith("forward_token"),
+			want:  func(h *Handler) { h.ForwardToken = true },
+		},
+		{
 			name:  "signing_key is kept as written, placeholder included",
 			input: cfWith("signing_key {env.STEPUP_SIGNING_KEY}"),
 			want:  func(h *Handler) { h.SigningKey = "{env.STEPUP_SIGNING_KEY}" },
@@ -358,13 +378,37 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			words: []string{`max_age "-5m"`, "more than 0"},
 		},
 		{
+			name:  "revocation_refresh above five minutes",
+			input: cfWith("revocation_refresh 6m"),
+			at:    "Testfile:4",
+			words: []string{`revocation_refresh "6m"`, "from 0 (the default, 10s) to 5m0s"},
+		},
+		{
+			name:  "revocation_refresh negative",
+			input: cfWith("revocation_refresh -1s"),
+			at:    "Testfile:4",
+			words: []string{`revocation_refresh "-1s"`, "expected a duration"},
+		},
+		{
+			name:  "revocation_refresh without a value",
+			input: cfWith("revocation_refresh"),
+			at:    "Testfile:4",
+			words: []string{"revocation_refresh: expected one value"},
+		},
+		{
+			name:  "forward_token with a value",
+			input: cfWith("forward_token yes"),
+			at:    "Testfile:4",
+			words: []string{"wrong argument count"},
+		},
+		{
 			name:  "an unknown option is named and the known ones listed",
 			input: cfWith("code_ttl 5m", "colour blue"),
 			at:    "Testfile:5",
 			words: []string{
 				`unknown sms_stepup option "colour"`,
 				"expected one of identity, session, phone, phone_file, enroll, max_identities_per_number, path_prefix, login_url, code_length, " +
-					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
+					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, revocation_refresh, forward_token, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
 					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},
 		},

@@ -74,11 +74,14 @@ func (c *htClock) Add(d time.Duration) {
 }
 
 // htStore wraps the handler's store to count calls and to fail on demand,
-// as a store that cannot be reached would.
+// as a store that cannot be reached would. notBeforeDown fails only the
+// revocation reads.
 type htStore struct {
 	otp.Store
-	calls atomic.Int64
-	down  atomic.Bool
+	calls         atomic.Int64
+	notBefores    atomic.Int64
+	down          atomic.Bool
+	notBeforeDown atomic.Bool
 }
 
 var htErrDown = errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
@@ -113,6 +116,15 @@ func (s *htStore) Identity(ctx context.Context, subject string, now time.Time) (
 		return otp.IdentityState{}, htErrDown
 	}
 	return s.Store.Identity(ctx, subject, now)
+}
+
+func (s *htStore) NotBefore(ctx context.Context, subject string) (time.Time, error) {
+	s.calls.Add(1)
+	s.notBefores.Add(1)
+	if s.down.Load() || s.notBeforeDown.Load() {
+		return time.Time{}, htErrDown
+	}
+	return s.Store.NotBefore(ctx, subject)
 }
 
 // htEnv is one provisioned handler, its clock, outbox and store wrapper.
@@ -601,23 +613,37 @@ func TestFlowIdentityLockout(t *testing.T) {
 	}
 }
 
+// TestFlowHotPathMakesNoStoreCall: a valid cookie needs no store, except
+// one read of the identity's revocation per revocation_refresh.
 func TestFlowHotPathMakesNoStoreCall(t *testing.T) {
 	t.Parallel()
-	e := htNew(t, nil, nil)
+	e := htNew(t, nil, func(h *Handler) { h.RevocationRefresh = caddy.Duration(30 * time.Second) })
 	b := e.browser("alice")
 	b.stepUp()
 	if e.store.calls.Load() == 0 {
 		t.Fatal("the step-up made no store call: the counting store is not in use")
 	}
 	e.store.calls.Store(0)
+	b.wantPass("with a valid cookie, the first time")
+	if n, nb := e.store.calls.Load(), e.store.notBefores.Load(); n != 1 || nb != 1 {
+		t.Fatalf("the first request with a valid cookie made %d store calls (%d revocation reads), want the one read of the revocation", n, nb)
+	}
+	e.store.calls.Store(0)
 	for range 3 {
-		b.wantPass("with a valid cookie")
+		e.clock.Add(9 * time.Second)
+		b.wantPass("with a valid cookie, within revocation_refresh")
 	}
 	if _, body := b.get("/public"); body != "next" {
 		t.Fatalf("unprotected route: %q", body)
 	}
 	if n := e.store.calls.Load(); n != 0 {
-		t.Fatalf("requests with a valid cookie made %d store calls, want 0", n)
+		t.Fatalf("requests with a valid cookie within revocation_refresh made %d store calls, want 0", n)
+	}
+	e.clock.Add(3 * time.Second) // 30 s since the read
+	b.wantPass("with a valid cookie, once revocation_refresh is over")
+	b.wantPass("with a valid cookie, right after the new read")
+	if n := e.store.calls.Load(); n != 1 {
+		t.Fatalf("after revocation_refresh two requests made %d store calls, want the one read of the revocation", n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -41,11 +42,17 @@ func init() {
 // path_prefix are served whatever it protects; `protect` decides which of
 // the other requests need a step-up (all of them when empty).
 //
-// On success the upstream can read the placeholders
-// {http.sms_stepup.identity}, {http.sms_stepup.verified_at} (RFC 3339) and
-// {http.sms_stepup.auth_time} (Unix seconds), e.g. with `header_up`.
-// Request headers named X-Stepup-* are removed from every request first, so
-// a client cannot forge them.
+// On success the handler sets the request headers X-Stepup-Identity,
+// X-Stepup-Verified-At (RFC 3339) and X-Stepup-Auth-Time (Unix seconds) for
+// the upstream, and X-Stepup-Token with forward_token; later handlers can
+// read the same as the placeholders {http.sms_stepup.identity},
+// {http.sms_stepup.verified_at}, {http.sms_stepup.auth_time} and
+// {http.sms_stepup.token}. Request headers named X-Stepup-* are removed
+// from every request first, so a client cannot forge them.
+//
+// An operator can revoke an identity's step-ups (`caddy sms-stepup
+// revoke`): each instance reads an identity's revocation from the store at
+// most once per revocation_refresh, so the hot path stays off the store.
 type Handler struct {
 	// Matchers for the requests that need a step-up. Empty: all requests.
 	ProtectRaw caddyhttp.RawMatcherSets `json:"protect,omitempty" caddy:"namespace=http.matchers"`
@@ -85,6 +92,15 @@ type Handler struct {
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
 	// How fresh a step-up must be for these routes. Default: token_ttl.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
+	// How long this instance trusts what it last read of an identity's
+	// revocation (the not-before that `caddy sms-stepup revoke` sets)
+	// before reading the store again: the longest a revocation takes to
+	// reach this instance. At most 5m. Default (or 0): 10s.
+	RevocationRefresh caddy.Duration `json:"revocation_refresh,omitempty"`
+	// Also pass the step-up token itself to the upstream, in the
+	// X-Stepup-Token request header, for an upstream that verifies it
+	// (with EdDSA keys, against {path_prefix}/jwks.json).
+	ForwardToken bool `json:"forward_token,omitempty"`
 	// HMAC key for tokens and code MACs, at least 32 bytes; placeholders
 	// such as {env.STEPUP_SIGNING_KEY} are expanded. Default: a key
 	// generated once and kept in Caddy's storage.
@@ -180,7 +196,14 @@ type Handler struct {
 	clock   otp.Clock
 	maxAge  time.Duration
 
+	// The keys of identity and session when each is a single placeholder.
+	identityKey string
+	sessionKey  string
+
 	devCookieOnce *sync.Once
+	// When the last warning that revocations can't be read was logged
+	// (Unix nanoseconds of h.clock).
+	revocationWarned *atomic.Int64
 }
 
 // LimitsConfig sets the send limits; an unset field keeps its default,
@@ -254,6 +277,7 @@ const (
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.devCookieOnce = new(sync.Once)
+	h.revocationWarned = new(atomic.Int64)
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -267,6 +291,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.PathPrefix = DefaultPathPrefix
 	}
 	h.PathPrefix = strings.TrimRight(h.PathPrefix, "/")
+	h.identityKey, h.sessionKey = placeholderKey(h.Identity), placeholderKey(h.Session)
 	cfg := h.otpConfig()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -425,6 +450,7 @@ func (h *Handler) otpConfig() otp.Config {
 		cfg.Failures.Budget = h.FailureBudget
 	}
 	cfg.Limits = h.Limits.sendLimits()
+	cfg.RevocationRefresh = time.Duration(h.RevocationRefresh)
 	return cfg
 }
 
@@ -464,49 +490,186 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripStepupHeaders(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	// Set the placeholders empty first: header_up keeps an unset
-	// placeholder's text, which would reach the upstream as a non-empty
-	// X-Stepup-Identity on every route this handler does not step up.
-	repl.Set("http.sms_stepup.identity", "")
-	repl.Set("http.sms_stepup.verified_at", "")
-	repl.Set("http.sms_stepup.auth_time", "")
-	repl.Set("http.sms_stepup.token", "")
 	if underPrefix(r.URL.Path, h.PathPrefix) {
+		h.setPlaceholders(repl, nil, "")
 		return h.serveOwn(w, r)
 	}
 	if len(h.protect) > 0 {
 		match, err := h.protect.AnyMatchWithError(r)
-		if err != nil {
-			return caddyhttp.Error(http.StatusInternalServerError, err)
-		}
-		if !match {
+		if err != nil || !match {
+			h.setPlaceholders(repl, nil, "")
+			if err != nil {
+				return caddyhttp.Error(http.StatusInternalServerError, err)
+			}
 			return next.ServeHTTP(w, r)
 		}
 	}
-	identity := repl.ReplaceAll(h.Identity, "")
+	identity := h.identity(repl)
 	if identity == "" {
+		h.setPlaceholders(repl, nil, "")
 		return h.refuseNoIdentity(w, r)
 	}
 	sessionHash := h.keys.SessionHash(h.session(repl))
 	if token := cookieValue(r, h.cookieName(r, tokenCookie)); token != "" {
 		v, err := h.tokens.Check(token, identity, sessionHash, h.maxAge)
 		if err == nil {
-			repl.Set("http.sms_stepup.identity", v.Subject)
-			repl.Set("http.sms_stepup.verified_at", v.AuthTime.UTC().Format(time.RFC3339))
-			repl.Set("http.sms_stepup.auth_time", v.AuthTime.Unix())
-			repl.Set("http.sms_stepup.token", token)
+			err = h.notRevoked(r, &v)
+		}
+		if err == nil {
+			// The hot path: a valid step-up. The upstream learns who
+			// stepped up and when from request headers the handler sets
+			// itself (after removing any the client sent), so no
+			// header_up is needed: any header_up makes reverse_proxy copy
+			// every request header.
+			h.setPlaceholders(repl, &v, token)
+			h.setUpstreamHeaders(r.Header, &v, token)
 			return next.ServeHTTP(w, r)
 		}
-		h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))
+		if errors.Is(err, errTokenRevoked) {
+			h.setCookie(w, r, tokenCookie, "", -1, http.SameSiteLaxMode)
+			h.audit(zapcore.InfoLevel, "step-up cookie refused: revoked by an operator", "token_revoked",
+				zap.String("identity", identity), zap.String("reason", "not_before"), zap.String("client_ip", clientIP(r)))
+		} else {
+			h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))
+		}
 	}
+	h.setPlaceholders(repl, nil, "")
 	return h.challenge(w, r, repl, identity)
+}
+
+// errTokenRevoked: the token was valid, but an operator revoked the
+// identity's step-ups made before it (`caddy sms-stepup revoke`).
+var errTokenRevoked = errors.New("step-up token revoked")
+
+// notRevoked checks a verified token against its identity's not-before.
+// The answer comes from memory, read from the store at most once per
+// identity per revocation_refresh. When the store can't be read the last
+// answer stands and the token passes (the hot path needs no store; a
+// revocation takes effect once the store is back), with a warning at most
+// once per refresh interval rather than one per request.
+func (h *Handler) notRevoked(r *http.Request, v *otp.Verified) error {
+	revoked, err := h.service.Revoked(r.Context(), v.Subject, v.AuthTime)
+	if err != nil {
+		h.warnRevocationsUnreadable(v.Subject, err)
+	}
+	if revoked {
+		return errTokenRevoked
+	}
+	return nil
+}
+
+func (h *Handler) warnRevocationsUnreadable(identity string, err error) {
+	now := h.clock.Now().UnixNano()
+	last := h.revocationWarned.Load()
+	if last != 0 && now-last < int64(h.revocationRefresh()) && now >= last {
+		return
+	}
+	if !h.revocationWarned.CompareAndSwap(last, now) {
+		return // another request is logging it
+	}
+	h.logger.Warn("store unavailable: revocations can't be read, so valid step-up cookies still pass on what was last read; a revocation made meanwhile takes effect once the store is back (this warning repeats at most once per revocation_refresh)",
+		zap.String("event", "revocations_unreadable"), zap.String("identity", identity), zap.Error(err))
+}
+
+func (h *Handler) revocationRefresh() time.Duration {
+	if h.RevocationRefresh > 0 {
+		return time.Duration(h.RevocationRefresh)
+	}
+	return otp.DefaultRevocationRefresh
+}
+
+// The placeholders of a step-up, for handlers after this one.
+const (
+	phIdentity   = "http.sms_stepup.identity"
+	phVerifiedAt = "http.sms_stepup.verified_at"
+	phAuthTime   = "http.sms_stepup.auth_time"
+	phToken      = "http.sms_stepup.token"
+)
+
+// setPlaceholders sets the step-up placeholders once per request: the
+// token's values on the hot path (v not nil), else empty strings, since
+// header_up keeps an unset placeholder's text, which would reach the
+// upstream as a non-empty X-Stepup-Identity on every route this handler
+// does not step up. The values were formatted when the token was first
+// verified.
+func (h *Handler) setPlaceholders(repl *caddy.Replacer, v *otp.Verified, token string) {
+	if v == nil {
+		repl.Set(phIdentity, "")
+		repl.Set(phVerifiedAt, "")
+		repl.Set(phAuthTime, "")
+		repl.Set(phToken, "")
+		return
+	}
+	repl.Set(phIdentity, v.Subject)
+	repl.Set(phVerifiedAt, v.AuthTimeRFC3339)
+	repl.Set(phAuthTime, v.AuthTimeUnix)
+	repl.Set(phToken, token)
+}
+
+// The request headers the handler sets for the upstream on the hot path,
+// in canonical form. Whatever the client sent under X-Stepup-* was
+// removed first (SECURITY.md rule 21), so the upstream can trust them.
+const (
+	hdrIdentity   = "X-Stepup-Identity"
+	hdrVerifiedAt = "X-Stepup-Verified-At"
+	hdrAuthTime   = "X-Stepup-Auth-Time"
+	hdrToken      = "X-Stepup-Token"
+)
+
+// setUpstreamHeaders sets the X-Stepup-* request headers of a valid
+// step-up, and X-Stepup-Token with forward_token. The values share one
+// fresh array (one allocation): a later handler may change a header's
+// value in place, so the cached strings are never handed out as slices.
+func (h *Handler) setUpstreamHeaders(hdr http.Header, v *otp.Verified, token string) {
+	n := 3
+	if h.ForwardToken {
+		n = 4
+	}
+	vals := make([]string, n)
+	vals[0], vals[1], vals[2] = v.Subject, v.AuthTimeRFC3339, v.AuthTimeUnix
+	hdr[hdrIdentity] = vals[0:1:1]
+	hdr[hdrVerifiedAt] = vals[1:2:2]
+	hdr[hdrAuthTime] = vals[2:3:3]
+	if h.ForwardToken {
+		vals[3] = token
+		hdr[hdrToken] = vals[3:4:4]
+	}
+}
+
+// identity is who the request's user is, from the identity placeholder.
+func (h *Handler) identity(repl *caddy.Replacer) string {
+	return resolve(repl, h.Identity, h.identityKey)
 }
 
 func (h *Handler) session(repl *caddy.Replacer) string {
 	if h.Session == "" {
 		return ""
 	}
-	return repl.ReplaceAll(h.Session, "")
+	return resolve(repl, h.Session, h.sessionKey)
+}
+
+// resolve expands an option's placeholders. An option that is exactly one
+// placeholder ("{http.auth.user.id}") has its key found at provision and
+// is looked up directly, which spares parsing it on every request.
+func resolve(repl *caddy.Replacer, expr, key string) string {
+	if key != "" {
+		s, _ := repl.GetString(key)
+		return s
+	}
+	return repl.ReplaceAll(expr, "")
+}
+
+// placeholderKey is the key of expr when expr is exactly one placeholder
+// and nothing else, else "".
+func placeholderKey(expr string) string {
+	if len(expr) < 3 || expr[0] != '{' || expr[len(expr)-1] != '}' {
+		return ""
+	}
+	key := expr[1 : len(expr)-1]
+	if strings.ContainsAny(key, "{}\\") {
+		return ""
+	}
+	return key
 }
 
 // stepUpMaxAge is what a client is told the route demands.

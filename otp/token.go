@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -48,6 +49,11 @@ type Verified struct {
 	SessionHash string
 	AuthTime    time.Time
 	Expires     time.Time
+	// AuthTimeRFC3339 (UTC) and AuthTimeUnix (seconds) are AuthTime as
+	// text for the upstream. They are formatted once, when the token is
+	// first verified, and cached with it, so the hot path formats nothing.
+	AuthTimeRFC3339 string
+	AuthTimeUnix    string
 }
 
 // EdKey is an Ed25519 key for EdDSA tokens. Private is nil for a key that
@@ -239,11 +245,14 @@ func (t *Tokens) verified(token string) (Verified, error) {
 	if claims.Subject == "" || claims.ExpiresAt == nil {
 		return Verified{}, ErrTokenInvalid
 	}
+	authTime := time.Unix(claims.AuthTime, 0)
 	v = Verified{
-		Subject:     claims.Subject,
-		SessionHash: claims.SessionHash,
-		AuthTime:    time.Unix(claims.AuthTime, 0),
-		Expires:     claims.ExpiresAt.Time,
+		Subject:         claims.Subject,
+		SessionHash:     claims.SessionHash,
+		AuthTime:        authTime,
+		Expires:         claims.ExpiresAt.Time,
+		AuthTimeRFC3339: authTime.UTC().Format(time.RFC3339),
+		AuthTimeUnix:    strconv.FormatInt(claims.AuthTime, 10),
 	}
 	t.remember(token, v)
 	return v, nil

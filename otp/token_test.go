@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,17 @@ func TestTokensRoundTrip(t *testing.T) {
 	want := otp.Verified{Subject: "alice", SessionHash: "session-a", AuthTime: authTime, Expires: t0.Add(tokenTTL)}
 	if v.Subject != want.Subject || v.SessionHash != want.SessionHash || !v.AuthTime.Equal(want.AuthTime) || !v.Expires.Equal(want.Expires) {
 		t.Fatalf("got %+v, want %+v", v, want)
+	}
+	// The text the upstream reads, formatted once and the same from the
+	// cache of verified tokens.
+	wantRFC3339, wantUnix := authTime.UTC().Format(time.RFC3339), strconv.FormatInt(authTime.Unix(), 10)
+	for i := range 2 {
+		if v.AuthTimeRFC3339 != wantRFC3339 || v.AuthTimeUnix != wantUnix {
+			t.Fatalf("check %d: auth time as text %q and %q, want %q and %q", i+1, v.AuthTimeRFC3339, v.AuthTimeUnix, wantRFC3339, wantUnix)
+		}
+		if v, err = tokens.Check(tok, "alice", "session-a", 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	header, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
