@@ -56,16 +56,25 @@ type LimitRequest struct {
 // Validate reports a check the stores cannot keep.
 func (r LimitRequest) Validate() error {
 	for _, c := range r.Checks {
-		switch {
-		case !isLimitName(c.Name):
-			return fmt.Errorf("limit name %q: expected 1 to 32 lower-case letters, digits or underscores", c.Name)
-		case c.Key == "":
-			return fmt.Errorf("limit %s: empty key", c.Name)
-		case c.Max < 1:
-			return fmt.Errorf("limit %s: max %d, expected at least 1", c.Name, c.Max)
-		case c.Window < time.Millisecond || c.Window%time.Millisecond != 0:
-			return fmt.Errorf("limit %s: window %s, expected whole milliseconds", c.Name, c.Window)
+		if err := c.Validate(); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// Validate reports a check the stores cannot keep: a bad name, an empty
+// key, a Max below 1 or a window that is not whole milliseconds.
+func (c LimitCheck) Validate() error {
+	switch {
+	case !isLimitName(c.Name):
+		return fmt.Errorf("limit name %q: expected 1 to 32 lower-case letters, digits or underscores", c.Name)
+	case c.Key == "":
+		return fmt.Errorf("limit %s: empty key", c.Name)
+	case c.Max < 1:
+		return fmt.Errorf("limit %s: max %d, expected at least 1", c.Name, c.Max)
+	case c.Window < time.Millisecond || c.Window%time.Millisecond != 0:
+		return fmt.Errorf("limit %s: window %s, expected whole milliseconds", c.Name, c.Window)
 	}
 	return nil
 }

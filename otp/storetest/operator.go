@@ -336,4 +336,17 @@ func limitCountReadsWithoutCounting(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	e.wantCount(phone, end, 0)
+
+	// A check no store can keep is an error, never a panic (a zero window
+	// would divide by zero finding its bounds).
+	for _, bad := range []otp.LimitCheck{
+		check("phone", "k1", 3, 0),
+		check("phone", "k1", 3, time.Microsecond),
+		check("phone", "", 3, time.Hour),
+		check("Phone!", "k1", 3, time.Hour),
+	} {
+		if n, err := e.store.LimitCount(t.Context(), bad, now); err == nil {
+			t.Errorf("limit count of %+v: got %d and no error, want an error", bad, n)
+		}
+	}
 }

@@ -75,6 +75,9 @@ func (s *Store) LimitCount(ctx context.Context, check otp.LimitCheck, now time.T
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := check.Validate(); err != nil {
+		return 0, err
+	}
 	s.limitsMu.Lock()
 	defer s.limitsMu.Unlock()
 	return s.limits[windowOf(check, now)], nil

@@ -279,8 +279,8 @@ func windowField(start, end time.Time) string {
 // LimitCount implements otp.Store: it reads the count of the window that
 // holds now, and changes nothing.
 func (s *Store) LimitCount(ctx context.Context, check otp.LimitCheck, now time.Time) (int, error) {
-	if check.Window < time.Millisecond || check.Window%time.Millisecond != 0 {
-		return 0, fmt.Errorf("limit %s: window %s, expected whole milliseconds", check.Name, check.Window)
+	if err := check.Validate(); err != nil {
+		return 0, err
 	}
 	start, end := check.Bounds(now)
 	n, err := s.client.HGet(ctx, s.limitKey(check.Name, check.Key), windowField(start, end)).Int()
