@@ -307,7 +307,11 @@ func hasMobileLength(num *phonenumbers.PhoneNumber) bool {
 
 // maskNumber keeps the country code, the first two national digits and the
 // last four: enough for a person to recognise their phone, too little to
-// call it.
+// call it. It always hides at least three digits (every digit of a number
+// of three or fewer), keeping fewer leading digits first and then fewer
+// trailing ones: the national numbers of some countries have four to
+// eight digits (Tokelau +690 7290), and two plus four would show them
+// whole in the logs.
 func maskNumber(num *phonenumbers.PhoneNumber, cc int) string {
 	nsn := phonenumbers.GetNationalSignificantNumber(num)
 	prefix := "+" + strconv.Itoa(cc) + " "
@@ -325,13 +329,14 @@ func maskNumber(num *phonenumbers.PhoneNumber, cc int) string {
 			digits++
 		}
 	}
+	lead, tail := maskKeeps(digits, 2)
 	var b strings.Builder
 	b.WriteString(prefix)
 	seen := 0
 	for _, r := range rest {
 		if r >= '0' && r <= '9' {
 			seen++
-			if seen > 2 && seen <= digits-4 {
+			if seen > lead && seen <= digits-tail {
 				r = '*'
 			}
 		}
@@ -340,13 +345,33 @@ func maskNumber(num *phonenumbers.PhoneNumber, cc int) string {
 	return b.String()
 }
 
+// maskMinHidden is the fewest digits a mask hides.
+const maskMinHidden = 3
+
+// maskKeeps returns how many leading and trailing digits of a number of n
+// digits a mask shows: at most maxLead and 4, hiding at least
+// maskMinHidden (or all n when n is smaller).
+func maskKeeps(n, maxLead int) (lead, tail int) {
+	show := n - maskMinHidden
+	if show <= 0 {
+		return 0, 0
+	}
+	tail = min(4, show)
+	lead = min(maxLead, show-tail)
+	return lead, tail
+}
+
 // MaskE164 masks a number already in E.164 form for logs, without parsing
-// it against any region: "+8190****5678".
+// it against any region: "+8190****5678". Like the masks of PhonePolicy it
+// hides at least three digits; a number of fewer than nine digits shows
+// none.
 func MaskE164(e164 string) string {
 	if len(e164) < 10 {
 		return "+****"
 	}
-	return e164[:5] + strings.Repeat("*", len(e164)-9) + e164[len(e164)-4:]
+	digits := len(e164) - 1
+	lead, tail := maskKeeps(digits, 4)
+	return e164[:1+lead] + strings.Repeat("*", digits-lead-tail) + e164[len(e164)-tail:]
 }
 
 func allDigits(s string) bool {
