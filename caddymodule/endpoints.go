@@ -70,7 +70,7 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	identity := repl.ReplaceAll(h.Identity, "")
+	identity := h.identity(repl)
 	if identity == "" {
 		return h.refuseNoIdentity(w, r)
 	}
@@ -552,8 +552,7 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	}
 	cfg := h.service.Config()
 	data.Lang = v.lang
-	// Non-breaking hyphens keep a masked number on one line in prose.
-	data.T = pages.Catalog(v.lang, "{phone}", strings.NewReplacer("-", "\u2011", " ", "\u00a0").Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
+	data.T = pages.Catalog(v.lang, "{phone}", unbreakable.Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
 	data.Nonce = nonce
 	data.Service = h.serviceName(v.r)
 	data.Brand = h.brand
@@ -573,6 +572,11 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	v.w.WriteHeader(status)
 	return h.pages.Render(v.w, page, data)
 }
+
+// unbreakable turns a masked number's hyphens and spaces into non-breaking
+// ones, which keep it on one line in prose. Built once: a Replacer builds
+// its tables on first use.
+var unbreakable = strings.NewReplacer("-", "\u2011", " ", "\u00a0")
 
 // renderError is render for requests that are not to the plugin's pages.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key string) error {

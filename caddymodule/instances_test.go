@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,14 +19,18 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/testproc"
+	redisstore "github.com/caddy-sms-stepup/caddy-sms-stepup/otp/store/redis"
 )
 
 // TestInstancesShareRedis runs two real Caddy processes (built from
 // cmd/caddy) with one signing key on one Redis, as operators run several
-// instances behind a load balancer, and walks the flow across them. Then it
-// kills and freezes Redis under them: both fail closed and recover alone.
+// instances behind a load balancer, and walks the flow across them. A
+// revocation made on the store reaches both. Then it kills and freezes
+// Redis under them: both fail closed and recover alone.
 func TestInstancesShareRedis(t *testing.T) {
 	redistest.Require(t, "redis-server", "redis-cli", "go")
 	caddyBin := miBuildCaddy(t)
@@ -35,6 +40,7 @@ func TestInstancesShareRedis(t *testing.T) {
 		a, b := miStartPair(t, caddyBin, "url redis://"+srv.Addr)
 		miCrossInstanceFlow(t, a, b)
 		miAttemptsCountedOnce(t, a, b)
+		miRevocation(t, a, b, srv)
 		miFailClosed(t, a, b, srv)
 	})
 	t.Run("on a three-master Redis Cluster", func(t *testing.T) {
@@ -84,6 +90,7 @@ http://localhost:{{http}} {
 		identity {http.request.header.X-User}
 		phone_file {{dir}}/phones.csv
 		signing_key "shared-signing-key-for-both-instances-0123456789"
+		revocation_refresh 1s
 		store redis {
 			{{redis}}
 			key_prefix mi:
@@ -106,7 +113,7 @@ func miStartPair(t *testing.T, bin, redisLine string) (*miInstance, *miInstance)
 func miStart(t *testing.T, bin, name, redisLine string) *miInstance {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "phones.csv"), []byte("alice,+819012345678\nbob,+818012345678\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "phones.csv"), []byte("alice,+819012345678\nbob,+818012345678\ncarol,+819011112222\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	httpPort := redistest.FreePort(t)
@@ -280,6 +287,68 @@ func miAttemptsCountedOnce(t *testing.T, a, b *miInstance) {
 		}
 		if status, _, _ := br.verify(a, csrf, code); status == http.StatusSeeOther {
 			t.Fatal("the right code worked on A after five wrong ones across A and B")
+		}
+	})
+}
+
+// miRevocation: a revocation written to the store (as `caddy sms-stepup
+// revoke` or another instance would) makes B refuse a cookie minted on A
+// within B's revocation_refresh (1s), and A too.
+func miRevocation(t *testing.T, a, b *miInstance, srv *redistest.Server) {
+	t.Run("a revocation on the store makes B refuse A's cookie within revocation_refresh", func(t *testing.T) {
+		br := miNewBrowser(t, "carol")
+		csrf := br.csrf(a)
+		if status := br.send(a, csrf); status != http.StatusSeeOther {
+			t.Fatalf("send on A: %d", status)
+		}
+		code, _ := a.lastCode(t, "+819011112222")
+		if status, _, _ := br.verify(a, csrf, code); status != http.StatusSeeOther {
+			t.Fatalf("verify on A: %d", status)
+		}
+		cookies := br.c.Jar.Cookies(&url.URL{Scheme: "http", Host: "localhost"})
+		for _, inst := range []*miInstance{b, a} {
+			if status, body, _ := br.do("GET", inst.base+"/private", nil); status != http.StatusOK || !strings.Contains(body, "upstream saw carol") {
+				t.Fatalf("%s with A's cookie before the revocation: %d %q", inst.name, status, body)
+			}
+		}
+
+		client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+		defer client.Close()
+		revokedAt := time.Now()
+		if err := redisstore.New(client, "mi:").Revoke(context.Background(), "carol", revokedAt); err != nil {
+			t.Fatal(err)
+		}
+
+		for _, inst := range []*miInstance{b, a} {
+			br.c.Jar.SetCookies(&url.URL{Scheme: "http", Host: "localhost"}, cookies)
+			// Poll: each instance answers from memory until its next read
+			// of the store, at most revocation_refresh (1s) after its last.
+			deadline := revokedAt.Add(5 * time.Second)
+			for {
+				status, body, hdr := br.do("GET", inst.base+"/private", nil)
+				if status == http.StatusSeeOther {
+					if !strings.HasPrefix(hdr.Get("Location"), "/_stepup/") || !strings.Contains(strings.Join(hdr.Values("Set-Cookie"), "\n"), "stepup=;") {
+						t.Fatalf("%s refused the revoked cookie with Location %q, Set-Cookie %q: want the step-up page and the cookie cleared",
+							inst.name, hdr.Get("Location"), hdr.Values("Set-Cookie"))
+					}
+					break
+				}
+				if status != http.StatusOK || !strings.Contains(body, "upstream saw carol") {
+					t.Fatalf("%s with the revoked cookie: %d %q", inst.name, status, body)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s still passes the revoked cookie %s after the revocation (revocation_refresh 1s)", inst.name, time.Since(revokedAt).Round(time.Millisecond))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			t.Logf("%s refused the revoked cookie %s after the revocation", inst.name, time.Since(revokedAt).Round(time.Millisecond))
+		}
+		api := miNewBrowser(t, "carol")
+		api.accept = "application/json"
+		api.c.Jar.SetCookies(&url.URL{Scheme: "http", Host: "localhost"}, cookies)
+		if status, _, hdr := api.do("GET", b.base+"/private", nil); status != http.StatusUnauthorized ||
+			!strings.Contains(hdr.Get("WWW-Authenticate"), "insufficient_user_authentication") {
+			t.Errorf("JSON client with the revoked cookie on B: %d, WWW-Authenticate %q", status, hdr.Get("WWW-Authenticate"))
 		}
 	})
 }
