@@ -242,7 +242,9 @@ func (t *Tokens) verified(token string) (Verified, error) {
 		}
 		return Verified{}, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
-	if claims.Subject == "" || claims.ExpiresAt == nil {
+	// The parser checks exp and iat only when they are there; a step-up
+	// token must carry both (SECURITY.md rule 14).
+	if claims.Subject == "" || claims.ExpiresAt == nil || claims.IssuedAt == nil {
 		return Verified{}, ErrTokenInvalid
 	}
 	authTime := time.Unix(claims.AuthTime, 0)

@@ -211,6 +211,7 @@ func TestTokensRefuse(t *testing.T) {
 		{"a token of another issuer is refused", issue(t, otherIssuer, "alice", "session-a", t0), "alice", "session-a", 0, otp.ErrTokenInvalid},
 		{"a token for another audience is refused", issue(t, otherAudience, "alice", "session-a", t0), "alice", "session-a", 0, otp.ErrTokenInvalid},
 		{"a token without an expiry is refused", forge(t, jwt.SigningMethodHS256, otp.TokenType, keys.ID, key, without(func(c *otp.TokenClaims) { c.ExpiresAt = nil })), "alice", "session-a", 0, otp.ErrTokenInvalid},
+		{"a token without an issued-at is refused", forge(t, jwt.SigningMethodHS256, otp.TokenType, keys.ID, key, without(func(c *otp.TokenClaims) { c.IssuedAt = nil })), "alice", "session-a", 0, otp.ErrTokenInvalid},
 		{"a token without a subject is refused", forge(t, jwt.SigningMethodHS256, otp.TokenType, keys.ID, key, without(func(c *otp.TokenClaims) { c.Subject = "" })), "", "session-a", 0, otp.ErrTokenInvalid},
 		{"a token issued in the future is refused", forge(t, jwt.SigningMethodHS256, otp.TokenType, keys.ID, key, claimsAt(t0.Add(time.Hour))), "alice", "session-a", 0, otp.ErrTokenInvalid},
 		{"a token past its expiry is refused as expired", forge(t, jwt.SigningMethodHS256, otp.TokenType, keys.ID, key, claimsAt(t0.Add(-tokenTTL))), "alice", "session-a", 0, otp.ErrTokenExpired},
