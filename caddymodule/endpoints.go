@@ -489,6 +489,12 @@ func (h *Handler) verify(v *visit) error {
 }
 
 func (h *Handler) locked(v *visit, until time.Time) error {
+	if otp.IsHardLock(until, h.clock.Now()) {
+		// Waiting will not help: say who can, and give no Retry-After.
+		data := v.msg("locked_hard_lead")
+		data.Key = "locked_hard"
+		return h.render(v, http.StatusTooManyRequests, pages.Locked, data)
+	}
 	minutes := int((until.Sub(h.clock.Now()) + time.Minute - 1) / time.Minute)
 	if minutes < 1 {
 		minutes = 1

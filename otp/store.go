@@ -83,8 +83,10 @@ type FailurePolicy struct {
 	// failure doubles it, up to DelayMax.
 	DelayBase time.Duration
 	DelayMax  time.Duration
-	// HardLimit locks the identity until an operator unlocks it (or Window
-	// passes without any attempt). Never more than 100.
+	// HardLimit locks the identity for HardLock, in effect until an
+	// operator unlocks it (`caddy sms-stepup unlock`): SECURITY.md rule 7
+	// and NIST SP 800-63B 3.2.2 allow never more than 100 consecutive
+	// failures, so the count must not simply expire. Never more than 100.
 	HardLimit int
 	// Window is how long the failure count is kept after the last failure.
 	Window time.Duration
@@ -301,6 +303,18 @@ func (e *LockedError) Error() string {
 	return "locked out after too many wrong codes until " + e.Until.UTC().Format(time.RFC3339)
 }
 
+// HardLock is the lock-out once FailurePolicy.HardLimit consecutive wrong
+// codes are reached: long enough to mean "until an operator unlocks it".
+// The failure count is kept as long as the lock, so the identity never gets
+// a further 100 tries by waiting.
+const HardLock = 100 * 365 * 24 * time.Hour
+
+// IsHardLock reports whether a lock-out ending at until, seen at now, is the
+// hard lock (which only an operator lifts) rather than a timed delay.
+func IsHardLock(until, now time.Time) bool {
+	return until.Sub(now) > 10*365*24*time.Hour
+}
+
 // Cooldown returns the wait after the n-th send (n >= 1): base doubled for
 // each earlier send, capped at max.
 func Cooldown(n int, base, max time.Duration) time.Duration {
@@ -314,7 +328,7 @@ func (p FailurePolicy) LockDelay(failures int) time.Duration {
 		return 0
 	}
 	if failures >= p.HardLimit {
-		return p.Window
+		return HardLock
 	}
 	return doubling(failures-p.Budget, p.DelayBase, p.DelayMax)
 }

@@ -793,26 +793,39 @@ func hardLimitStopsFailures(t *testing.T, e *env) {
 			}
 			continue
 		}
-		if got := res.LockedUntil.Sub(now); got != failures.Window {
-			t.Fatalf("failure %d: %s, want locked for the whole window %s", evaluated, lockedFor(res.LockedUntil, now), failures.Window)
+		if got := res.LockedUntil.Sub(now); got != otp.HardLock {
+			t.Fatalf("failure %d: %s, want the hard lock (%s, until an operator unlocks)", evaluated, lockedFor(res.LockedUntil, now), otp.HardLock)
 		}
 	}
 	if id == "" {
 		t.Fatal("the hundredth failure exhausted its challenge; the test wants it live")
 	}
 
-	end := now.Add(failures.Window)
-	almost := end.Add(-time.Second)
-	wantStatus(t, e.verify(id, "111111", almost), otp.VerifyLocked)
-	_, err := e.store.Issue(t.Context(), issueRequest(e.challenge("late", "222222", almost), almost))
-	var locked *otp.LockedError
-	if !errors.As(err, &locked) || !locked.Until.Equal(end) {
-		t.Fatalf("issue past the hard limit: got %v, want *otp.LockedError until the window ends", err)
+	// Waiting buys nothing: a quiet window, or a year, later the identity
+	// is still locked with its count, so a 101st failure is never
+	// evaluated (SECURITY.md rule 7; NIST SP 800-63B 3.2.2).
+	end := now.Add(otp.HardLock)
+	for _, later := range []time.Time{now.Add(failures.Window), now.Add(failures.Window + time.Second), now.Add(365 * 24 * time.Hour)} {
+		wantStatus(t, e.verify(id, "111111", later), otp.VerifyLocked)
+		_, err := e.store.Issue(t.Context(), issueRequest(e.challenge("late", "222222", later), later))
+		var locked *otp.LockedError
+		if !errors.As(err, &locked) || !locked.Until.Equal(end) {
+			t.Fatalf("issue %s after the hard limit: got %v, want *otp.LockedError until the hard lock ends", later.Sub(now), err)
+		}
+		wantFailures(t, e, later, failures.HardLimit)
 	}
-	wantFailures(t, e, almost, failures.HardLimit)
+	if s, ok := e.store.(interface{ Sweep(time.Time) }); ok {
+		s.Sweep(now.Add(365 * 24 * time.Hour))
+		wantFailures(t, e, now.Add(365*24*time.Hour), failures.HardLimit)
+	}
 
-	if st := e.identity(alice, end); st.Locked(end) || st.Failures != 0 {
-		t.Fatalf("after a quiet window: %+v, want unlocked with no failures", st)
+	// Only an operator's unlock lifts it.
+	if err := e.store.Unlock(t.Context(), alice); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(failures.Window + time.Minute)
+	if st := e.identity(alice, later); st.Locked(later) || st.Failures != 0 {
+		t.Fatalf("after an unlock: %+v, want unlocked with no failures", st)
 	}
 }
 

@@ -290,6 +290,9 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	id.failExpires = nanos(req.Now.Add(req.Failures.Window))
 	if d := req.Failures.LockDelay(int(id.failures)); d > 0 {
 		id.lockedUntil = nanos(req.Now.Add(d))
+		// The count lasts as long as the lock (the hard lock outlives
+		// the window), so waiting a lock out never resets it.
+		id.failExpires = max(id.failExpires, id.lockedUntil)
 	}
 	res := otp.VerifyResult{
 		Status:      otp.VerifyWrong,

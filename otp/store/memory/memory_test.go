@@ -271,7 +271,8 @@ func TestTimesComeBackExactly(t *testing.T) {
 		t.Errorf("identity: locked until %v (want zero), next send %v (want %v)", st.LockedUntil, st.NextSendAt, now)
 	}
 	// A lock-out past what int64 nanoseconds reach (2262) still locks.
-	far := otp.FailurePolicy{Budget: 0, DelayBase: time.Second, DelayMax: time.Second, HardLimit: 1, Window: 290 * 365 * 24 * time.Hour}
+	long := 290 * 365 * 24 * time.Hour
+	far := otp.FailurePolicy{Budget: 0, DelayBase: long, DelayMax: long, HardLimit: 100, Window: long}
 	res, err := s.Verify(t.Context(), otp.VerifyRequest{Subject: "alice", ChallengeID: "c1", SessionHash: "sess", CodeMAC: []byte("bad"), Now: now, Failures: far})
 	if err != nil || res.LockedUntil.Year() < 2262 {
 		t.Fatalf("verify: %+v, %v; want a lock-out past 2262", res, err)

@@ -172,7 +172,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	res, err := verifyScript.Run(ctx, s.client, s.keys(req.Subject, req.ChallengeID),
 		ms(req.Now), req.SessionHash, string(req.CodeMAC),
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
-		req.Subject,
+		req.Subject, otp.HardLock.Milliseconds(),
 	).Slice()
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)

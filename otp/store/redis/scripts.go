@@ -114,8 +114,8 @@ return {'ok', redis.call('HGETALL', KEYS[2])}
 `)
 
 // verifyScript: KEYS identity, challenge, not-before. ARGV now, sid, mac,
-// budget, delay_base, delay_max, hard_limit, window, subject. The subject
-// is written to the identity only with a lock-out.
+// budget, delay_base, delay_max, hard_limit, window, subject, hard_lock.
+// The subject is written to the identity only with a lock-out.
 //
 // The MAC comparison is constant time: a byte loop that XORs every byte
 // whatever it finds, as crypto/subtle does.
@@ -155,7 +155,10 @@ local window = tonumber(ARGV[8])
 failures = failures + 1
 fail_exp = now + window
 if failures >= hard then
-  locked = now + window
+  -- The hard lock, and the count kept as long: waiting never buys
+  -- another 100 tries.
+  locked = now + tonumber(ARGV[10])
+  fail_exp = locked
 elseif failures >= budget then
   locked = now + doubling(failures - budget, tonumber(ARGV[5]), tonumber(ARGV[6]))
 end
