@@ -1315,6 +1315,22 @@ func TestSecurityRule11_PhoneNumbersValidatedAndRestricted(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a possible but invalid number stays refused when allow_numbers lists it", func(t *testing.T) {
+		t.Parallel()
+		// The allow list lets a refused country or type through, never an
+		// invalid number: only IsValidNumber tells +81 90 0000 0000 apart.
+		list := filepath.Join(t.TempDir(), "allow.txt")
+		if err := os.WriteFile(list, []byte("+819000000000\n+81101234\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e := htNew(t, nil, func(h *Handler) { enrolling(h); h.AllowNumbers = list })
+		for i, n := range []string{"+81 90 0000 0000", "+81 10 1234 5678"} {
+			resp, body := enPost(secBrowser(t, e, fmt.Sprintf("r11-listed-%d", i)), "/_stepup/enroll", url.Values{"phone": {n}})
+			if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "Use your own mobile phone number") {
+				t.Errorf("enrol %s, allow-listed: %d\n%s", n, resp.StatusCode, body)
+			}
+		}
+	})
 	t.Run("a VoIP number from the operator's phone placeholder is refused and nothing is sent", func(t *testing.T) {
 		t.Parallel()
 		e := htNew(t, nil, secPhoneHeader)
