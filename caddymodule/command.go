@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,6 +13,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -46,14 +51,18 @@ run' does), set up the handler exactly as the server does (store, gateway,
 signing key, limits), and act on its store, so a change takes effect on every
 Caddy instance that shares it.
 
-They need 'store redis': the memory store lives inside the running Caddy,
-where a separate process can't reach it. Run them with the server's
+With 'store redis' they act on the store from here, whether or not Caddy
+is running. With the memory store, which lives inside the running Caddy,
+they ask that Caddy through its admin endpoint (the config's admin listen
+address, else localhost:2019, or --address), as 'caddy reload' does, and
+its handler with the same path_prefix acts. Run them with the server's
 environment (the variables its {env.*} placeholders read) and as the user
 whose Caddy storage holds a generated signing key, if the config sets none.
 
 Every command that changes something writes one audit entry (logger
 sms_stepup.operator, event operator_<command>) with the identity and the
-operator ($USER) to Caddy's log as the config sets it up; never a code or a
+operator ($USER) to Caddy's log as the config sets it up (the running
+Caddy's log, with via admin_api, for the memory store); never a code or a
 full phone number.
 `
 
@@ -67,6 +76,7 @@ func operatorCommands(cmd *cobra.Command) {
 	pf.StringP("adapter", "a", "", "Name of config adapter to apply")
 	pf.String("handler", "", "Which sms_stepup handler, by its number in the list or its path_prefix, when the config has several")
 	pf.Duration("timeout", 10*time.Second, "How long the command may take in all; each store command is bounded by the store's command_timeout too")
+	pf.String("address", "", "With the memory store: the running Caddy's admin endpoint (default: the config's admin listen address, else localhost:2019)")
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "unlock <identity>",
@@ -77,11 +87,12 @@ on every instance sharing the store. Send counts, cooldowns and send limits
 stay as they are.`,
 		Example: "  caddy sms-stepup unlock alice",
 		Args:    identityArg,
-		RunE: withOperator(func(ctx context.Context, c *cobra.Command, op *operator, args []string) error {
-			if err := op.Unlock(ctx, args[0]); err != nil {
+		RunE: withOperator(func(ctx context.Context, c *cobra.Command, t operatorTarget, args []string) error {
+			res, err := runOperation[unlockResult](ctx, t, "unlock", adminRequest{Identity: args[0]})
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "unlocked %s: wrong-code count and lock-out cleared\n", args[0])
+			fmt.Fprintf(c.OutOrStdout(), "unlocked %s: wrong-code count and lock-out cleared\n", res.Identity)
 			return nil
 		}),
 	})
@@ -97,13 +108,13 @@ interval (10s by default), this one at once; the user steps up again with a
 new code.`,
 		Example: "  caddy sms-stepup revoke alice",
 		Args:    identityArg,
-		RunE: withOperator(func(ctx context.Context, c *cobra.Command, op *operator, args []string) error {
-			nb, refresh, err := op.Revoke(ctx, args[0])
+		RunE: withOperator(func(ctx context.Context, c *cobra.Command, t operatorTarget, args []string) error {
+			res, err := runOperation[revokeResult](ctx, t, "revoke", adminRequest{Identity: args[0]})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "revoked %s: step-ups authenticated before %s no longer pass; every instance sharing the store applies it within %s\n",
-				args[0], nb.UTC().Format(rfc3339Milli), refresh)
+				res.Identity, res.NotBefore.UTC().Format(rfc3339Milli), res.RevocationRefresh)
 			return nil
 		}),
 	})
@@ -119,15 +130,12 @@ Numbers from phone_file or the phone placeholder are not in the store: change
 them where they come from.`,
 		Example: "  caddy sms-stepup reset-number alice",
 		Args:    identityArg,
-		RunE: withOperator(func(ctx context.Context, c *cobra.Command, op *operator, args []string) error {
-			masked, err := op.ResetNumber(ctx, args[0])
-			if errors.Is(err, otp.ErrNoBoundPhone) {
-				return fmt.Errorf("%s has no enrolled number in the store: nothing to reset", args[0])
-			}
+		RunE: withOperator(func(ctx context.Context, c *cobra.Command, t operatorTarget, args []string) error {
+			res, err := runOperation[resetNumberResult](ctx, t, "reset-number", adminRequest{Identity: args[0]})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "reset the number of %s: %s is no longer bound; the next step-up enrols a number\n", args[0], masked)
+			fmt.Fprintf(c.OutOrStdout(), "reset the number of %s: %s is no longer bound; the next step-up enrols a number\n", res.Identity, res.Phone)
 			return nil
 		}),
 	})
@@ -141,16 +149,16 @@ instance sharing the store: sends resume at once after the budget was spent.
 Find out first why it was spent (SMS pumping?): 'caddy sms-stepup status'.`,
 		Example: "  caddy sms-stepup reset-budget",
 		Args:    cobra.NoArgs,
-		RunE: withOperator(func(ctx context.Context, c *cobra.Command, op *operator, _ []string) error {
-			before, err := op.ResetBudget(ctx)
+		RunE: withOperator(func(ctx context.Context, c *cobra.Command, t operatorTarget, _ []string) error {
+			res, err := runOperation[resetBudgetResult](ctx, t, "reset-budget", adminRequest{})
 			if err != nil {
 				return err
 			}
-			if before.Max == 0 {
+			if res.Max == 0 {
 				fmt.Fprintln(c.OutOrStdout(), "no daily budget is configured (daily_budget 0): nothing to reset")
 				return nil
 			}
-			fmt.Fprintf(c.OutOrStdout(), "daily budget reset: %d of %d were used today; now 0 used, %d left\n", before.Used, before.Max, before.Max)
+			fmt.Fprintf(c.OutOrStdout(), "daily budget reset: %d of %d were used today; now 0 used, %d left\n", res.UsedBefore, res.Max, res.Max)
 			return nil
 		}),
 	})
@@ -173,21 +181,32 @@ It exits non-zero when the store can't be read.`,
   caddy sms-stepup status --json | jq .daily_budget.left
   caddy sms-stepup status alice`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: withOperator(func(ctx context.Context, c *cobra.Command, op *operator, args []string) error {
+		RunE: withOperator(func(ctx context.Context, c *cobra.Command, t operatorTarget, args []string) error {
 			asJSON, _ := c.Flags().GetBool("json")
 			if len(args) == 1 {
-				st, err := op.IdentityStatus(ctx, args[0])
+				st, err := runOperation[identityStatus](ctx, t, "status", adminRequest{Identity: args[0]})
 				if err != nil {
 					return err
 				}
 				if asJSON {
 					return printJSON(c.OutOrStdout(), st)
 				}
-				printIdentityStatus(c.OutOrStdout(), st, op.h.clock.Now())
+				printIdentityStatus(c.OutOrStdout(), st, t.now())
 				return nil
 			}
 			max, _ := c.Flags().GetInt("locked")
-			st, err := op.Status(ctx, max)
+			if max < 0 || max > maxLockedListed {
+				return fmt.Errorf("--locked %d: expected 0 to %d", max, maxLockedListed)
+			}
+			st, err := runOperation[operatorStatus](ctx, t, "status", adminRequest{Locked: &max})
+			if err == nil && !st.Store.Reachable && st.Store.Error != "" {
+				// The running Caddy answers with the status, which says
+				// that its store can't be read.
+				err = fmt.Errorf("store %s at %s is unreachable: %s", st.Store.Type, st.Store.Address, st.Store.Error)
+			}
+			if st.Handler == "" {
+				return err
+			}
 			if asJSON {
 				if werr := printJSON(c.OutOrStdout(), st); werr != nil {
 					return werr
@@ -215,30 +234,18 @@ toll-free number, a country not allowed ...) is refused with the reason.`,
 		Example: `  caddy sms-stepup send-test --to 090-1234-5678
   caddy sms-stepup send-test --to +819012345678 --locale ja`,
 		Args: cobra.NoArgs,
-		RunE: withOperator(func(ctx context.Context, c *cobra.Command, op *operator, _ []string) error {
+		RunE: withOperator(func(ctx context.Context, c *cobra.Command, t operatorTarget, _ []string) error {
 			to, _ := c.Flags().GetString("to")
 			locale, _ := c.Flags().GetString("locale")
 			if strings.TrimSpace(to) == "" {
 				return errors.New("--to <number> is required: the phone number to send the test message to")
 			}
-			res, err := op.SendTest(ctx, to, locale)
+			res, err := runOperation[sendTestResult](ctx, t, "send-test", adminRequest{To: to, Locale: locale})
 			if err != nil {
-				var rl *otp.RateLimitError
-				if errors.As(err, &rl) {
-					return fmt.Errorf("not sent: the %s send limit is reached until %s", rl.Limit, rl.RetryAt.UTC().Format(time.RFC3339))
-				}
 				return err
 			}
-			id := res.Receipt.ID
-			if id == "" {
-				id = "none given"
-			}
-			status := string(res.Receipt.Status)
-			if status == "" {
-				status = "accepted"
-			}
 			fmt.Fprintf(c.OutOrStdout(), "sent a test message to %s through %s: %s (message id: %s)\n",
-				res.Phone, orUnknown(res.Receipt.Gateway, moduleName(op.h.gateway)), status, id)
+				res.Phone, res.Gateway, res.Status, orUnknown(res.MessageID, "none given"))
 			return nil
 		}),
 	}
@@ -301,12 +308,45 @@ func identityArg(c *cobra.Command, args []string) error {
 	return nil
 }
 
-// operatorFunc is one subcommand's work on a provisioned handler.
-type operatorFunc func(ctx context.Context, c *cobra.Command, op *operator, args []string) error
+// operatorFunc is one subcommand's work on the chosen handler.
+type operatorFunc func(ctx context.Context, c *cobra.Command, t operatorTarget, args []string) error
 
-// withOperator loads the config, picks the handler, provisions it as the
-// server would, runs fn within --timeout, and cleans up. Errors come back
-// as one line for cobra to print, and a non-zero exit.
+// operatorTarget is where the operations run: on the handler provisioned
+// here from the config (store redis: the store is shared, so acting here
+// acts for every instance), or, for the memory store, which only the
+// running Caddy holds, in that Caddy through its admin API (admin.go).
+// Both run the same operator methods and give the same results and errors.
+type operatorTarget struct {
+	op     *operator
+	remote *adminClient
+}
+
+// now is the clock a status is read against.
+func (t operatorTarget) now() time.Time {
+	if t.op != nil {
+		return t.op.h.clock.Now()
+	}
+	return time.Now()
+}
+
+// runOperation runs the admin route's action name with req on t and
+// returns its result, of the type the admin API answers with for it.
+func runOperation[T any](ctx context.Context, t operatorTarget, name string, req adminRequest) (T, error) {
+	var out T
+	if t.remote != nil {
+		err := t.remote.call(ctx, name, req, &out)
+		return out, err
+	}
+	v, err := runAdminAction(ctx, t.op, name, req)
+	out, _ = v.(T)
+	return out, err
+}
+
+// withOperator loads the config, picks the handler, and runs fn within
+// --timeout: on the handler provisioned here as the server would (and
+// cleaned up after), or, with the memory store, through the running
+// Caddy's admin API. Errors come back as one line for cobra to print, and
+// a non-zero exit.
 func withOperator(fn operatorFunc) func(*cobra.Command, []string) error {
 	return func(c *cobra.Command, args []string) error {
 		c.SilenceUsage = true
@@ -314,6 +354,7 @@ func withOperator(fn operatorFunc) func(*cobra.Command, []string) error {
 		configFile, _ := flags.GetString("config")
 		adapter, _ := flags.GetString("adapter")
 		pick, _ := flags.GetString("handler")
+		address, _ := flags.GetString("address")
 		timeout, _ := flags.GetDuration("timeout")
 		if timeout <= 0 {
 			return fmt.Errorf("--timeout %s: expected a positive duration such as 10s", timeout)
@@ -334,18 +375,180 @@ func withOperator(fn operatorFunc) func(*cobra.Command, []string) error {
 			return err
 		}
 		if ref.storeType == "memory" {
-			return fmt.Errorf("handler %s uses the in-process memory store, which lives inside the running Caddy where another process can't reach it: operator commands need `store redis` (a Redis every instance shares)", ref.label())
+			client, err := newAdminClient(cfgJSON, cfgFile, address, ref, timeout, c.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return fn(ctx, c, operatorTarget{remote: client}, args)
 		}
 		op, cleanup, err := provisionOperator(ctx, cfgJSON, ref)
 		if err != nil {
 			return err
 		}
 		defer cleanup()
-		if err := fn(ctx, c, op, args); err != nil {
+		if err := fn(ctx, c, operatorTarget{op: op}, args); err != nil {
 			return explainStoreError(err, op.h.store, timeout)
 		}
 		return nil
 	}
+}
+
+// adminClient asks the running Caddy's admin API (admin.go) to run the
+// operations on its handler: the way to a memory store. It finds and calls
+// the admin endpoint as `caddy reload` and `caddy stop` do
+// (caddycmd.DetermineAdminAPIAddress, and the request of
+// caddycmd.AdminAPIRequest), with the command's --timeout.
+type adminClient struct {
+	addr    string // as configured: localhost:2019, unix//run/caddy.sock ...
+	ref     handlerRef
+	config  string // the fingerprint of the handler's config here
+	cfgFile string
+	who     string
+	timeout time.Duration
+	stderr  io.Writer
+}
+
+func newAdminClient(cfgJSON []byte, cfgFile, address string, ref handlerRef, timeout time.Duration, stderr io.Writer) (*adminClient, error) {
+	if address == "" {
+		var admin struct {
+			Admin struct {
+				Disabled bool `json:"disabled"`
+			} `json:"admin"`
+		}
+		_ = json.Unmarshal(cfgJSON, &admin)
+		if admin.Admin.Disabled {
+			return nil, fmt.Errorf("handler %s uses the in-process memory store, which lives inside the running Caddy, and %s turns Caddy's admin endpoint off (admin off), through which these commands reach it: turn it on (e.g. admin localhost:2019), give --address, or use `store redis`",
+				ref.label(), cfgFile)
+		}
+	}
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, cfgJSON, cfgFile, "")
+	if err != nil {
+		return nil, err
+	}
+	var h Handler
+	fingerprint := ""
+	if json.Unmarshal(ref.raw, &h) == nil {
+		fingerprint = configFingerprint(&h)
+	}
+	return &adminClient{addr: addr, ref: ref, config: fingerprint, cfgFile: cfgFile, who: operatorName(), timeout: timeout, stderr: stderr}, nil
+}
+
+// call runs action name with req on the running handler and decodes the
+// result into out.
+func (a *adminClient) call(ctx context.Context, name string, req adminRequest, out any) error {
+	req.Handler, req.Config = a.ref.pathPrefix, a.config
+	method, target := http.MethodPost, adminBase+name
+	var body io.Reader
+	if name == "status" {
+		q := url.Values{"handler": {req.Handler}, "config": {req.Config}}
+		if req.Identity != "" {
+			q.Set("identity", req.Identity)
+		}
+		if req.Locked != nil {
+			q.Set("locked", strconv.Itoa(*req.Locked))
+		}
+		method, target = http.MethodGet, target+"?"+q.Encode()
+	} else {
+		req.Operator = a.who
+		b, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := a.do(ctx, method, target, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("read the answer of the Caddy at %s: %w", a.addr, err)
+	}
+	if resp.StatusCode >= 400 {
+		return a.failure(resp, data, target)
+	}
+	var reply struct {
+		ConfigMatches *bool           `json:"config_matches"`
+		Result        json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(data, &reply); err != nil || len(reply.Result) == 0 {
+		return fmt.Errorf("the Caddy at %s answered %s %s with something other than an sms_stepup result (is it running this plugin?)", a.addr, method, adminBase+name)
+	}
+	if reply.ConfigMatches != nil && !*reply.ConfigMatches {
+		fmt.Fprintf(a.stderr, "note: the running Caddy's handler %s was not loaded from the config in %s as it is now (changed since the last reload?); it acted as it runs\n",
+			a.ref.pathPrefix, a.cfgFile)
+	}
+	if err := json.Unmarshal(reply.Result, out); err != nil {
+		return fmt.Errorf("read the result of the Caddy at %s: %w", a.addr, err)
+	}
+	return nil
+}
+
+// failure turns an error answer into one line: the admin API's own message
+// (the one the command prints for the redis store too), or what the
+// answer says about the Caddy there.
+func (a *adminClient) failure(resp *http.Response, data []byte, target string) error {
+	var apiErr struct {
+		Error string `json:"error"`
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "application/json" || json.Unmarshal(data, &apiErr) != nil || apiErr.Error == "" {
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("the Caddy at %s has no sms_stepup admin API (HTTP 404 for %s): it runs without this plugin, or an older version of it; run the Caddy built with it",
+				a.addr, strings.SplitN(target, "?", 2)[0])
+		}
+		return fmt.Errorf("the Caddy at %s answered HTTP %d: %s", a.addr, resp.StatusCode, strings.TrimSpace(string(bytes.ToValidUTF8(data[:min(len(data), 200)], nil))))
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("the admin endpoint at %s refused the request: %s", a.addr, apiErr.Error)
+	}
+	return errors.New(apiErr.Error)
+}
+
+// do sends one request to the admin endpoint, as caddycmd.AdminAPIRequest
+// does (the same Origin, any network the address names), bounded by ctx.
+func (a *adminClient) do(ctx context.Context, method, uri string, body io.Reader) (*http.Response, error) {
+	parsed, err := caddy.ParseNetworkAddress(a.addr)
+	if err != nil || parsed.PortRangeSize() > 1 {
+		return nil, fmt.Errorf("admin address %q: expected one address such as localhost:2019 or unix//run/caddy.sock", a.addr)
+	}
+	origin := "http://" + parsed.JoinHostPort(0)
+	local := parsed.IsUnixNetwork() || parsed.IsFdNetwork()
+	if local {
+		origin = "http://127.0.0.1"
+		// A unix socket's address may end in |<permission bits>.
+		parsed.Host, _, _ = strings.Cut(parsed.Host, "|")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, origin+uri, body)
+	if err != nil {
+		return nil, err
+	}
+	if !local {
+		req.Header.Set("Origin", origin)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	dialer := &net.Dialer{}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, parsed.Network, parsed.JoinHostPort(0))
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	var opErr *net.OpError
+	switch {
+	case err == nil:
+		return resp, nil
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return nil, fmt.Errorf("no running Caddy answered at %s (%v); the memory store of handler %s lives inside it: start Caddy, or use `store redis`",
+			a.addr, opErr.Err, a.ref.label())
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("the Caddy at %s did not answer within --timeout %s", a.addr, a.timeout)
+	}
+	return nil, fmt.Errorf("ask the Caddy at %s: %w", a.addr, err)
 }
 
 // loadOperatorConfig reads the config as `caddy run` would: --config, or
@@ -608,17 +811,19 @@ func describeStorage(s certmagic.Storage) string {
 	return fmt.Sprintf("Caddy's storage (%T)", s)
 }
 
-// explainStoreError turns a store failure into one line naming the store.
+// explainStoreError turns a store failure into one line naming the store
+// (and the command's --timeout, when one is given and ran out), still
+// wrapping otp.ErrStoreUnavailable.
 func explainStoreError(err error, store otp.Store, timeout time.Duration) error {
 	if !errors.Is(err, otp.ErrStoreUnavailable) {
 		return err
 	}
 	typ, addr := describeStore(store)
 	msg := storeError(err)
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) && timeout > 0 {
 		msg += fmt.Sprintf(" (no answer within --timeout %s)", timeout)
 	}
-	return fmt.Errorf("store %s at %s is unreachable: %s", typ, addr, msg)
+	return &operatorError{fmt.Sprintf("store %s at %s is unreachable: %s", typ, addr, msg), err}
 }
 
 func printJSON(w io.Writer, v any) error {

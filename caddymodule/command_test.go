@@ -471,14 +471,59 @@ func TestOperatorStoreUnreachable(t *testing.T) {
 	}
 }
 
-func TestOperatorMemoryStoreIsRefusedClearly(t *testing.T) {
-	e := newOpEnv(t, "memory", opSigningKey)
-	for _, args := range [][]string{{"unlock", "alice"}, {"status"}, {"send-test", "--to", "09012345678"}} {
-		_, _, err := e.run(t, args...)
-		if err == nil || !strings.Contains(err.Error(), "uses the in-process memory store") || !strings.Contains(err.Error(), "need `store redis`") {
-			t.Fatalf("%v: %v, want the memory store explained", args, err)
+// TestOperatorMemoryStoreNeedsTheRunningCaddy: with the memory store the
+// commands go to the running Caddy's admin endpoint (admin_test.go runs
+// them against one); without one there they say what to do.
+func TestOperatorMemoryStoreNeedsTheRunningCaddy(t *testing.T) {
+	commands := [][]string{{"unlock", "alice"}, {"revoke", "alice"}, {"reset-number", "alice"}, {"reset-budget"}, {"status"}, {"status", "alice"}, {"send-test", "--to", "09012345678"}}
+	t.Run("a config with the admin endpoint off", func(t *testing.T) {
+		e := newOpEnv(t, "memory", opSigningKey)
+		for _, args := range commands {
+			_, _, err := e.run(t, args...)
+			if err == nil || !strings.Contains(err.Error(), "handler #0 (/_stepup on app.example.com) uses the in-process memory store, which lives inside the running Caddy, and "+e.config+" turns Caddy's admin endpoint off (admin off)") ||
+				!strings.Contains(err.Error(), "or use `store redis`") {
+				t.Fatalf("%v: %v, want the admin endpoint's absence explained", args, err)
+			}
 		}
-	}
+	})
+	closed := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	t.Run("no Caddy at the config's admin address", func(t *testing.T) {
+		e := newOpEnv(t, "memory", opSigningKey)
+		raw, err := os.ReadFile(e.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(e.config, bytes.Replace(raw, []byte("admin off"), []byte("admin "+closed), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range commands {
+			out, errOut, err := e.run(t, args...)
+			if err == nil || !strings.HasPrefix(err.Error(), "no running Caddy answered at "+closed+" (") ||
+				!strings.HasSuffix(err.Error(), "; the memory store of handler #0 (/_stepup on app.example.com) lives inside it: start Caddy, or use `store redis`") {
+				t.Fatalf("%v: %v, want no running Caddy at %s explained", args, err, closed)
+			}
+			if out != "" || !strings.HasPrefix(errOut, "Error: no running Caddy answered at ") || strings.Count(errOut, "\n") != 1 {
+				t.Fatalf("%v: stdout %q, stderr %q: want one error line", args, out, errOut)
+			}
+		}
+	})
+	t.Run("--address names the admin endpoint whatever the config says", func(t *testing.T) {
+		e := newOpEnv(t, "memory", opSigningKey)
+		_, _, err := e.run(t, "unlock", "alice", "--address", closed)
+		if err == nil || !strings.HasPrefix(err.Error(), "no running Caddy answered at "+closed) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a Caddy there without the plugin's admin API", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		defer srv.Close()
+		e := newOpEnv(t, "memory", opSigningKey)
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		_, _, err := e.run(t, "unlock", "alice", "--address", addr)
+		if err == nil || err.Error() != "the Caddy at "+addr+" has no sms_stepup admin API (HTTP 404 for /sms-stepup/unlock): it runs without this plugin, or an older version of it; run the Caddy built with it" {
+			t.Fatalf("got %v", err)
+		}
+	})
 }
 
 func TestOperatorWithoutSigningKeyNeverInventsOne(t *testing.T) {
@@ -531,7 +576,8 @@ func TestOperatorHandlerChoice(t *testing.T) {
 	handler := func(prefix, store string) string {
 		return `{"handler":"sms_stepup","identity":"{http.auth.user.id}","enroll":true,"signing_key":"` + opSigningKey + `","path_prefix":"` + prefix + `","store":` + store + `}`
 	}
-	cfg := `{"apps":{"http":{"servers":{"b":{"listen":[":8443"],"routes":[
+	closed := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	cfg := `{"admin":{"listen":"` + closed + `"},"apps":{"http":{"servers":{"b":{"listen":[":8443"],"routes":[
 		{"handle":[` + handler("/_other", `{"type":"memory"}`) + `]}]},
 		"a":{"listen":[":8080"],"routes":[
 		{"match":[{"host":["app.example.com"]}],"handle":[{"handler":"subroute","routes":[
@@ -559,9 +605,9 @@ func TestOperatorHandlerChoice(t *testing.T) {
 		t.Errorf("the list shows the Redis password:\n%s", msg)
 	}
 	for _, tc := range []struct{ pick, err string }{
-		{"2", "handler #2 (/_other) uses the in-process memory store"},
-		{"/_other", "handler #2 (/_other) uses the in-process memory store"},
-		{"1", "handler #1 (/_stepup on b.example.com) uses the in-process memory store"},
+		{"2", "no running Caddy answered at " + closed + " (connect: connection refused); the memory store of handler #2 (/_other) lives inside it"},
+		{"/_other", "the memory store of handler #2 (/_other) lives inside it"},
+		{"1", "the memory store of handler #1 (/_stepup on b.example.com) lives inside it"},
 		{"/_stepup", "2 handlers have that path_prefix; choose one by number"},
 		{"/_nope", "no sms_stepup handler has that path_prefix"},
 		{"7", "expected a number from 0 to 2"},

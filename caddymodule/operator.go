@@ -21,15 +21,28 @@ import (
 // changes something writes one audit entry (logger sms_stepup.operator,
 // field event "operator_<action>") with the identity, the masked number
 // where there is one, and the operator's name; never a code or a full
-// number. The command line calls these methods; an admin-API route on a
-// running Caddy (which is what the memory store would need) can call the
-// same ones.
+// number. The command line calls these methods on a handler it provisions
+// (store redis), and the admin API (admin.go) on the running handler
+// (store memory); their errors read the same either way.
 type operator struct {
 	h     *Handler
 	audit *zap.Logger
 	// who names the operator in audit entries ($USER for the command line).
 	who string
+	// via is how the action came: "command_line" or "admin_api"; clientIP
+	// is the admin API client's address.
+	via, clientIP string
 }
+
+// operatorError is an action's failure in the words the operator reads,
+// wrapping its cause.
+type operatorError struct {
+	msg string
+	err error
+}
+
+func (e *operatorError) Error() string { return e.msg }
+func (e *operatorError) Unwrap() error { return e.err }
 
 // operatorName is who runs the command line: $USER, else the account's
 // name, else "unknown".
@@ -54,7 +67,11 @@ func (operatorLog) CaddyModule() caddy.ModuleInfo {
 // record writes the audit entry of one action: at info level when it was
 // done, at warn level with the error when it was not.
 func (o *operator) record(event, msg string, err error, fields ...zap.Field) {
-	fields = append(fields, zap.String("event", event), zap.String("operator", o.who), zap.String("handler", o.h.PathPrefix))
+	fields = append(fields, zap.String("event", event), zap.String("operator", o.who), zap.String("handler", o.h.PathPrefix),
+		zap.String("via", orUnknown(o.via, "command_line")))
+	if o.clientIP != "" {
+		fields = append(fields, zap.String("client_ip", o.clientIP))
+	}
 	level := zapcore.InfoLevel
 	if err != nil {
 		level, msg = zapcore.WarnLevel, "operator "+strings.ReplaceAll(strings.TrimPrefix(event, "operator_"), "_", "-")+" failed"
@@ -98,6 +115,9 @@ func (o *operator) Revoke(ctx context.Context, identity string) (time.Time, time
 func (o *operator) ResetNumber(ctx context.Context, identity string) (string, error) {
 	masked, err := o.h.service.ResetNumber(ctx, identity)
 	o.record("operator_reset_number", "operator reset an identity's phone number", err, zap.String("identity", identity), phoneField(masked))
+	if errors.Is(err, otp.ErrNoBoundPhone) {
+		err = &operatorError{identity + " has no enrolled number in the store: nothing to reset", err}
+	}
 	return masked, err
 }
 
@@ -114,8 +134,13 @@ func (o *operator) ResetBudget(ctx context.Context) (otp.Budget, error) {
 
 // sendTestResult is what a test message did.
 type sendTestResult struct {
-	Phone   string      `json:"phone"`
-	Receipt otp.Receipt `json:"receipt"`
+	Phone string `json:"phone"`
+	// Gateway is the one that took the message: the receipt's, else the
+	// handler's.
+	Gateway   string `json:"gateway"`
+	MessageID string `json:"message_id,omitempty"`
+	// Status is the gateway's answer: "accepted" when it gave none.
+	Status string `json:"status"`
 }
 
 // SendTest checks raw against the handler's phone policy and sends one test
@@ -125,7 +150,7 @@ func (o *operator) SendTest(ctx context.Context, raw, locale string) (sendTestRe
 	if err != nil {
 		var refusal *otp.PhoneRefusal
 		if errors.As(err, &refusal) {
-			err = fmt.Errorf("the phone policy refuses %s: %s", orUnknown(refusal.Masked, "the number"), refusal.Error())
+			err = fmt.Errorf("the phone policy refuses %s: %w", orUnknown(refusal.Masked, "the number"), refusal)
 		}
 		o.record("operator_send_test", "operator test message", err, phoneField(maskedOf(refusal)))
 		return sendTestResult{}, err
@@ -133,7 +158,12 @@ func (o *operator) SendTest(ctx context.Context, raw, locale string) (sendTestRe
 	r, err := o.h.service.SendTest(ctx, phone, locale)
 	o.record("operator_send_test", "operator test message", err, phoneField(phone.Masked), zap.String("gateway", r.Gateway),
 		zap.String("message_id", r.ID))
-	return sendTestResult{Phone: phone.Masked, Receipt: r}, err
+	var rl *otp.RateLimitError
+	if errors.As(err, &rl) {
+		err = &operatorError{fmt.Sprintf("not sent: the %s send limit is reached until %s", rl.Limit, rl.RetryAt.UTC().Format(time.RFC3339)), err}
+	}
+	return sendTestResult{Phone: phone.Masked, Gateway: orUnknown(r.Gateway, moduleName(o.h.gateway)), MessageID: r.ID,
+		Status: orUnknown(string(r.Status), "accepted")}, err
 }
 
 // phoneField is the masked number for an audit entry, or nothing.
