@@ -2340,54 +2340,54 @@ func TestSecurityRule22_PageHeadersAndNoSecretsInURLs(t *testing.T) {
 	t.Parallel()
 	e := htNew(t, nil, secManySends)
 	for _, tc := range []struct {
-		name string
-		get  func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string)
+		name      string
+		configure func(*Handler)
+		get       func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string)
 	}{
-		{"the send page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the send page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			return secBrowser(t, e, "r22-send").get("/_stepup/?r=%2Fsettings")
 		}},
-		{"the code page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the code page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			b := secBrowser(t, e, "r22-code")
 			b.send()
 			return b.get("/_stepup/?r=%2Fsettings&m=sent")
 		}},
-		{"a wrong-code page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"a wrong-code page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			b := secBrowser(t, e, "r22-wrong")
 			return b.verify(htWrong(b.send()))
 		}},
-		{"a cooldown page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"a cooldown page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			b := secBrowser(t, e, "r22-cooldown")
 			b.send()
 			return b.postSend()
 		}},
-		{"the locked page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
-			e = htNew(t, nil, func(h *Handler) { h.FailureBudget = 1 })
+		{"the locked page", func(h *Handler) { h.FailureBudget = 1 }, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			b := secBrowser(t, e, "r22-locked")
 			return b.verify(htWrong(b.send()))
 		}},
-		{"the CSRF error page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the CSRF error page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			return secBrowser(t, e, "r22-csrf").do(http.MethodPost, "/_stepup/send", url.Values{"r": {"/settings"}})
 		}},
-		{"the not-found page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the not-found page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			return secBrowser(t, e, "r22-404").get("/_stepup/nothing-here")
 		}},
-		{"the method-not-allowed page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the method-not-allowed page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			return secBrowser(t, e, "r22-405").do(http.MethodDelete, "/_stepup/", nil)
 		}},
-		{"the sign-in page for a request without identity", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the sign-in page for a request without identity", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			return secBrowser(t, e, "").get("/settings")
 		}},
-		{"the unavailable page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+		{"the unavailable page", nil, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
 			e.store.down.Store(true)
 			return secBrowser(t, e, "r22-down").get("/_stepup/?r=%2Fsettings")
 		}},
-		{"the enrolment page", func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
-			return secBrowser(t, enEnv(t), "r22-enrol").get("/_stepup/?r=%2Fsettings")
+		{"the enrolment page", func(h *Handler) { h.Phone, h.Enroll = "", true }, func(t *testing.T, e *htEnv) (*httptest.ResponseRecorder, string) {
+			return secBrowser(t, e, "r22-enrol").get("/_stepup/?r=%2Fsettings")
 		}},
 	} {
 		t.Run(tc.name+" carries no-store, no-referrer and a strict CSP with nonces", func(t *testing.T) {
 			t.Parallel()
-			w, body := tc.get(t, htNew(t, nil, nil))
+			w, body := tc.get(t, htNew(t, nil, tc.configure))
 			secCheckPage(t, tc.name, w, body)
 		})
 	}
