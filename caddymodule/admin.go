@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -528,13 +529,23 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // configFingerprint identifies a handler's config as given: the SHA-256
-// of its JSON (first 16 bytes, hex), as a Handler re-encodes it, so the
-// same config read by the command line and by the server gives the same
-// fingerprint however its JSON was spaced or ordered. It never shows the
-// config itself (which may hold a signing key).
+// (first 16 bytes, hex) of its JSON as a Handler re-encodes it, with the
+// keys of every object sorted (the raw JSON of the store, gateway and
+// matchers included), so the same config read by the command line and by
+// the server gives the same fingerprint however its JSON was spaced or
+// ordered. It never shows the config itself (which may hold a signing key).
 func configFingerprint(h *Handler) string {
 	b, err := json.Marshal(h)
 	if err != nil {
+		return ""
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return ""
+	}
+	if b, err = json.Marshal(v); err != nil {
 		return ""
 	}
 	sum := sha256.Sum256(b)
