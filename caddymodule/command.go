@@ -858,7 +858,11 @@ func printStatus(w io.Writer, st operatorStatus) {
 		}
 		fmt.Fprintf(tw, "locked\t%d %s locked out\n", l.Total, noun)
 		for _, id := range l.First {
-			fmt.Fprintf(tw, "\t  %s\t%d wrong codes, until %s\n", id.Identity, id.Failures, id.Until.Format(time.RFC3339))
+			until := "until " + id.Until.Format(time.RFC3339)
+			if id.UntilUnlocked {
+				until = "until unlocked (caddy sms-stepup unlock " + id.Identity + ")"
+			}
+			fmt.Fprintf(tw, "\t  %s\t%d wrong codes, %s\n", id.Identity, id.Failures, until)
 		}
 		if l.Total > len(l.First) {
 			fmt.Fprintf(tw, "\t  ... and %d more (--locked N lists more)\n", l.Total-len(l.First))
@@ -906,7 +910,11 @@ func printIdentityStatus(w io.Writer, st identityStatus, now time.Time) {
 	}
 	fmt.Fprintf(tw, "identity\t%s\n", st.Identity)
 	fmt.Fprintf(tw, "wrong codes\t%d in a row\n", st.Failures)
-	fmt.Fprintf(tw, "locked until\t%s\n", when(st.LockedUntil, "not locked"))
+	if st.UntilUnlocked {
+		fmt.Fprintf(tw, "locked until\t%s\n", "an operator unlocks it (caddy sms-stepup unlock)")
+	} else {
+		fmt.Fprintf(tw, "locked until\t%s\n", when(st.LockedUntil, "not locked"))
+	}
 	fmt.Fprintf(tw, "codes sent\t%d recently\n", st.Sends)
 	fmt.Fprintf(tw, "next code\t%s\n", when(st.NextSendAt, "now"))
 	phone := st.PhoneSource

@@ -267,6 +267,43 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		}
 	})
 
+	t.Run("status names the hard lock after 100 wrong codes in a row, and unlock lifts it", func(t *testing.T) {
+		now := time.Now()
+		c := otp.Challenge{ID: "hard1", Subject: "heidi", PhoneHash: "p", PhoneMasked: "m", CodeMAC: make([]byte, 32),
+			CreatedAt: now, SentAt: now, ExpiresAt: now.Add(time.Minute), MaxAttempts: 5}
+		if _, err := h.store.Issue(ctx, otp.IssueRequest{Challenge: c, Now: now, MaxSends: 1, CooldownBase: time.Second,
+			CooldownMax: time.Second, SendWindow: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		hard := otp.FailurePolicy{Budget: 1, DelayBase: time.Second, DelayMax: time.Second, HardLimit: 1, Window: time.Hour}
+		wrong := bytes.Repeat([]byte{1}, 32)
+		if res, err := h.store.Verify(ctx, otp.VerifyRequest{Subject: "heidi", ChallengeID: "hard1", CodeMAC: wrong, Now: now, Failures: hard}); err != nil ||
+			!otp.IsHardLock(res.LockedUntil, now) {
+			t.Fatalf("verify: %+v, %v; want the hard lock", res, err)
+		}
+		if out := e.mustRun(t, "status"); !strings.Contains(out, "heidi  1 wrong codes, until unlocked (caddy sms-stepup unlock heidi)") {
+			t.Errorf("status does not name the hard lock:\n%s", out)
+		}
+		if out := e.mustRun(t, "status", "heidi"); !strings.Contains(out, "an operator unlocks it") {
+			t.Errorf("status heidi does not name the hard lock:\n%s", out)
+		}
+		var st operatorStatus
+		if err := json.Unmarshal([]byte(e.mustRun(t, "status", "--json", "--locked", "1000")), &st); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, l := range st.Locked.First {
+			found = found || (l.Identity == "heidi" && l.UntilUnlocked)
+		}
+		if !found {
+			t.Errorf("status --json: %+v, want heidi with until_unlocked", st.Locked)
+		}
+		e.mustRun(t, "unlock", "heidi")
+		if st, err := h.service.Identity(ctx, "heidi"); err != nil || st.Locked(time.Now()) {
+			t.Fatalf("heidi after unlock: %+v, %v", st, err)
+		}
+	})
+
 	t.Run("revoke sets a not-before that revokes older step-ups", func(t *testing.T) {
 		before := time.Now().Add(-time.Second)
 		out := e.mustRun(t, "revoke", "bob")

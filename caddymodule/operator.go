@@ -222,6 +222,9 @@ type lockedIdentity struct {
 	Identity string    `json:"identity"`
 	Failures int       `json:"failures"`
 	Until    time.Time `json:"until"`
+	// UntilUnlocked marks the hard lock after 100 wrong codes in a row,
+	// which only an operator's unlock lifts.
+	UntilUnlocked bool `json:"until_unlocked,omitempty"`
 }
 
 // Status reads the store (reachable, daily budget, up to maxLocked locked
@@ -235,7 +238,8 @@ func (o *operator) Status(ctx context.Context, maxLocked int) (operatorStatus, e
 		st.Store.Reachable = true
 		st.Locked = &lockedStatus{Total: total, First: []lockedIdentity{}}
 		for _, l := range locked {
-			st.Locked.First = append(st.Locked.First, lockedIdentity{Identity: l.Subject, Failures: l.Failures, Until: l.Until.UTC()})
+			st.Locked.First = append(st.Locked.First, lockedIdentity{Identity: l.Subject, Failures: l.Failures, Until: l.Until.UTC(),
+				UntilUnlocked: otp.IsHardLock(l.Until, st.Time)})
 		}
 		var b otp.Budget
 		if b, err = o.h.service.DailyBudget(ctx); err == nil {
@@ -254,8 +258,10 @@ type identityStatus struct {
 	Identity    string     `json:"identity"`
 	Failures    int        `json:"failures"`
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
-	Sends       int        `json:"sends"`
-	NextSendAt  *time.Time `json:"next_send_at,omitempty"`
+	// UntilUnlocked marks the hard lock, which only an unlock lifts.
+	UntilUnlocked bool       `json:"until_unlocked,omitempty"`
+	Sends         int        `json:"sends"`
+	NextSendAt    *time.Time `json:"next_send_at,omitempty"`
 	// Phone is the number masked, and PhoneSource where it comes from
 	// (enrolled, phone_file, or the phone placeholder at request time).
 	Phone       string     `json:"phone,omitempty"`
@@ -274,6 +280,7 @@ func (o *operator) IdentityStatus(ctx context.Context, identity string) (identit
 	out.Failures, out.Sends = st.Failures, st.Sends
 	if st.Locked(now) {
 		out.LockedUntil = utcPtr(st.LockedUntil)
+		out.UntilUnlocked = otp.IsHardLock(st.LockedUntil, now)
 	}
 	if now.Before(st.NextSendAt) {
 		out.NextSendAt = utcPtr(st.NextSendAt)
