@@ -42,7 +42,7 @@ func init() {
 //		token_ttl      <duration>
 //		max_age        <duration>
 //		revocation_refresh <duration, at most 5m>
-//		forward_token
+//		upstream_headers identity | verified_at | auth_time | token ... | none
 //		signing_key    <key or placeholder>
 //		previous_keys  <key>...
 //		signing_key_file   <ed25519.pem>
@@ -98,7 +98,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 }
 
 var blockOptions = []string{"identity", "session", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
-	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "forward_token", "signing_key", "previous_keys",
+	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
@@ -175,11 +175,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxAge, err = durationArg(d, 24*time.Hour)
 		case "revocation_refresh":
 			h.RevocationRefresh, err = revocationRefreshArg(d)
-		case "forward_token":
-			if d.NextArg() {
-				return d.ArgErr()
+		case "upstream_headers":
+			h.UpstreamHeaders = d.RemainingArgs()
+			if len(h.UpstreamHeaders) == 0 {
+				return d.Errf("upstream_headers: expected identity, verified_at, auth_time and token, any of them, or none")
 			}
-			h.ForwardToken = true
+			if _, err := parseUpstreamHeaders(h.UpstreamHeaders); err != nil {
+				return d.Errf("%v", err)
+			}
 		case "signing_key":
 			h.SigningKey, err = oneArg(d)
 		case "previous_keys", "previous_key_files":

@@ -189,9 +189,14 @@ func TestUnmarshalCaddyfileSetsEachOption(t *testing.T) {
 			want:  func(*Handler) {},
 		},
 		{
-			name:  "forward_token takes no value",
-			input: cfWith("forward_token"),
-			want:  func(h *Handler) { h.ForwardToken = true },
+			name:  "upstream_headers lists the headers to set",
+			input: cfWith("upstream_headers identity verified_at auth_time token"),
+			want:  func(h *Handler) { h.UpstreamHeaders = []string{"identity", "verified_at", "auth_time", "token"} },
+		},
+		{
+			name:  "upstream_headers none sets none",
+			input: cfWith("upstream_headers none"),
+			want:  func(h *Handler) { h.UpstreamHeaders = []string{"none"} },
 		},
 		{
 			name:  "signing_key is kept as written, placeholder included",
@@ -396,10 +401,22 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			words: []string{"revocation_refresh: expected one value"},
 		},
 		{
-			name:  "forward_token with a value",
-			input: cfWith("forward_token yes"),
+			name:  "upstream_headers with an unknown header",
+			input: cfWith("upstream_headers identity phone"),
 			at:    "Testfile:4",
-			words: []string{"wrong argument count"},
+			words: []string{`upstream_headers "phone"`, "expected identity, verified_at, auth_time and token"},
+		},
+		{
+			name:  "upstream_headers none with another",
+			input: cfWith("upstream_headers none identity"),
+			at:    "Testfile:4",
+			words: []string{`upstream_headers "none"`, "or none alone"},
+		},
+		{
+			name:  "upstream_headers without a value",
+			input: cfWith("upstream_headers"),
+			at:    "Testfile:4",
+			words: []string{"upstream_headers: expected identity"},
 		},
 		{
 			name:  "an unknown option is named and the known ones listed",
@@ -408,7 +425,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			words: []string{
 				`unknown sms_stepup option "colour"`,
 				"expected one of identity, session, phone, phone_file, enroll, max_identities_per_number, path_prefix, login_url, code_length, " +
-					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, revocation_refresh, forward_token, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
+					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, revocation_refresh, upstream_headers, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
 					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},
 		},

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,13 +43,14 @@ func init() {
 // path_prefix are served whatever it protects; `protect` decides which of
 // the other requests need a step-up (all of them when empty).
 //
-// On success the handler sets the request headers X-Stepup-Identity,
-// X-Stepup-Verified-At (RFC 3339) and X-Stepup-Auth-Time (Unix seconds) for
-// the upstream, and X-Stepup-Token with forward_token; later handlers can
-// read the same as the placeholders {http.sms_stepup.identity},
-// {http.sms_stepup.verified_at}, {http.sms_stepup.auth_time} and
-// {http.sms_stepup.token}. Request headers named X-Stepup-* are removed
-// from every request first, so a client cannot forge them.
+// On success, with upstream_headers, the handler tells the upstream who
+// stepped up and when in the request headers X-Stepup-Identity,
+// X-Stepup-Verified-At (RFC 3339), X-Stepup-Auth-Time (Unix seconds) and
+// X-Stepup-Token; later handlers can read the same as the placeholders
+// {http.sms_stepup.identity}, {http.sms_stepup.verified_at},
+// {http.sms_stepup.auth_time} and {http.sms_stepup.token}. Request headers
+// named X-Stepup-* are removed from every request first, so a client cannot
+// forge them.
 //
 // An operator can revoke an identity's step-ups (`caddy sms-stepup
 // revoke`): each instance reads an identity's revocation from the store at
@@ -97,10 +99,15 @@ type Handler struct {
 	// before reading the store again: the longest a revocation takes to
 	// reach this instance. At most 5m. Default (or 0): 10s.
 	RevocationRefresh caddy.Duration `json:"revocation_refresh,omitempty"`
-	// Also pass the step-up token itself to the upstream, in the
-	// X-Stepup-Token request header, for an upstream that verifies it
-	// (with EdDSA keys, against {path_prefix}/jwks.json).
-	ForwardToken bool `json:"forward_token,omitempty"`
+	// The X-Stepup-* request headers the handler sets for the upstream on
+	// a valid step-up: any of "identity" (X-Stepup-Identity),
+	// "verified_at" (X-Stepup-Verified-At, RFC 3339), "auth_time"
+	// (X-Stepup-Auth-Time, Unix seconds) and "token" (X-Stepup-Token, the
+	// step-up token, for an upstream that verifies it with EdDSA keys
+	// against {path_prefix}/jwks.json), or "none". Each header costs the
+	// proxy about 3% of a request. Default: none; the upstream never
+	// knows.
+	UpstreamHeaders []string `json:"upstream_headers,omitempty"`
 	// HMAC key for tokens and code MACs, at least 32 bytes; placeholders
 	// such as {env.STEPUP_SIGNING_KEY} are expanded. Default: a key
 	// generated once and kept in Caddy's storage.
@@ -199,6 +206,8 @@ type Handler struct {
 	// The keys of identity and session when each is a single placeholder.
 	identityKey string
 	sessionKey  string
+	// The upstream headers to set, from UpstreamHeaders.
+	upstream upstreamHeaders
 
 	devCookieOnce *sync.Once
 	// When the last warning that revocations can't be read was logged
@@ -293,6 +302,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.PathPrefix = strings.TrimRight(h.PathPrefix, "/")
 	h.identityKey, h.sessionKey = placeholderKey(h.Identity), placeholderKey(h.Session)
+	upstream, err := parseUpstreamHeaders(h.UpstreamHeaders)
+	if err != nil {
+		return err
+	}
+	h.upstream = upstream
 	cfg := h.otpConfig()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -463,6 +477,9 @@ func (h *Handler) Validate() error {
 	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
 		return errors.New("no phone source: set phone <placeholder>, phone_file <path> or enroll")
 	}
+	if _, err := parseUpstreamHeaders(h.UpstreamHeaders); err != nil {
+		return err
+	}
 	if h.MaxIdentitiesPerNumber < 0 {
 		return fmt.Errorf("max_identities_per_number %d: expected 1 or more", h.MaxIdentitiesPerNumber)
 	}
@@ -607,33 +624,68 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, v *otp.Verified, token s
 	repl.Set(phToken, token)
 }
 
-// The request headers the handler sets for the upstream on the hot path,
-// in canonical form. Whatever the client sent under X-Stepup-* was
-// removed first (SECURITY.md rule 21), so the upstream can trust them.
-const (
-	hdrIdentity   = "X-Stepup-Identity"
-	hdrVerifiedAt = "X-Stepup-Verified-At"
-	hdrAuthTime   = "X-Stepup-Auth-Time"
-	hdrToken      = "X-Stepup-Token"
-)
+// upstreamHeaders is the set of X-Stepup-* headers the handler sets for the
+// upstream on the hot path, one bit per header of upstreamHeaderNames.
+type upstreamHeaders uint8
 
-// setUpstreamHeaders sets the X-Stepup-* request headers of a valid
-// step-up, and X-Stepup-Token with forward_token. The values share one
-// fresh array (one allocation): a later handler may change a header's
-// value in place, so the cached strings are never handed out as slices.
-func (h *Handler) setUpstreamHeaders(hdr http.Header, v *otp.Verified, token string) {
-	n := 3
-	if h.ForwardToken {
-		n = 4
+// The upstream headers, in canonical form, by option value. Whatever the
+// client sent under X-Stepup-* was removed first (SECURITY.md rule 21), so
+// the upstream can trust them.
+var upstreamHeaderNames = [...]struct{ option, header string }{
+	{"identity", "X-Stepup-Identity"},
+	{"verified_at", "X-Stepup-Verified-At"},
+	{"auth_time", "X-Stepup-Auth-Time"},
+	{"token", "X-Stepup-Token"},
+}
+
+// parseUpstreamHeaders reads upstream_headers: empty is none.
+func parseUpstreamHeaders(values []string) (upstreamHeaders, error) {
+	if len(values) == 1 && values[0] == "none" {
+		return 0, nil
 	}
-	vals := make([]string, n)
-	vals[0], vals[1], vals[2] = v.Subject, v.AuthTimeRFC3339, v.AuthTimeUnix
-	hdr[hdrIdentity] = vals[0:1:1]
-	hdr[hdrVerifiedAt] = vals[1:2:2]
-	hdr[hdrAuthTime] = vals[2:3:3]
-	if h.ForwardToken {
-		vals[3] = token
-		hdr[hdrToken] = vals[3:4:4]
+	var set upstreamHeaders
+next:
+	for _, v := range values {
+		for i, n := range upstreamHeaderNames {
+			if v == n.option {
+				set |= 1 << i
+				continue next
+			}
+		}
+		return 0, fmt.Errorf("upstream_headers %q: expected identity, verified_at, auth_time and token, any of them, or none alone", v)
+	}
+	return set, nil
+}
+
+// setUpstreamHeaders sets the chosen X-Stepup-* request headers of a valid
+// step-up. Each costs the proxy more than the rest of the hot path (Caddy
+// copies, checks, logs and writes every header), hence none by default.
+// The values share one fresh array, one
+// allocation: a later handler may change a header's value in place, so the
+// cached strings are never handed out in a shared slice.
+func (h *Handler) setUpstreamHeaders(hdr http.Header, v *otp.Verified, token string) {
+	set := h.upstream
+	if set == 0 {
+		return
+	}
+	vals := make([]string, bits.OnesCount8(uint8(set)))
+	i := 0
+	for b, n := range upstreamHeaderNames {
+		if set&(1<<b) == 0 {
+			continue
+		}
+		switch b {
+		case 0:
+			vals[i] = v.Subject
+		case 1:
+			vals[i] = v.AuthTimeRFC3339
+		case 2:
+			vals[i] = v.AuthTimeUnix
+		case 3:
+			vals[i] = token
+		}
+		hdr[n.header] = vals[i : i+1 : i+1]
+		i++
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,16 +45,17 @@ func (b *htBrowser) upstream(target string, extra ...string) (*httptest.Response
 	return w, seen
 }
 
-// TestUpstreamHeaders: on the hot path the handler itself tells the
-// upstream who stepped up and when, so no header_up is needed; a client's
-// own X-Stepup-* headers never get through (SECURITY.md rule 21).
+// TestUpstreamHeaders: with upstream_headers the handler itself tells the
+// upstream who stepped up and when, so no header_up is needed; by default
+// it tells nothing; a client's own X-Stepup-* headers never get through
+// (SECURITY.md rule 21).
 func TestUpstreamHeaders(t *testing.T) {
 	t.Parallel()
 	forged := []string{"X-Stepup-Identity: mallory", "x-stepup-auth-time: 1", "X-Stepup-Token: forged", "X-Stepup-Other: x"}
 
-	t.Run("a valid step-up sets identity, verified-at and auth-time, and the placeholders", func(t *testing.T) {
+	t.Run("a valid step-up sets X-Stepup-Identity with upstream_headers identity, and every placeholder", func(t *testing.T) {
 		t.Parallel()
-		e := htNew(t, nil, nil)
+		e := htNew(t, nil, func(h *Handler) { h.UpstreamHeaders = []string{"identity"} })
 		b := e.browser("alice")
 		stepped := e.clock.Now()
 		b.stepUp()
@@ -63,23 +65,16 @@ func TestUpstreamHeaders(t *testing.T) {
 		if !up.reached {
 			t.Fatal("a valid cookie did not reach the upstream")
 		}
-		want := http.Header{
-			"X-Stepup-Identity":    {"alice"},
-			"X-Stepup-Verified-At": {stepped.UTC().Format(time.RFC3339)},
-			"X-Stepup-Auth-Time":   {strconv.FormatInt(stepped.Unix(), 10)},
+		if got := up.header["X-Stepup-Identity"]; len(got) != 1 || got[0] != "alice" {
+			t.Errorf("upstream header X-Stepup-Identity = %q, want alice", got)
 		}
-		for k, v := range want {
-			if got := up.header[k]; len(got) != 1 || got[0] != v[0] {
-				t.Errorf("upstream header %s = %q, want %q", k, got, v)
+		for k, v := range up.header {
+			if len(k) >= 9 && k[:9] == "X-Stepup-" && k != "X-Stepup-Identity" {
+				t.Errorf("upstream header %s = %q: only X-Stepup-Identity was asked for", k, v)
 			}
 		}
-		for _, k := range []string{"X-Stepup-Token", "X-Stepup-Other"} {
-			if got, ok := up.header[k]; ok {
-				t.Errorf("upstream header %s = %q: without forward_token it must not be there", k, got)
-			}
-		}
-		wantPh := map[string]string{"identity": "alice", "verified_at": want.Get("X-Stepup-Verified-At"),
-			"auth_time": want.Get("X-Stepup-Auth-Time"), "token": token}
+		wantPh := map[string]string{"identity": "alice", "verified_at": stepped.UTC().Format(time.RFC3339),
+			"auth_time": strconv.FormatInt(stepped.Unix(), 10), "token": token}
 		for k, v := range wantPh {
 			if up.placeholders[k] != v {
 				t.Errorf("placeholder http.sms_stepup.%s = %q, want %q", k, up.placeholders[k], v)
@@ -87,23 +82,48 @@ func TestUpstreamHeaders(t *testing.T) {
 		}
 	})
 
-	t.Run("forward_token adds the token", func(t *testing.T) {
+	t.Run("upstream_headers chooses the headers", func(t *testing.T) {
 		t.Parallel()
-		e := htNew(t, nil, func(h *Handler) { h.ForwardToken = true })
+		e := htNew(t, nil, func(h *Handler) { h.UpstreamHeaders = []string{"verified_at", "auth_time", "token"} })
 		b := e.browser("alice")
+		stepped := e.clock.Now()
 		b.stepUp()
 		_, up := b.upstream("/settings", forged...)
-		if got := up.header["X-Stepup-Token"]; len(got) != 1 || got[0] != b.cookie("__Host-stepup") {
-			t.Fatalf("X-Stepup-Token = %q, want the step-up cookie's token", got)
+		want := http.Header{
+			"X-Stepup-Verified-At": {stepped.UTC().Format(time.RFC3339)},
+			"X-Stepup-Auth-Time":   {strconv.FormatInt(stepped.Unix(), 10)},
+			"X-Stepup-Token":       {b.cookie("__Host-stepup")},
 		}
-		if got := up.header["X-Stepup-Identity"]; len(got) != 1 || got[0] != "alice" {
-			t.Fatalf("X-Stepup-Identity = %q, want alice", got)
+		for k, v := range up.header {
+			if len(k) >= 9 && k[:9] == "X-Stepup-" && (len(v) != 1 || want.Get(k) != v[0]) {
+				t.Errorf("upstream header %s = %q, want %q", k, v, want[k])
+			}
+		}
+		for k := range want {
+			if _, ok := up.header[k]; !ok {
+				t.Errorf("upstream header %s missing", k)
+			}
+		}
+
+		for _, none := range [][]string{nil, {"none"}} {
+			e := htNew(t, nil, func(h *Handler) { h.UpstreamHeaders = none })
+			b := e.browser("alice")
+			b.stepUp()
+			_, up = b.upstream("/settings", forged...)
+			if !up.reached || up.placeholders["identity"] != "alice" {
+				t.Fatalf("upstream_headers %q: reached %v, identity placeholder %q", none, up.reached, up.placeholders["identity"])
+			}
+			for k, v := range up.header {
+				if len(k) >= 9 && k[:9] == "X-Stepup-" {
+					t.Errorf("upstream_headers %q: upstream header %s = %q, want none (the default)", none, k, v)
+				}
+			}
 		}
 	})
 
 	t.Run("without a step-up no X-Stepup header and empty placeholders reach the upstream", func(t *testing.T) {
 		t.Parallel()
-		e := htNew(t, nil, func(h *Handler) { h.ForwardToken = true })
+		e := htNew(t, nil, func(h *Handler) { h.UpstreamHeaders = []string{"identity", "verified_at", "auth_time", "token"} })
 		b := e.browser("alice")
 		b.stepUp()
 		_, up := b.upstream("/public", forged...) // not protected
@@ -131,7 +151,9 @@ func TestUpstreamHeaders(t *testing.T) {
 
 	t.Run("a two-placeholder identity still resolves", func(t *testing.T) {
 		t.Parallel()
-		e := htNew(t, nil, func(h *Handler) { h.Identity = "{http.auth.user.id}@{http.request.host}" })
+		e := htNew(t, nil, func(h *Handler) {
+			h.Identity, h.UpstreamHeaders = "{http.auth.user.id}@{http.request.host}", []string{"identity"}
+		})
 		b := e.browser("alice")
 		b.stepUp()
 		_, up := b.upstream("/settings")
@@ -139,6 +161,23 @@ func TestUpstreamHeaders(t *testing.T) {
 			t.Fatalf("X-Stepup-Identity = %q, want alice@example.com", got)
 		}
 	})
+}
+
+func TestUpstreamHeadersValidated(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		values []string
+		ok     bool
+	}{
+		{nil, true}, {[]string{"none"}, true}, {[]string{"identity", "token"}, true},
+		{[]string{"phone"}, false}, {[]string{"none", "identity"}, false}, {[]string{""}, false},
+	} {
+		h := &Handler{Identity: "{http.auth.user.id}", Phone: htNumber, PathPrefix: DefaultPathPrefix, UpstreamHeaders: tc.values}
+		err := h.Validate()
+		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "upstream_headers")) {
+			t.Errorf("upstream_headers %q: error %v", tc.values, err)
+		}
+	}
 }
 
 func TestPlaceholderKey(t *testing.T) {
