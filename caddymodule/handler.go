@@ -529,16 +529,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	sessionHash := h.keys.SessionHash(h.session(repl))
 	if token := cookieValue(r, h.cookieName(r, tokenCookie)); token != "" {
-		v, err := h.tokens.Check(token, identity, sessionHash, h.maxAge)
+		v, err := h.checkStepUp(r, token, identity, sessionHash, h.maxAge)
 		if err == nil {
-			err = h.notRevoked(r, &v)
-		}
-		if err == nil {
-			// The hot path: a valid step-up. The upstream learns who
-			// stepped up and when from request headers the handler sets
-			// itself (after removing any the client sent), so no
-			// header_up is needed: any header_up makes reverse_proxy copy
-			// every request header.
+			// The hot path: a valid step-up. With upstream_headers the
+			// upstream learns who stepped up and when from request headers
+			// the handler sets itself (after removing any the client
+			// sent), so no header_up is needed: any header_up makes
+			// reverse_proxy copy every request header.
 			h.setPlaceholders(repl, &v, token)
 			h.setUpstreamHeaders(r.Header, &v, token)
 			return next.ServeHTTP(w, r)
@@ -558,6 +555,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // errTokenRevoked: the token was valid, but an operator revoked the
 // identity's step-ups made before it (`caddy sms-stepup revoke`).
 var errTokenRevoked = errors.New("step-up token revoked")
+
+// checkStepUp is every check a step-up cookie must pass: a valid token of
+// this identity and session, no older than maxAge (0: its lifetime), and
+// not revoked (errTokenRevoked). Whatever a step-up unlocks checks it
+// through here.
+func (h *Handler) checkStepUp(r *http.Request, token, identity, sessionHash string, maxAge time.Duration) (otp.Verified, error) {
+	v, err := h.tokens.Check(token, identity, sessionHash, maxAge)
+	if err != nil {
+		return otp.Verified{}, err
+	}
+	if err := h.notRevoked(r, &v); err != nil {
+		return otp.Verified{}, err
+	}
+	return v, nil
+}
 
 // notRevoked checks a verified token against its identity's not-before.
 // The answer comes from memory, read from the store at most once per
