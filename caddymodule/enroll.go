@@ -63,11 +63,24 @@ func (h *Handler) boundPhone(ctx context.Context, identity string) (otp.Phone, e
 }
 
 // freshStepUp reports whether the browser stepped up within
-// changeFreshness.
+// changeFreshness, on a step-up no operator has revoked since. Changing
+// the number is the most sensitive thing the plugin guards, so the
+// revocation is read from the store itself rather than from the hot
+// path's cache, and a store that can't be read refuses (the change needs
+// the store anyway).
 func (h *Handler) freshStepUp(v *visit) bool {
 	token := cookieValue(v.r, h.cookieName(v.r, tokenCookie))
-	_, err := h.tokens.Check(token, v.identity, v.sessionHash, changeFreshness)
-	return token != "" && err == nil
+	if token == "" {
+		return false
+	}
+	verified, err := h.tokens.Check(token, v.identity, v.sessionHash, changeFreshness)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	nb, err := h.service.NotBefore(ctx, v.identity)
+	return err == nil && !verified.AuthTime.Before(nb)
 }
 
 func (h *Handler) renderEnroll(v *visit, status int, data pages.Data) error {

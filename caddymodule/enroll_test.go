@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var enCode = regexp.MustCompile(`code: (\d{6})`)
@@ -160,4 +161,41 @@ func TestEnrollment(t *testing.T) {
 			t.Fatalf("later step-ups should use the new number:\n%s", body)
 		}
 	})
+}
+
+// Changing the number is the most sensitive thing the plugin guards: a
+// revoked step-up must not open it, even within the hot path's revocation
+// refresh interval, and a store that can't say refuses.
+func TestChangeNumberRefusesARevokedStepUp(t *testing.T) {
+	t.Parallel()
+	e := enEnv(t)
+	carol := e.browser("en-carol")
+	if resp, body := enEnrol(t, e, carol, "090-7777-1234", "+819077771234"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("enrol: %d\n%s", resp.StatusCode, body)
+	}
+	if w, body := carol.get("/_stepup/change"); w.Code != http.StatusOK || !strings.Contains(body, "Enter your new mobile number") {
+		t.Fatalf("change page right after the step-up: %d\n%s", w.Code, body)
+	}
+
+	e.clock.Add(time.Second) // the revocation comes after the step-up
+	e.revokeOnStore("en-carol")
+	w, _ := carol.get("/_stepup/change")
+	if w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/_stepup/?r=%2F_stepup%2Fchange") {
+		t.Fatalf("change page with a revoked step-up, within revocation_refresh: %d %q; want a redirect to step up", w.Code, w.Header().Get("Location"))
+	}
+	if resp, _ := enPost(carol, "/_stepup/enroll", url.Values{"phone": {"080-4444-9999"}}); resp.StatusCode != http.StatusSeeOther ||
+		!strings.Contains(resp.Header.Get("Location"), "change") {
+		t.Fatalf("a new number on a revoked step-up: %d %q; want sent to step up first", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// A step-up after the revocation opens it again.
+	e.clock.Add(time.Second)
+	enPost(carol, "/_stepup/send", url.Values{})
+	code, _ := enCodeTo(t, e, "+819077771234")
+	if resp, _ := enPost(carol, "/_stepup/verify", url.Values{"code": {code}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("step-up after the revocation: %d", resp.StatusCode)
+	}
+	if w, _ := carol.get("/_stepup/change"); w.Code != http.StatusOK {
+		t.Fatalf("change page after a new step-up: %d", w.Code)
+	}
 }
