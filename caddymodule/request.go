@@ -117,7 +117,11 @@ func sameSiteReferer(r *http.Request) string {
 // absent from a client that did not say it was cross-site. Under the pages'
 // Referrer-Policy: no-referrer, browsers post our own forms with Origin
 // "null"; that passes only when Sec-Fetch-Site, which browsers set
-// whatever the referrer policy, says the form was same-origin.
+// whatever the referrer policy, says the form was same-origin. A browser
+// that says cross-site is refused whatever the Origin, and so is a plain
+// http Origin posting to a request Caddy took over TLS (a page on the
+// http:// site is another origin). Behind a proxy that terminates TLS,
+// Caddy sees plain http and the scheme is not compared: the host is.
 func originOK(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	site := r.Header.Get("Sec-Fetch-Site")
@@ -127,8 +131,17 @@ func originOK(r *http.Request) bool {
 	case "null":
 		return site == "same-origin"
 	}
+	if site == "cross-site" {
+		return false
+	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
+		return false
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && r.TLS == nil:
+	default:
 		return false
 	}
 	return strings.EqualFold(u.Host, r.Host)

@@ -255,25 +255,35 @@ func TestOriginOK(t *testing.T) {
 		origin  string
 		fetchTo string // Sec-Fetch-Site
 		want    bool
+		plain   bool // the request came over plain http (a TLS-terminating proxy in front, or development)
 	}{
-		{"same host", "https://app.example.com", "", true},
-		{"same host in another case", "https://APP.example.com", "", true},
-		{"another host", "https://evil.example", "", false},
-		{"a host that ends with ours", "https://app.example.com.evil.example", "", false},
-		{"same host, another port", "https://app.example.com:8443", "", false},
-		{"the opaque origin null", "null", "", false},
-		{"null from our own page under no-referrer, and the browser says same-origin", "null", "same-origin", true},
-		{"null, and the browser says same-site but not same-origin", "null", "same-site", false},
-		{"null, and the browser says cross-site", "null", "cross-site", false},
-		{"not a URL", "%zz", "", false},
-		{"missing, and the browser says cross-site", "", "cross-site", false},
-		{"missing, and the browser says same-origin", "", "same-origin", true},
-		{"missing entirely", "", "", true},
+		{"an http origin posting to our https site", "http://app.example.com", "", false, false},
+		{"an http origin over plain http (TLS ends at a proxy)", "http://app.example.com", "", true, true},
+		{"an https origin over plain http (TLS ends at a proxy)", "https://app.example.com", "", true, true},
+		{"same host, and the browser says cross-site", "https://app.example.com", "cross-site", false, false},
+		{"same host, and the browser says same-origin", "https://app.example.com", "same-origin", true, false},
+		{"another scheme", "ftp://app.example.com", "", false, false},
+		{"same host", "https://app.example.com", "", true, false},
+		{"same host in another case", "https://APP.example.com", "", true, false},
+		{"another host", "https://evil.example", "", false, false},
+		{"a host that ends with ours", "https://app.example.com.evil.example", "", false, false},
+		{"same host, another port", "https://app.example.com:8443", "", false, false},
+		{"the opaque origin null", "null", "", false, false},
+		{"null from our own page under no-referrer, and the browser says same-origin", "null", "same-origin", true, false},
+		{"null, and the browser says same-site but not same-origin", "null", "same-site", false, false},
+		{"null, and the browser says cross-site", "null", "cross-site", false, false},
+		{"not a URL", "%zz", "", false, false},
+		{"missing, and the browser says cross-site", "", "cross-site", false, false},
+		{"missing, and the browser says same-origin", "", "same-origin", true, false},
+		{"missing entirely", "", "", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequest(http.MethodPost, "https://app.example.com/_stepup/send", nil)
+			if tt.plain {
+				r = httptest.NewRequest(http.MethodPost, "http://app.example.com/_stepup/send", nil)
+			}
 			if tt.origin != "" {
 				r.Header.Set("Origin", tt.origin)
 			}
