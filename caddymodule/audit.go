@@ -1,6 +1,10 @@
 package caddymodule
 
 import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"go.uber.org/zap"
@@ -13,6 +17,11 @@ import (
 // Callers pass the identity, the masked number, the client IP, a challenge
 // id prefix and a reason or result; never a code or a full number.
 func (h *Handler) audit(level zapcore.Level, msg, event string, fields ...zap.Field) {
+	for i := range fields {
+		if fields[i].Type == zapcore.StringType {
+			fields[i].String = logSafe(fields[i].String)
+		}
+	}
 	fields = append(fields, zap.String("event", event))
 	if ce := h.logger.Check(level, msg); ce != nil {
 		ce.Write(fields...)
@@ -30,6 +39,47 @@ func (h *Handler) audit(level zapcore.Level, msg, event string, fields ...zap.Fi
 		data["message"] = msg
 		h.events.Emit(h.ctx, "sms_stepup_"+event, data)
 	}
+}
+
+// logSafe escapes what zap's encoders pass through raw but a log viewer
+// or terminal would act on: C1 controls (U+0080-U+009F, such as NEL),
+// Unicode bidirectional controls (which can make a line read differently
+// from what it holds) and the line and paragraph separators. Identities,
+// paths and numbers in audit fields can come from the client (SECURITY.md
+// rule 23: escape what came from the client); zap itself escapes C0
+// controls and invalid UTF-8.
+func logSafe(s string) string {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if unsafeInLog(r) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unsafeInLog(r rune) bool {
+	switch {
+	case r >= 0x80 && r <= 0x9f: // C1 controls
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, // bidi marks
+		r >= 0x202a && r <= 0x202e, // bidi embeddings and overrides
+		r >= 0x2066 && r <= 0x2069, // bidi isolates
+		r == 0x2028, r == 0x2029: // line and paragraph separators
+		return true
+	}
+	return false
 }
 
 // count updates the metric of an audit event.

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -103,3 +104,55 @@ func TestAuditTrailMetricsAndEvents(t *testing.T) {
 		t.Errorf("Caddy events %q", got)
 	}
 }
+
+func TestLogSafe(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"alice":                   "alice",
+		"山田太郎":                    "山田太郎",
+		"evil\u202eadmin":         `evil\u202eadmin`,
+		"a\u2066b\u2069c":         `a\u2066b\u2069c`,
+		"next\u0085line":          `next\u0085line`,
+		"para\u2029graph\u2028":   `para\u2029graph\u2028`,
+		"\u200fmark\u061c":        `\u200fmark\u061c`,
+		"keeps é, ß and 😀 intact": "keeps é, ß and 😀 intact",
+	} {
+		if got := logSafe(in); got != want {
+			t.Errorf("logSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An identity with a bidi override or a C1 control, as a client may bring
+// it, is written to the log escaped: a log viewer shows what it is rather
+// than acting on it (SECURITY.md rule 23).
+func TestAuditEscapesBidiAndC1(t *testing.T) {
+	t.Parallel()
+	e := htNew(t, nil, nil)
+	var buf strings.Builder
+	var mu sync.Mutex
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	e.h.logger = zap.New(zapcore.NewCore(enc, zapcore.AddSync(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})), zap.DebugLevel))
+	b := e.browser("mallory\u202egnp.exe\u0085")
+	b.send()
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, `"event":"send"`) {
+		t.Fatalf("no send event in the log:\n%s", out)
+	}
+	if strings.ContainsRune(out, '\u202e') || strings.ContainsRune(out, '\u0085') {
+		t.Fatalf("the log holds a raw bidi override or C1 control:\n%s", out)
+	}
+	if !strings.Contains(out, `mallory\\u202egnp.exe\\u0085`) {
+		t.Fatalf("the identity is not in the log, escaped:\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
