@@ -44,6 +44,8 @@ type Brand struct {
 
 // Data is everything a page may show. Strings are escaped by html/template.
 type Data struct {
+	// Page is the page being rendered (Send, Code ...); Render sets it.
+	Page string
 	Lang string
 	// T is the message catalog of Lang, so templates say {{.T.send_title}}.
 	T map[string]string
@@ -89,6 +91,42 @@ type Data struct {
 	OtherLabel string
 	OtherURL   string
 }
+
+// Heading is the page's name in Lang, as its <h1> says it; the code page,
+// whose <h1> is the send page's, is named for what it asks ("Enter your
+// code") so the two differ in a tab or the history.
+func (d Data) Heading() string {
+	switch d.Page {
+	case Code:
+		return d.T["code_page_title"]
+	case Locked:
+		return d.T["locked_title"]
+	case Error:
+		if d.Title != "" {
+			return d.Title
+		}
+		return d.T["error_title"]
+	case Unavailable:
+		return d.T["unavailable_title"]
+	case Enroll:
+		if d.Changing {
+			return d.T["change_number"]
+		}
+		return d.T["enroll_title"]
+	}
+	return d.T["title"]
+}
+
+// PageTitle is the page's <title>: its heading and the service, in the
+// order and with the separator Lang's catalog says.
+func (d Data) PageTitle() string {
+	return strings.NewReplacer("{page}", d.Heading(), "{service}", d.Service).Replace(d.T["page_title"])
+}
+
+// InvolvesCode says whether the page is about a code (sending one or
+// entering it), the only pages where "never share this code" means
+// anything.
+func (d Data) InvolvesCode() bool { return d.Page == Send || d.Page == Code }
 
 var funcs = template.FuncMap{"fill": fill}
 
@@ -176,6 +214,7 @@ func SampleData(lang string) Data {
 // Render writes page name with data. It renders to a buffer first so a
 // template error never leaves half a page.
 func (s *Set) Render(w io.Writer, name string, data Data) error {
+	data.Page = name
 	var buf bytes.Buffer
 	if err := s.tmpl.ExecuteTemplate(&buf, name+".html", data); err != nil {
 		return fmt.Errorf("render %s page: %w", name, err)

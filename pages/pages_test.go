@@ -211,3 +211,117 @@ func filepathGlobRead(pattern string) (string, error) {
 	}
 	return all.String(), nil
 }
+
+// render renders page name in lang with SampleData changed by edit.
+func render(t *testing.T, lang, name string, edit func(*Data)) string {
+	t.Helper()
+	d := SampleData(lang)
+	if edit != nil {
+		edit(&d)
+	}
+	var b bytes.Buffer
+	if err := Render(&b, name, d); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+var titleTag = regexp.MustCompile(`<title>([^<]*)</title>`)
+
+// TestEachPageHasItsOwnTitle: a tab, the history and a screen reader's
+// first words name the page, in its language, and the service.
+func TestEachPageHasItsOwnTitle(t *testing.T) {
+	for _, tc := range []struct{ lang, sep string }{{"en", " – "}, {"ja", "｜"}} {
+		seen := map[string]string{}
+		for _, name := range Names {
+			m := titleTag.FindStringSubmatch(render(t, tc.lang, name, nil))
+			if m == nil {
+				t.Fatalf("%s %s page has no <title>", tc.lang, name)
+			}
+			title := m[1]
+			if !strings.HasSuffix(title, tc.sep+"Example") {
+				t.Errorf("%s %s page title %q does not end with %q and the service", tc.lang, name, title, tc.sep)
+			}
+			if other, ok := seen[title]; ok {
+				t.Errorf("%s: the %s and %s pages share the title %q", tc.lang, other, name, title)
+			}
+			seen[title] = name
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Data)
+		want string
+	}{
+		{Send, nil, "<title>Confirm it&#39;s you – Example</title>"},
+		{Code, nil, "<title>Enter your code – Example</title>"},
+		{Error, func(d *Data) { d.Title = "No such page" }, "<title>No such page – Example</title>"},
+		{Enroll, func(d *Data) { d.Changing = true }, "<title>Change phone number – Example</title>"},
+		{Locked, func(d *Data) { d.Service = "A & B" }, "<title>Too many wrong codes – A &amp; B</title>"},
+	} {
+		if page := render(t, "en", tc.name, tc.edit); !strings.Contains(page, tc.want) {
+			t.Errorf("%s page: want %s, got %s", tc.name, tc.want, titleTag.FindString(page))
+		}
+	}
+	if page := render(t, "ja", Code, nil); !strings.Contains(page, "<title>確認コードの入力｜Example</title>") {
+		t.Errorf("ja code page title: %s", titleTag.FindString(page))
+	}
+}
+
+// TestNeverShareShowsOnlyWhereThereIsACode: the warning about sharing the
+// code means nothing on a page with no code and dilutes it where it counts.
+func TestNeverShareShowsOnlyWhereThereIsACode(t *testing.T) {
+	for _, lang := range []string{"en", "ja"} {
+		footer := Msg(lang, "footer")
+		for _, name := range Names {
+			want := name == Send || name == Code
+			if got := strings.Contains(render(t, lang, name, nil), footer); got != want {
+				t.Errorf("%s %s page shows the never-share line: %v, want %v", lang, name, got, want)
+			}
+		}
+		if !strings.Contains(render(t, lang, Send, func(d *Data) { d.Enrolling = true }), footer) {
+			t.Errorf("%s send page confirming a new number (a code is about to be sent) lacks the never-share line", lang)
+		}
+	}
+}
+
+// TestCancelDoesNotLoopBackToTheStepUp: the return path is the protected
+// page, which sends the browser straight back to the step-up; the way out
+// of the send, enroll and locked pages is the site's home page.
+func TestCancelDoesNotLoopBackToTheStepUp(t *testing.T) {
+	for _, lang := range []string{"en", "ja"} {
+		for _, name := range []string{Send, Enroll, Locked} {
+			page := render(t, lang, name, nil)
+			want := `<a href="/" id="cancel">` + Msg(lang, "cancel_home") + `</a>`
+			if !strings.Contains(page, want) {
+				t.Errorf("%s %s page lacks %s", lang, name, want)
+			}
+			if strings.Contains(page, `href="/settings"`) {
+				t.Errorf("%s %s page links straight to the return path, which leads back here", lang, name)
+			}
+		}
+	}
+}
+
+// TestEveryMessageTheTemplatesUseExists: {{.T.key}} of a key no catalog
+// has renders as nothing, silently.
+func TestEveryMessageTheTemplatesUseExists(t *testing.T) {
+	src, err := filepathGlobRead("templates/*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := regexp.MustCompile(`\.T\.([a-z_]+)`).FindAllStringSubmatch(src, -1)
+	if len(keys) < 10 {
+		t.Fatalf("found only %d message keys in the templates; the pattern is stale", len(keys))
+	}
+	for _, m := range keys {
+		if catalogs["en"][m[1]] == "" || catalogs["ja"][m[1]] == "" {
+			t.Errorf("a template uses message %q, which a catalog lacks", m[1])
+		}
+	}
+	for _, key := range []string{"page_title", "code_page_title"} {
+		if catalogs["en"][key] == "" || catalogs["ja"][key] == "" {
+			t.Errorf("Data.PageTitle uses message %q, which a catalog lacks", key)
+		}
+	}
+}
