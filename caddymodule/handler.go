@@ -575,7 +575,8 @@ func (h *Handler) checkStepUp(r *http.Request, token, identity, sessionHash stri
 // The answer comes from memory, read from the store at most once per
 // identity per revocation_refresh. When the store can't be read the last
 // answer stands and the token passes (the hot path needs no store; a
-// revocation takes effect once the store is back), with a warning at most
+// revocation takes effect within revocation_refresh once the store is
+// back), with a warning at most
 // once per refresh interval rather than one per request.
 func (h *Handler) notRevoked(r *http.Request, v *otp.Verified) error {
 	revoked, err := h.service.Revoked(r.Context(), v.Subject, v.AuthTime)
@@ -591,21 +592,14 @@ func (h *Handler) notRevoked(r *http.Request, v *otp.Verified) error {
 func (h *Handler) warnRevocationsUnreadable(identity string, err error) {
 	now := h.clock.Now().UnixNano()
 	last := h.revocationWarned.Load()
-	if last != 0 && now-last < int64(h.revocationRefresh()) && now >= last {
+	if last != 0 && now-last < int64(h.service.Config().RevocationInterval()) && now >= last {
 		return
 	}
 	if !h.revocationWarned.CompareAndSwap(last, now) {
 		return // another request is logging it
 	}
-	h.logger.Warn("store unavailable: revocations can't be read, so valid step-up cookies still pass on what was last read; a revocation made meanwhile takes effect once the store is back (this warning repeats at most once per revocation_refresh)",
+	h.logger.Warn("store unavailable: revocations can't be read, so valid step-up cookies still pass on what was last read; a revocation made meanwhile takes effect within revocation_refresh once the store is back (this warning repeats at most once per revocation_refresh)",
 		zap.String("event", "revocations_unreadable"), zap.String("identity", identity), zap.Error(err))
-}
-
-func (h *Handler) revocationRefresh() time.Duration {
-	if h.RevocationRefresh > 0 {
-		return time.Duration(h.RevocationRefresh)
-	}
-	return otp.DefaultRevocationRefresh
 }
 
 // The placeholders of a step-up, for handlers after this one.

@@ -36,6 +36,15 @@ type notBefore struct {
 	checked time.Time // when it was read from the store
 }
 
+// RevocationInterval is RevocationRefresh with its default applied: how
+// long an instance answers from memory before reading a not-before again.
+func (c Config) RevocationInterval() time.Duration {
+	if c.RevocationRefresh <= 0 {
+		return DefaultRevocationRefresh
+	}
+	return c.RevocationRefresh
+}
+
 // Revoke makes every step-up token of subject authenticated before now stop
 // passing, on every instance sharing the store (within each instance's
 // revocation refresh interval; at once on this one), and kills the
@@ -179,10 +188,7 @@ func (nb notBefore) revokes(authTime time.Time) bool {
 // interval. One never read is not: every call reads until a read worked,
 // or failed and left a placeholder with no revocation.
 func (s *Service) dueForRead(subject string, now time.Time) (notBefore, bool) {
-	refresh := s.cfg.RevocationRefresh
-	if refresh <= 0 {
-		refresh = DefaultRevocationRefresh
-	}
+	refresh := s.cfg.RevocationInterval()
 	stale := func(nb notBefore) bool { return now.Sub(nb.checked) >= refresh || now.Before(nb.checked) }
 	s.revoked.mu.RLock()
 	nb, ok := s.revoked.m[subject]
