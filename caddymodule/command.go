@@ -202,7 +202,7 @@ It exits non-zero when the store can't be read.`,
 			if err == nil && !st.Store.Reachable && st.Store.Error != "" {
 				// The running Caddy answers with the status, which says
 				// that its store can't be read.
-				err = fmt.Errorf("store %s at %s is unreachable: %s", st.Store.Type, st.Store.Address, st.Store.Error)
+				err = errors.New(unreachableStore(st.Store.Type, st.Store.Address, st.Store.Error))
 			}
 			if st.Handler == "" {
 				return err
@@ -823,7 +823,13 @@ func explainStoreError(err error, store otp.Store, timeout time.Duration) error 
 	if errors.Is(err, context.DeadlineExceeded) && timeout > 0 {
 		msg += fmt.Sprintf(" (no answer within --timeout %s)", timeout)
 	}
-	return &operatorError{fmt.Sprintf("store %s at %s is unreachable: %s", typ, addr, msg), err}
+	return &operatorError{unreachableStore(typ, addr, msg), err}
+}
+
+// unreachableStore is the one line that says a store can't be read, for a
+// store here and for the running Caddy's status alike.
+func unreachableStore(typ, addr, msg string) string {
+	return fmt.Sprintf("store %s at %s is unreachable: %s", typ, addr, msg)
 }
 
 func printJSON(w io.Writer, v any) error {
