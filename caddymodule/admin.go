@@ -9,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -492,7 +493,7 @@ func (r *liveRegistry) pick(prefix, config string) (*liveHandler, bool, error) {
 			return nil, false, adminError(http.StatusNotFound, "no sms_stepup handler is running in this Caddy (is the config with sms_stepup loaded?)")
 		}
 		return nil, false, adminError(http.StatusNotFound, "no running sms_stepup handler has path_prefix %s; the running ones have %s",
-			prefix, strings.Join(sortedKeys(running), ", "))
+			prefix, strings.Join(slices.Sorted(maps.Keys(running)), ", "))
 	}
 	if config != "" {
 		for i := len(same) - 1; i >= 0; i-- {
@@ -517,15 +518,6 @@ func (r *liveRegistry) pick(prefix, config string) (*liveHandler, bool, error) {
 			siblings, prefix)
 	}
 	return newest, false, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // configFingerprint identifies a handler's config as given: the SHA-256

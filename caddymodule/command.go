@@ -13,12 +13,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -611,12 +612,7 @@ func findHandlers(cfgJSON []byte) ([]handlerRef, error) {
 	if cfg.Apps.HTTP == nil {
 		return nil, errors.New("no http app, so no sms_stepup handler")
 	}
-	names := make([]string, 0, len(cfg.Apps.HTTP.Servers))
-	for name := range cfg.Apps.HTTP.Servers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Apps.HTTP.Servers)) {
 		if err := walkRoutes(cfg.Apps.HTTP.Servers[name].Routes, name, nil, &refs); err != nil {
 			return nil, err
 		}
