@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -190,7 +191,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// that unloading never waits long on an operation.
 	defer context.AfterFunc(entry.ctx, cancel)()
 
-	op := &operator{h: entry.h, audit: entry.ctx.Logger(operatorLog{}), who: orUnknown(req.Operator, "unknown"), via: "admin_api", clientIP: remoteIP(r)}
+	op := &operator{h: entry.h, audit: entry.ctx.Logger(operatorLog{}), who: cmp.Or(req.Operator, "unknown"), via: "admin_api", clientIP: remoteIP(r)}
 	result, err := runAdminAction(ctx, op, name, req)
 	// The status of a store that can't be read says so itself
 	// (store.reachable false, store.error): the answer is the status.
@@ -222,7 +223,7 @@ func runAdminAction(ctx context.Context, op *operator, name string, req adminReq
 		before, err := op.ResetBudget(ctx)
 		return resetBudgetResult{Max: before.Max, UsedBefore: before.Used}, err
 	case "send-test":
-		return op.SendTest(ctx, req.To, orUnknown(req.Locale, "en"))
+		return op.SendTest(ctx, req.To, cmp.Or(req.Locale, "en"))
 	case "status":
 		if req.Identity != "" {
 			return op.IdentityStatus(ctx, req.Identity)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -246,7 +247,7 @@ toll-free number, a country not allowed ...) is refused with the reason.`,
 				return err
 			}
 			fmt.Fprintf(c.OutOrStdout(), "sent a test message to %s through %s: %s (message id: %s)\n",
-				res.Phone, res.Gateway, res.Status, orUnknown(res.MessageID, "none given"))
+				res.Phone, res.Gateway, res.Status, cmp.Or(res.MessageID, "none given"))
 			return nil
 		}),
 	}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +69,7 @@ func (operatorLog) CaddyModule() caddy.ModuleInfo {
 // done, at warn level with the error when it was not.
 func (o *operator) record(event, msg string, err error, fields ...zap.Field) {
 	fields = append(fields, zap.String("event", event), zap.String("operator", o.who), zap.String("handler", o.h.PathPrefix),
-		zap.String("via", orUnknown(o.via, "command_line")))
+		zap.String("via", cmp.Or(o.via, "command_line")))
 	if o.clientIP != "" {
 		fields = append(fields, zap.String("client_ip", o.clientIP))
 	}
@@ -150,7 +151,7 @@ func (o *operator) SendTest(ctx context.Context, raw, locale string) (sendTestRe
 	if err != nil {
 		var refusal *otp.PhoneRefusal
 		if errors.As(err, &refusal) {
-			err = fmt.Errorf("the phone policy refuses %s: %w", orUnknown(refusal.Masked, "the number"), refusal)
+			err = fmt.Errorf("the phone policy refuses %s: %w", cmp.Or(refusal.Masked, "the number"), refusal)
 		}
 		o.record("operator_send_test", "operator test message", err, phoneField(maskedOf(refusal)))
 		return sendTestResult{}, err
@@ -162,8 +163,8 @@ func (o *operator) SendTest(ctx context.Context, raw, locale string) (sendTestRe
 	if errors.As(err, &rl) {
 		err = &operatorError{fmt.Sprintf("not sent: the %s send limit is reached until %s", rl.Limit, rl.RetryAt.UTC().Format(time.RFC3339)), err}
 	}
-	return sendTestResult{Phone: phone.Masked, Gateway: orUnknown(r.Gateway, moduleName(o.h.gateway)), MessageID: r.ID,
-		Status: orUnknown(string(r.Status), "accepted")}, err
+	return sendTestResult{Phone: phone.Masked, Gateway: cmp.Or(r.Gateway, moduleName(o.h.gateway)), MessageID: r.ID,
+		Status: cmp.Or(string(r.Status), "accepted")}, err
 }
 
 // phoneField is the masked number for an audit entry, or nothing.
@@ -179,13 +180,6 @@ func maskedOf(r *otp.PhoneRefusal) string {
 		return ""
 	}
 	return r.Masked
-}
-
-func orUnknown(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
 }
 
 // operatorStatus is what `status` reports.
@@ -333,7 +327,7 @@ func describeStore(store otp.Store) (typ, addr string) {
 		}
 		return "redis", addr
 	case *MemoryStore:
-		return "memory", "in-process (" + orUnknown(s.Name, "default") + ")"
+		return "memory", "in-process (" + cmp.Or(s.Name, "default") + ")"
 	}
 	return fmt.Sprintf("%T", store), ""
 }
