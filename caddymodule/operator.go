@@ -105,11 +105,7 @@ func (o *operator) Revoke(ctx context.Context, identity string) (time.Time, time
 		}
 	}
 	o.record("operator_revoke", "operator revoked an identity's step-ups", err, zap.String("identity", identity), zap.Time("not_before", nb))
-	refresh := o.h.service.Config().RevocationRefresh
-	if refresh <= 0 {
-		refresh = otp.DefaultRevocationRefresh
-	}
-	return nb, refresh, err
+	return nb, o.h.service.Config().RevocationInterval(), err
 }
 
 // ResetNumber unbinds identity's enrolled number and returns it masked.
