@@ -223,7 +223,7 @@ func runAdminAction(ctx context.Context, op *operator, name string, req adminReq
 		before, err := op.ResetBudget(ctx)
 		return resetBudgetResult{Max: before.Max, UsedBefore: before.Used}, err
 	case "send-test":
-		return op.SendTest(ctx, req.To, cmp.Or(req.Locale, "en"))
+		return op.SendTest(ctx, req.To, cmp.Or(req.Locale, otp.Locales[0]))
 	case "status":
 		if req.Identity != "" {
 			return op.IdentityStatus(ctx, req.Identity)
@@ -347,8 +347,8 @@ func checkAdminFields(name string, req adminRequest, identity, to, locked string
 	if req.Locale != "" && name != "send-test" {
 		return adminError(http.StatusBadRequest, "%s takes no locale", name)
 	}
-	if req.Locale != "" && req.Locale != "en" && req.Locale != "ja" {
-		return adminError(http.StatusBadRequest, "locale %q: expected en or ja", req.Locale)
+	if req.Locale != "" && !slices.Contains(otp.Locales, req.Locale) {
+		return adminError(http.StatusBadRequest, "locale %q: expected %s", req.Locale, strings.Join(otp.Locales, " or "))
 	}
 	if req.Locked != nil && (locked == "" || *req.Locked < 0 || *req.Locked > maxLockedListed) {
 		if locked == "" {

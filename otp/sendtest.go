@@ -3,6 +3,7 @@ package otp
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // OperatorSubject is the identity an operator's test message is counted
@@ -27,7 +28,7 @@ var testTexts = map[string]string{
 func (s *Service) SendTest(ctx context.Context, phone Phone, locale string) (Receipt, error) {
 	text, ok := testTexts[locale]
 	if !ok {
-		return Receipt{}, fmt.Errorf("locale %q: expected en or ja", locale)
+		return Receipt{}, fmt.Errorf("locale %q: expected %s", locale, strings.Join(Locales, " or "))
 	}
 	if phone.E164 == "" {
 		return Receipt{}, fmt.Errorf("send test: no number")
