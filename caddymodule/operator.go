@@ -145,11 +145,13 @@ type sendTestResult struct {
 func (o *operator) SendTest(ctx context.Context, raw, locale string) (sendTestResult, error) {
 	phone, err := o.h.policy.Check(raw)
 	if err != nil {
+		masked := ""
 		var refusal *otp.PhoneRefusal
 		if errors.As(err, &refusal) {
-			err = fmt.Errorf("the phone policy refuses %s: %w", cmp.Or(refusal.Masked, "the number"), refusal)
+			masked = refusal.Masked
+			err = fmt.Errorf("the phone policy refuses %s: %w", cmp.Or(masked, "the number"), refusal)
 		}
-		o.record("operator_send_test", "operator test message", err, phoneField(maskedOf(refusal)))
+		o.record("operator_send_test", "operator test message", err, phoneField(masked))
 		return sendTestResult{}, err
 	}
 	r, err := o.h.service.SendTest(ctx, phone, locale)
@@ -169,13 +171,6 @@ func phoneField(masked string) zap.Field {
 		return zap.Skip()
 	}
 	return zap.String("phone", masked)
-}
-
-func maskedOf(r *otp.PhoneRefusal) string {
-	if r == nil {
-		return ""
-	}
-	return r.Masked
 }
 
 // operatorStatus is what `status` reports.
