@@ -436,7 +436,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.service, err = otp.NewService(cfg, store, timedGateway{inner: gateway, name: moduleName(gwMod)}, h.keys, h.clock, nil)
-	return err
+	if err != nil {
+		return err
+	}
+	return watchBudget(ctx, h)
 }
 
 // otpConfig turns the handler's fields into verification rules, with
