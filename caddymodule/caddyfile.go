@@ -13,7 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
-	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
 func init() {
@@ -67,7 +66,7 @@ func init() {
 //		brand {
 //			name     <name>
 //			logo_url </path or data: URL>
-//			color    <#rrggbb>
+//			color    <rrggbb or "#rrggbb">
 //		}
 //		templates      <dir>
 //		store          <module> [...]
@@ -287,30 +286,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "templates":
 			h.Templates, err = oneArg(d)
 		case "brand":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.Brand = new(BrandConfig)
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				var v string
-				sub := d.Val()
-				if v, err = oneArg(d); err != nil {
-					return err
-				}
-				switch sub {
-				case "name":
-					h.Brand.Name = v
-				case "logo_url":
-					h.Brand.LogoURL = v
-				case "color":
-					h.Brand.Color = v
-				default:
-					return d.Errf("unknown brand option %q: expected name, logo_url or color", sub)
-				}
-			}
-			if err := pages.CheckBrand(pages.Brand{LogoURL: h.Brand.LogoURL, Color: h.Brand.Color}); err != nil {
-				return d.Errf("%v", err)
-			}
+			h.Brand, err = parseBrand(d)
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":

@@ -371,7 +371,6 @@ func (h *Handler) rateLimited(v *visit, rl *otp.RateLimitError, logFields []zap.
 	logFields = append(logFields, zap.String("limit", rl.Limit), zap.Time("retry_at", rl.RetryAt))
 	if rl.Limit == otp.LimitDailyBudget {
 		h.audit(zapcore.ErrorLevel, "ALERT: the daily SMS budget is spent; every send is refused until it resets", "rate_limited", logFields...)
-		metrics.budgetLeft.Set(0)
 	} else {
 		h.audit(zapcore.WarnLevel, "send refused by a limit", "rate_limited", logFields...)
 	}

@@ -22,7 +22,8 @@ import (
 // limits, and only a verified code binds it to the identity in the store;
 // later step-ups use it without asking. Replacing a bound number needs a
 // step-up on the old one first (within changeFreshness), and the old number
-// is told.
+// is told; a bound number that today's policy refuses needs an operator's
+// reset instead (rebind.go).
 
 var enrollCookie = cookie{"__Host-stepup_enroll", "stepup_enroll"}
 
@@ -93,6 +94,13 @@ func (h *Handler) changeNumber(v *visit) error {
 	if !h.Enroll {
 		return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
 	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	var refused *otp.PhoneRefusal
+	if _, err := h.boundPhone(ctx, v.identity); errors.As(err, &refused) {
+		// No step-up on it can happen: say at once who can help.
+		return h.refuseRebind(v, refused, "")
+	}
 	if !h.freshStepUp(v) {
 		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(h.PathPrefix+"/change"), http.StatusSeeOther)
 		return nil
@@ -112,18 +120,22 @@ func (h *Handler) enroll(v *visit) error {
 		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret), http.StatusSeeOther)
 		return nil
 	}
+	if h.operatorPhone(v.repl, v.identity) {
+		// The operator supplies this identity's number (even one today's
+		// policy refuses); it can't be changed here.
+		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
-	current, err := h.phoneFor(ctx, v.identity, v.repl)
+	current, err := h.boundPhone(ctx, v.identity)
+	var refused *otp.PhoneRefusal
 	switch {
-	case err == nil && h.operatorPhone(v.repl, v.identity):
-		// The operator supplies this identity's number; it can't be
-		// changed here.
-		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+	case errors.As(err, &refused):
+		return h.refuseRebind(v, refused, h.maskedInput(v.r.PostForm.Get("phone")))
 	case err == nil && !h.freshStepUp(v):
 		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(h.PathPrefix+"/change"), http.StatusSeeOther)
 		return nil
-	case err != nil && !errors.Is(err, errNoPhone) && !otp.IsPhoneRefusal(err):
+	case err != nil && !errors.Is(err, errNoPhone):
 		return h.unavailable(v, err)
 	}
 	phone, err := h.policy.Check(v.r.PostForm.Get("phone"))
@@ -157,9 +169,18 @@ func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
 }
 
 // bindEnrolled binds the number just verified; it returns false (having
-// answered) when the number can't be bound.
+// answered) when the number can't be bound. The old number is read again
+// here: the policy may have come to refuse it since the enrolment began,
+// and a change it can't be told of must not happen.
 func (h *Handler) bindEnrolled(ctx context.Context, v *visit, phone otp.Phone) (bool, error) {
 	old, oldErr := h.boundPhone(ctx, v.identity)
+	var refused *otp.PhoneRefusal
+	switch {
+	case errors.As(oldErr, &refused):
+		return false, h.refuseRebind(v, refused, phone.Masked)
+	case oldErr != nil && !errors.Is(oldErr, errNoPhone):
+		return false, h.unavailable(v, oldErr)
+	}
 	max := h.MaxIdentitiesPerNumber
 	if max == 0 {
 		max = 1

@@ -24,6 +24,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -135,6 +136,8 @@ type htEnv struct {
 	outbox string
 	store  *htStore
 	next   atomic.Int64
+	// registry is the config's metrics registry, as /metrics serves it.
+	registry *prometheus.Registry
 }
 
 var htSeq atomic.Int64
@@ -189,7 +192,7 @@ func htNew(t testing.TB, clock *htClock, configure func(*Handler)) *htEnv {
 		h.logger = zaptest.NewLogger(t)
 	}
 	// Put the counting wrapper between the service and the store.
-	e := &htEnv{t: t, h: h, clock: clock, outbox: outbox, store: &htStore{Store: h.store}}
+	e := &htEnv{t: t, h: h, clock: clock, outbox: outbox, store: &htStore{Store: h.store}, registry: ctx.GetMetricsRegistry()}
 	svc, err := otp.NewService(h.service.Config(), e.store, console.New(nil, outbox, clock), h.keys, clock, nil)
 	if err != nil {
 		t.Fatal(err)

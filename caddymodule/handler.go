@@ -88,7 +88,8 @@ type Handler struct {
 	ResendCooldown caddy.Duration `json:"resend_cooldown,omitempty"`
 	// Consecutive wrong codes per identity, across codes, before each
 	// further one locks the identity out for a time that doubles from 30s
-	// up to an hour; 100 in a row lock it for a day. Default: 10.
+	// up to an hour; 100 in a row lock it until an operator unlocks it
+	// (`caddy sms-stepup unlock`; see otp.HardLock). Default: 10.
 	FailureBudget int `json:"failure_budget,omitempty"`
 	// Lifetime of the step-up cookie. Default: 15m.
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
@@ -281,8 +282,10 @@ const (
 	tokenAudience     = "caddy-sms-stepup"
 )
 
-// Provision sets up the handler. Whatever it started is undone by Cleanup,
-// even when it fails half way.
+// Provision sets up the handler. The handler has no Cleanup of its own:
+// the store and gateway are guest modules, which Caddy cleans up with the
+// config, even when Provision fails half way; the admin API's entry and
+// the budget gauge drop the handler when the config's context ends.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	defer registerLive(ctx, h, configFingerprint(h)) // for the admin API (admin.go): only once Provision succeeded, until the config unloads
 	h.logger = ctx.Logger()
@@ -436,7 +439,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.service, err = otp.NewService(cfg, store, timedGateway{inner: gateway, name: moduleName(gwMod)}, h.keys, h.clock, nil)
-	return err
+	if err != nil {
+		return err
+	}
+	return watchBudget(ctx, h)
 }
 
 // otpConfig turns the handler's fields into verification rules, with

@@ -14,7 +14,8 @@ import (
 
 // metrics are the plugin's Prometheus collectors, on Caddy's registry (the
 // admin endpoint's /metrics). Labels take a handful of fixed values each
-// (gateway names, results, reasons): never an identity or a number.
+// (gateway names, results, reasons): never an identity or a number. The
+// daily budget's gauge is read from the store instead (metrics_budget.go).
 var metrics = struct {
 	once          sync.Once
 	sends         *prometheus.CounterVec
@@ -25,7 +26,6 @@ var metrics = struct {
 	deliveries    *prometheus.CounterVec
 	storeErrors   prometheus.Counter
 	latency       *prometheus.HistogramVec
-	budgetLeft    prometheus.Gauge
 }{}
 
 func initMetrics(registry *prometheus.Registry) error {
@@ -47,12 +47,9 @@ func initMetrics(registry *prometheus.Registry) error {
 			Help: "Requests failed closed because the store could not be reached."})
 		metrics.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "gateway_latency_seconds",
 			Help: "Time a gateway took to accept or refuse a message.", Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"gateway", "channel"})
-		metrics.budgetLeft = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "daily_budget_remaining",
-			Help: "Sends left in today's global budget (-1 when there is no budget)."})
-		metrics.budgetLeft.Set(-1)
 	})
 	for _, c := range []prometheus.Collector{metrics.sends, metrics.verifications, metrics.lockouts, metrics.refusals,
-		metrics.limited, metrics.deliveries, metrics.storeErrors, metrics.latency, metrics.budgetLeft} {
+		metrics.limited, metrics.deliveries, metrics.storeErrors, metrics.latency} {
 		// Several sites, and every reload, register the same collectors.
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
