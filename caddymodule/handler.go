@@ -284,7 +284,7 @@ const (
 // Provision sets up the handler. Whatever it started is undone by Cleanup,
 // even when it fails half way.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	defer registerLive(ctx, h, configFingerprint(h)) // for the admin API (admin.go): only once Provision succeeded, until the config unloads
+	defer registerLive(ctx, h, ConfigFingerprint(h)) // for the admin API (live.go): only once Provision succeeded, until the config unloads
 	h.logger = ctx.Logger()
 	h.devCookieOnce = new(sync.Once)
 	h.revocationWarned = new(atomic.Int64)
