@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,14 +14,16 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/spf13/cobra"
 
-	"github.com/caddy-sms-stepup/caddy-sms-stepup/caddymodule"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/caddymodule/operator"
 )
 
-// These tests run the operator commands (`caddy sms-stepup ...`, in-process)
-// against the Caddy of integration_test.go, whose handler keeps its state in
-// the memory store: the commands reach it through the admin API
-// (admin.api.sms_stepup), at the admin address of the config they read.
+// These tests run the operator commands (`caddy sms-stepup ...`, in-process,
+// from package caddymodule/operator) against the Caddy of
+// integration_test.go, whose handler keeps its state in the memory store:
+// the commands reach it through the admin API (admin.api.sms_stepup), at
+// the admin address of the config they read.
 
 // adEnv is a running config and the same Caddyfile in a file, for the
 // command line, with Caddy's log in a file for the audit entries.
@@ -71,9 +74,25 @@ func adWrite(t *testing.T, caddyfile string) string {
 	return path
 }
 
+// adRunCommand runs `caddy sms-stepup args...` in-process and returns what
+// it printed on stdout and stderr.
+func adRunCommand(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "caddy", SilenceUsage: true}
+	cmd := &cobra.Command{Use: "sms-stepup"}
+	operator.Commands(cmd)
+	root.AddCommand(cmd)
+	root.SetArgs(append([]string{"sms-stepup"}, args...))
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.ExecuteContext(t.Context())
+	return out.String(), errOut.String(), err
+}
+
 func (a *adEnv) run(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	return caddymodule.RunOperatorCommand(t, append(args, "--config", a.config)...)
+	return adRunCommand(t, append(args, "--config", a.config)...)
 }
 
 func (a *adEnv) mustRun(t *testing.T, args ...string) string {
@@ -353,7 +372,7 @@ func TestAdminOperatorCommandsOnMemoryStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		other := adWrite(t, strings.Replace(string(raw), "\t\tenroll\n", "\t\tenroll\n\t\tpath_prefix /_elsewhere\n", 1))
-		_, _, err = caddymodule.RunOperatorCommand(t, "unlock", "adm-alice", "--config", other)
+		_, _, err = adRunCommand(t, "unlock", "adm-alice", "--config", other)
 		if err == nil || err.Error() != "no running sms_stepup handler has path_prefix /_elsewhere; the running ones have /_stepup" {
 			t.Fatalf("got %v", err)
 		}
@@ -372,7 +391,7 @@ func TestAdminAfterAReload(t *testing.T) {
 	if out := a.mustRun(t, "status"); !strings.Contains(out, "memory in-process ("+site.Store+")") {
 		t.Fatalf("status with the new config:\n%s", out)
 	}
-	out, errOut, err := caddymodule.RunOperatorCommand(t, "status", "--config", oldConfig)
+	out, errOut, err := adRunCommand(t, "status", "--config", oldConfig)
 	if err != nil || !strings.Contains(out, "memory in-process ("+site.Store+")") {
 		t.Fatalf("status with the old config: %v\n%s", err, out)
 	}
@@ -430,7 +449,7 @@ http://%s:%d {
 
 	seen := map[string]bool{}
 	for _, n := range []string{"0", "1"} {
-		out, errOut, err := caddymodule.RunOperatorCommand(t, "status", "--config", config, "--handler", n)
+		out, errOut, err := adRunCommand(t, "status", "--config", config, "--handler", n)
 		if err != nil || errOut != "" {
 			t.Fatalf("status --handler %s: %v\n%s%s", n, err, out, errOut)
 		}

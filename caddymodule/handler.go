@@ -287,7 +287,7 @@ const (
 // config, even when Provision fails half way; the admin API's entry and
 // the budget gauge drop the handler when the config's context ends.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	defer registerLive(ctx, h, configFingerprint(h)) // for the admin API (admin.go): only once Provision succeeded, until the config unloads
+	defer registerLive(ctx, h, ConfigFingerprint(h)) // for the admin API (live.go): only once Provision succeeded, until the config unloads
 	h.logger = ctx.Logger()
 	h.devCookieOnce = new(sync.Once)
 	h.revocationWarned = new(atomic.Int64)

@@ -18,9 +18,10 @@ import (
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
-// generatedKeyName is where a generated signing key is kept in Caddy's
-// storage, so it survives restarts and reloads.
-const generatedKeyName = "sms_stepup/signing_key"
+// GeneratedKeyName is where a generated signing key is kept in Caddy's
+// storage, so it survives restarts and reloads. The operator commands
+// (package caddymodule/operator) read it there, and never make one.
+const GeneratedKeyName = "sms_stepup/signing_key"
 
 // signingKey returns the configured key (placeholders expanded) or the one
 // kept in Caddy's storage, generating it on first use.
@@ -39,19 +40,19 @@ func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
 		return []byte(key), nil
 	}
 	storage := ctx.Storage()
-	if err := storage.Lock(ctx, generatedKeyName); err != nil {
+	if err := storage.Lock(ctx, GeneratedKeyName); err != nil {
 		return nil, fmt.Errorf("lock signing key in storage: %w", err)
 	}
-	defer func() { _ = storage.Unlock(ctx, generatedKeyName) }()
-	stored, err := storage.Load(ctx, generatedKeyName)
+	defer func() { _ = storage.Unlock(ctx, GeneratedKeyName) }()
+	stored, err := storage.Load(ctx, GeneratedKeyName)
 	switch {
 	case err == nil:
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(stored)))
 		if err != nil || len(key) < otp.MinKeyLength {
-			return nil, fmt.Errorf("signing key in Caddy storage (%s) is damaged: remove it to generate a new one, or set signing_key", generatedKeyName)
+			return nil, fmt.Errorf("signing key in Caddy storage (%s) is damaged: remove it to generate a new one, or set signing_key", GeneratedKeyName)
 		}
 		h.logger.Warn("no signing_key configured: using the key kept in Caddy's storage; several Caddy instances need one shared signing_key",
-			zap.String("storage_key", generatedKeyName))
+			zap.String("storage_key", GeneratedKeyName))
 		return key, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("load signing key from storage: %w", err)
@@ -60,11 +61,11 @@ func (h *Handler) signingKey(ctx caddy.Context) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	if err := storage.Store(ctx, generatedKeyName, []byte(base64.StdEncoding.EncodeToString(key))); err != nil {
+	if err := storage.Store(ctx, GeneratedKeyName, []byte(base64.StdEncoding.EncodeToString(key))); err != nil {
 		return nil, fmt.Errorf("store generated signing key: %w", err)
 	}
 	h.logger.Warn("no signing_key configured: generated one and kept it in Caddy's storage; several Caddy instances need one shared signing_key",
-		zap.String("storage_key", generatedKeyName))
+		zap.String("storage_key", GeneratedKeyName))
 	return key, nil
 }
 

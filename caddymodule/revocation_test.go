@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 // htObserve sends the handler's log to an observer, so a test can count
@@ -89,6 +93,33 @@ func TestRevocationReachesTheHotPath(t *testing.T) {
 	b.wantPass("after stepping up again")
 	e.clock.Add(refresh)
 	b.wantPass("after stepping up again, once the revocation was read again")
+}
+
+// TestRevocationOnASharedRedisStopsACookie: another instance on the same
+// Redis revokes (as `caddy sms-stepup revoke` does, with the real clock and
+// the store's milliseconds); a cookie minted before it stops passing here
+// once the revocation refresh has passed.
+func TestRevocationOnASharedRedisStopsACookie(t *testing.T) {
+	r := redistest.Start(t)
+	store := json.RawMessage(`{"type":"redis","url":"redis://` + r.Addr + `/0"}`)
+	srv := htNew(t, nil, func(h *Handler) { h.StoreRaw = store })
+	b := srv.browser("frank")
+	b.stepUp()
+	b.wantPass("a fresh step-up")
+
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	other, err := ctx.LoadModuleByID("http.handlers.sms_stepup", json.RawMessage(`{"identity":"{http.auth.user.id}","enroll":true,"signing_key":"`+htKey+`","store":`+string(store)+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.(*Handler).service.Revoke(t.Context(), "frank"); err != nil {
+		t.Fatal(err)
+	}
+	srv.clock.Add(otp.MaxRevocationRefresh + time.Second)
+	b.wantStepUp("the cookie after the revocation")
+	b.stepUp()
+	b.wantPass("a step-up after the revocation")
 }
 
 func TestRevocationRefreshIsConfigurable(t *testing.T) {

@@ -1,12 +1,16 @@
-package caddymodule
+package operator
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,8 +27,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	// The Caddyfile adapter, file storage and the rest a config names.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	"github.com/spf13/cobra"
 
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/caddymodule"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
@@ -36,7 +43,7 @@ type opEnv struct {
 	dir, config, outbox, logFile string
 }
 
-const opSigningKey = htKey
+const opSigningKey = "operator-test-signing-key-0123456789abcdefgh"
 
 // newOpEnv writes a Caddyfile whose handler uses store (the text after
 // `store`) and signing_key key ("" for none), and the console gateway.
@@ -91,7 +98,7 @@ func runOperator(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	root := &cobra.Command{Use: "caddy", SilenceUsage: true}
 	cmd := &cobra.Command{Use: "sms-stepup", Short: operatorShort, Long: operatorLong}
-	operatorCommands(cmd)
+	Commands(cmd)
 	root.AddCommand(cmd)
 	root.SetArgs(append([]string{"sms-stepup"}, args...))
 	var out, errOut bytes.Buffer
@@ -118,7 +125,7 @@ func (e *opEnv) mustRun(t *testing.T, args ...string) string {
 
 // server provisions the config's handler as a Caddy instance would, on its
 // own, to set up state and to check what the commands did.
-func (e *opEnv) server(t *testing.T) *Handler {
+func (e *opEnv) server(t *testing.T) *caddymodule.Handler {
 	t.Helper()
 	raw, err := os.ReadFile(e.config)
 	if err != nil {
@@ -138,7 +145,7 @@ func (e *opEnv) server(t *testing.T) *Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mod.(*Handler)
+	return mod.(*caddymodule.Handler)
 }
 
 // outbox returns the messages the console gateway wrote.
@@ -182,9 +189,9 @@ func jsonLines(t *testing.T, path string) []map[string]any {
 }
 
 // phone is a number as the handler's policy reads it.
-func phone(t *testing.T, h *Handler, raw string) otp.Phone {
+func phone(t *testing.T, h *caddymodule.Handler, raw string) otp.Phone {
 	t.Helper()
-	p, err := h.policy.Check(raw)
+	p, err := h.CheckPhone(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,10 +202,10 @@ var sixDigits = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 // lockOut sends identity a code and types two wrong ones, which the
 // config's failure_budget of 2 turns into a lock-out.
-func (e *opEnv) lockOut(t *testing.T, h *Handler, identity, e164 string) {
+func (e *opEnv) lockOut(t *testing.T, h *caddymodule.Handler, identity, e164 string) {
 	t.Helper()
 	ctx := t.Context()
-	res, err := h.service.Send(ctx, otp.SendRequest{Subject: identity, Phone: phone(t, h, e164), Locale: "en"})
+	res, err := h.Service().Send(ctx, otp.SendRequest{Subject: identity, Phone: phone(t, h, e164), Locale: "en"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +214,11 @@ func (e *opEnv) lockOut(t *testing.T, h *Handler, identity, e164 string) {
 	n, _ := strconv.Atoi(code)
 	wrong := strconv.Itoa(100000 + (n+1)%900000)
 	for range 2 {
-		if _, err := h.service.Verify(ctx, otp.VerifyInput{Subject: identity, ChallengeID: res.Challenge.ID, Code: wrong}); err != nil {
+		if _, err := h.Service().Verify(ctx, otp.VerifyInput{Subject: identity, ChallengeID: res.Challenge.ID, Code: wrong}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st, err := h.service.Identity(ctx, identity)
+	st, err := h.Service().Identity(ctx, identity)
 	if err != nil || !st.Locked(time.Now()) {
 		t.Fatalf("%s after two wrong codes: %+v, %v; want locked out", identity, st, err)
 	}
@@ -257,7 +264,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		if !strings.Contains(out, "unlocked alice") {
 			t.Errorf("output %q", out)
 		}
-		st, err := h.service.Identity(ctx, "alice")
+		st, err := h.Service().Identity(ctx, "alice")
 		if err != nil || st.Locked(time.Now()) || st.Failures != 0 {
 			t.Fatalf("alice after unlock: %+v, %v; want no lock-out and no failures", st, err)
 		}
@@ -271,13 +278,14 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		now := time.Now()
 		c := otp.Challenge{ID: "hard1", Subject: "heidi", PhoneHash: "p", PhoneMasked: "m", CodeMAC: make([]byte, 32),
 			CreatedAt: now, SentAt: now, ExpiresAt: now.Add(time.Minute), MaxAttempts: 5}
-		if _, err := h.store.Issue(ctx, otp.IssueRequest{Challenge: c, Now: now, MaxSends: 1, CooldownBase: time.Second,
+		store := sharedRedisStore(t, r.Addr)
+		if _, err := store.Issue(ctx, otp.IssueRequest{Challenge: c, Now: now, MaxSends: 1, CooldownBase: time.Second,
 			CooldownMax: time.Second, SendWindow: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 		hard := otp.FailurePolicy{Budget: 1, DelayBase: time.Second, DelayMax: time.Second, HardLimit: 1, Window: time.Hour}
 		wrong := bytes.Repeat([]byte{1}, 32)
-		if res, err := h.store.Verify(ctx, otp.VerifyRequest{Subject: "heidi", ChallengeID: "hard1", CodeMAC: wrong, Now: now, Failures: hard}); err != nil ||
+		if res, err := store.Verify(ctx, otp.VerifyRequest{Subject: "heidi", ChallengeID: "hard1", CodeMAC: wrong, Now: now, Failures: hard}); err != nil ||
 			!otp.IsHardLock(res.LockedUntil, now) {
 			t.Fatalf("verify: %+v, %v; want the hard lock", res, err)
 		}
@@ -299,7 +307,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 			t.Errorf("status --json: %+v, want heidi with until_unlocked", st.Locked)
 		}
 		e.mustRun(t, "unlock", "heidi")
-		if st, err := h.service.Identity(ctx, "heidi"); err != nil || st.Locked(time.Now()) {
+		if st, err := h.Service().Identity(ctx, "heidi"); err != nil || st.Locked(time.Now()) {
 			t.Fatalf("heidi after unlock: %+v, %v", st, err)
 		}
 	})
@@ -310,14 +318,14 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		if !strings.Contains(out, "revoked bob: step-ups authenticated before ") || !strings.Contains(out, "within 10s") {
 			t.Errorf("output %q", out)
 		}
-		nb, err := h.service.NotBefore(ctx, "bob")
+		nb, err := h.Service().NotBefore(ctx, "bob")
 		if err != nil || nb.IsZero() || !strings.Contains(out, nb.UTC().Format(rfc3339Milli)) {
 			t.Fatalf("not-before %s (%v); want it set, and printed in %q", nb, err, out)
 		}
-		if revoked, err := h.service.Revoked(ctx, "bob", before); err != nil || !revoked {
+		if revoked, err := h.Service().Revoked(ctx, "bob", before); err != nil || !revoked {
 			t.Fatalf("a step-up before the revocation: revoked %v, %v; want revoked", revoked, err)
 		}
-		if revoked, _ := h.service.Revoked(ctx, "bob", nb.Add(time.Second)); revoked {
+		if revoked, _ := h.Service().Revoked(ctx, "bob", nb.Add(time.Second)); revoked {
 			t.Fatal("a step-up after the revocation is revoked too")
 		}
 		if a := e.audit(t, "operator_revoke"); len(a) != 1 || a[0]["identity"] != "bob" {
@@ -326,7 +334,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 	})
 
 	t.Run("reset-number unbinds and prints the masked number only", func(t *testing.T) {
-		if err := h.service.BindPhone(ctx, "carol", phone(t, h, "+819012345678"), 1); err != nil {
+		if err := h.Service().BindPhone(ctx, "carol", phone(t, h, "+819012345678"), 1); err != nil {
 			t.Fatal(err)
 		}
 		out, errOut, err := e.run(t, "reset-number", "carol")
@@ -336,7 +344,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		if strings.Contains(out+errOut, "12345678") {
 			t.Fatalf("the full number shows: %s%s", out, errOut)
 		}
-		if _, err := h.service.BoundPhone(ctx, "carol"); !errors.Is(err, otp.ErrNoBoundPhone) {
+		if _, err := h.Service().BoundPhone(ctx, "carol"); !errors.Is(err, otp.ErrNoBoundPhone) {
 			t.Fatalf("carol's number after the reset: %v, want none", err)
 		}
 		a := e.audit(t, "operator_reset_number")
@@ -350,7 +358,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 
 	t.Run("send-test sends exactly one message, with no code, counted in the budget", func(t *testing.T) {
 		sent := len(e.outboxLines(t))
-		budget, err := h.service.DailyBudget(ctx)
+		budget, err := h.Service().DailyBudget(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +374,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		if m["to"] != "+819022223333" || m["locale"] != "ja" || regexp.MustCompile(`[0-9]{4}`).MatchString(m["body"].(string)) {
 			t.Fatalf("message %v: want one to +819022223333 in Japanese, with no code", m)
 		}
-		after, err := h.service.DailyBudget(ctx)
+		after, err := h.Service().DailyBudget(ctx)
 		if err != nil || after.Used != budget.Used+1 {
 			t.Fatalf("budget %+v after the test message, was %+v: want one more used", after, budget)
 		}
@@ -388,7 +396,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 	})
 
 	t.Run("reset-budget zeroes today's counter", func(t *testing.T) {
-		before, err := h.service.DailyBudget(ctx)
+		before, err := h.Service().DailyBudget(ctx)
 		if err != nil || before.Used == 0 {
 			t.Fatalf("budget before: %+v, %v; the earlier sends should have used some", before, err)
 		}
@@ -396,7 +404,7 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		if !strings.Contains(out, "daily budget reset: "+strconv.Itoa(before.Used)+" of 50 were used today") {
 			t.Errorf("output %q", out)
 		}
-		if after, err := h.service.DailyBudget(ctx); err != nil || after.Used != 0 {
+		if after, err := h.Service().DailyBudget(ctx); err != nil || after.Used != 0 {
 			t.Fatalf("budget after the reset: %+v, %v; want 0 used", after, err)
 		}
 		if a := e.audit(t, "operator_reset_budget"); len(a) != 1 || a[0]["used_before"] != float64(before.Used) {
@@ -404,9 +412,24 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		}
 	})
 
+	t.Run("--json prints a change's result as the admin API answers it", func(t *testing.T) {
+		var res struct {
+			Identity          string    `json:"identity"`
+			NotBefore         time.Time `json:"not_before"`
+			RevocationRefresh string    `json:"revocation_refresh"`
+		}
+		if err := json.Unmarshal([]byte(e.mustRun(t, "revoke", "grace", "--json")), &res); err != nil {
+			t.Fatal(err)
+		}
+		nb, err := h.Service().NotBefore(ctx, "grace")
+		if err != nil || res.Identity != "grace" || !res.NotBefore.Equal(nb) || res.RevocationRefresh != "10s" {
+			t.Fatalf("revoke --json: %+v; want grace, the stored not-before %s, 10s (%v)", res, nb, err)
+		}
+	})
+
 	t.Run("status of one identity shows its counters, number and not-before", func(t *testing.T) {
 		e.lockOut(t, h, "erin", "+819011110005")
-		if err := h.service.BindPhone(ctx, "erin", phone(t, h, "+819011110005"), 1); err != nil {
+		if err := h.Service().BindPhone(ctx, "erin", phone(t, h, "+819011110005"), 1); err != nil {
 			t.Fatal(err)
 		}
 		out := e.mustRun(t, "status", "erin")
@@ -437,24 +460,6 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 			}
 		}
 	})
-}
-
-// TestOperatorRevokeStopsACookie: a cookie minted before `revoke` stops
-// passing on a running handler once its revocation refresh has passed.
-func TestOperatorRevokeStopsACookie(t *testing.T) {
-	r := redistest.Start(t)
-	e := newOpEnv(t, "redis redis://"+r.Addr+"/0", opSigningKey)
-	srv := htNew(t, nil, func(h *Handler) {
-		h.StoreRaw = json.RawMessage(`{"type":"redis","url":"redis://` + r.Addr + `/0"}`)
-	})
-	b := srv.browser("frank")
-	b.stepUp()
-	b.wantPass("a fresh step-up")
-	e.mustRun(t, "revoke", "frank")
-	srv.clock.Add(otp.MaxRevocationRefresh + time.Second)
-	b.wantStepUp("the cookie after revoke")
-	b.stepUp()
-	b.wantPass("a step-up after the revocation")
 }
 
 func TestOperatorStoreUnreachable(t *testing.T) {
@@ -577,7 +582,7 @@ func TestOperatorWithoutSigningKeyNeverInventsOne(t *testing.T) {
 	// Once the server has generated one, the commands use it: the budget
 	// the server counted is the one they see.
 	srv := newStorageKeyServer(t, e, r.Addr)
-	if _, err := srv.service.SendTest(t.Context(), phone(t, srv, "+819033334444"), "en"); err != nil {
+	if _, err := srv.Service().SendTest(t.Context(), phone(t, srv, "+819033334444"), "en"); err != nil {
 		t.Fatal(err)
 	}
 	if out := e.mustRun(t, "status"); !strings.Contains(out, "1 used, 49 left of 50") {
@@ -587,7 +592,7 @@ func TestOperatorWithoutSigningKeyNeverInventsOne(t *testing.T) {
 
 // newStorageKeyServer provisions the handler with the config's storage, as
 // a server without signing_key does, which generates a key into it.
-func newStorageKeyServer(t *testing.T, e *opEnv, redisAddr string) *Handler {
+func newStorageKeyServer(t *testing.T, e *opEnv, redisAddr string) *caddymodule.Handler {
 	t.Helper()
 	storage := json.RawMessage(`{"module":"file_system","root":` + strconv.Quote(filepath.Join(e.dir, "storage")) + `}`)
 	base, err := caddy.ProvisionContext(&caddy.Config{StorageRaw: storage})
@@ -604,7 +609,7 @@ func newStorageKeyServer(t *testing.T, e *opEnv, redisAddr string) *Handler {
 	if _, err := os.Stat(filepath.Join(e.dir, "storage", "sms_stepup", "signing_key")); err != nil {
 		t.Fatalf("the server generated no key into storage: %v", err)
 	}
-	return mod.(*Handler)
+	return mod.(*caddymodule.Handler)
 }
 
 func TestOperatorHandlerChoice(t *testing.T) {
@@ -678,6 +683,9 @@ func TestOperatorHelp(t *testing.T) {
 	if _, _, err := runOperator(t, "unlock"); err == nil || !strings.Contains(err.Error(), "expected one identity: caddy sms-stepup unlock <identity>") {
 		t.Errorf("unlock without identity: %v", err)
 	}
+	if _, _, err := runOperator(t, "status", " "); err == nil || err.Error() != "expected at most one identity: caddy sms-stepup status [<identity>]" {
+		t.Errorf("status with a blank identity: %v", err)
+	}
 }
 
 func TestOperatorKeygen(t *testing.T) {
@@ -691,8 +699,8 @@ func TestOperatorKeygen(t *testing.T) {
 			t.Fatalf("keygen printed %q: want 32 bytes in base64 on one line", out)
 		}
 		h := provisionHandlerJSON(t, `{"identity":"{http.auth.user.id}","enroll":true,"signing_key":"`+key+`"}`)
-		if !strings.Contains(errOut, "kid "+h.keys.ID) {
-			t.Fatalf("stderr %q, want the handler's kid %s", errOut, h.keys.ID)
+		if !strings.Contains(errOut, "kid "+h.Service().Keys().ID) {
+			t.Fatalf("stderr %q, want the handler's kid %s", errOut, h.Service().Keys().ID)
 		}
 		again, _, _ := runOperator(t, "keygen")
 		if again == out {
@@ -709,9 +717,9 @@ func TestOperatorKeygen(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode())
 		}
-		k, err := readEdKey(path, true)
-		if err != nil || !strings.Contains(out, "kid "+k.ID) {
-			t.Fatalf("key file: %v; output %q, want kid %s", err, out, k.ID)
+		kid, err := edKeyID(path)
+		if err != nil || !strings.Contains(out, "kid "+kid) {
+			t.Fatalf("key file: %v; output %q, want kid %s", err, out, kid)
 		}
 		provisionHandlerJSON(t, `{"identity":"{http.auth.user.id}","enroll":true,"signing_key":"`+opSigningKey+`","signing_key_file":`+strconv.Quote(path)+`}`)
 		before, _ := os.ReadFile(path)
@@ -729,8 +737,43 @@ func TestOperatorKeygen(t *testing.T) {
 	})
 }
 
+// edKeyID reads an Ed25519 private key in PKCS#8 PEM, as signing_key_file
+// takes it, and returns its kid.
+func edKeyID(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	block, rest := pem.Decode(raw)
+	if block == nil || block.Type != "PRIVATE KEY" || len(bytes.TrimSpace(rest)) != 0 {
+		return "", errors.New("not one PEM block of type PRIVATE KEY")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return "", err
+	}
+	priv, ok := key.(ed25519.PrivateKey)
+	if !ok {
+		return "", fmt.Errorf("a %T, not an Ed25519 key", key)
+	}
+	return otp.NewEdKey(priv.Public().(ed25519.PublicKey), priv).ID, nil
+}
+
+// sharedRedisStore is a store on the Redis at addr, as another instance
+// sharing it has, to set up state the handler's service can't make.
+func sharedRedisStore(t *testing.T, addr string) otp.Store {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	mod, err := ctx.LoadModuleByID("sms_stepup.stores.redis", json.RawMessage(`{"url":"redis://`+addr+`/0"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod.(otp.Store)
+}
+
 // provisionHandlerJSON provisions a handler from its JSON, memory store.
-func provisionHandlerJSON(t *testing.T, raw string) *Handler {
+func provisionHandlerJSON(t *testing.T, raw string) *caddymodule.Handler {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -738,7 +781,7 @@ func provisionHandlerJSON(t *testing.T, raw string) *Handler {
 	if err != nil {
 		t.Fatalf("the handler refused the key: %v", err)
 	}
-	return mod.(*Handler)
+	return mod.(*caddymodule.Handler)
 }
 
 // TestOperatorCommandInCaddyBinary builds cmd/caddy and runs the command

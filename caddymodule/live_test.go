@@ -15,7 +15,7 @@ import (
 )
 
 // The registry through which the admin API finds the running handler
-// (admin.go). Each test uses path prefixes of its own: other tests of the
+// (live.go). Each test uses path prefixes of its own: other tests of the
 // package provision handlers too, and the registry is process-wide.
 
 var regSeq atomic.Int64
@@ -23,7 +23,7 @@ var regSeq atomic.Int64
 // regConfig is a handler's JSON at prefix with a memory store of its own.
 func regConfig(prefix string) string {
 	return fmt.Sprintf(`{"identity":"{http.auth.user.id}","enroll":true,"signing_key":%q,"path_prefix":%q,"store":{"type":"memory","name":"reg-%d-%d"}}`,
-		opSigningKey, prefix, os.Getpid(), regSeq.Add(1))
+		htKey, prefix, os.Getpid(), regSeq.Add(1))
 }
 
 // regLoad provisions the handler of raw in ctx and returns it with the
@@ -38,7 +38,7 @@ func regLoad(t *testing.T, ctx caddy.Context, raw string) (*Handler, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mod.(*Handler), configFingerprint(&given)
+	return mod.(*Handler), ConfigFingerprint(&given)
 }
 
 // regHandler provisions a handler at prefix with a store of its own.
@@ -62,7 +62,7 @@ func regFind(t *testing.T, prefix, config string) (*Handler, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	e.release()
+	e.Release()
 	return e.h, matches, nil
 }
 
@@ -74,7 +74,7 @@ func regStatus(err error) int {
 	return 0
 }
 
-func TestAdminRegistry(t *testing.T) {
+func TestLiveRegistry(t *testing.T) {
 	t.Run("the newest provisioned handler wins, and an unloaded one is never handed out", func(t *testing.T) {
 		prefix := regPrefix()
 		raw := regConfig(prefix)
@@ -143,7 +143,7 @@ func TestAdminRegistry(t *testing.T) {
 	t.Run("a handler whose Provision failed never joins", func(t *testing.T) {
 		prefix := regPrefix()
 		ctx, _ := regContext(t)
-		raw := `{"identity":"{http.auth.user.id}","enroll":true,"signing_key":"` + opSigningKey + `","path_prefix":"` + prefix + `","code_length":4}`
+		raw := `{"identity":"{http.auth.user.id}","enroll":true,"signing_key":"` + htKey + `","path_prefix":"` + prefix + `","code_length":4}`
 		if _, err := ctx.LoadModuleByID("http.handlers.sms_stepup", json.RawMessage(raw)); err == nil {
 			t.Fatal("code_length 4 was accepted")
 		}
@@ -174,7 +174,7 @@ func TestAdminRegistry(t *testing.T) {
 			t.Fatal("the handler left while an operation held it")
 		default:
 		}
-		e.release()
+		e.Release()
 		<-left
 		e.ops.RLock()
 		gone := e.gone
