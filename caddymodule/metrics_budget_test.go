@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 // budgetGauge reads caddy_sms_stepup_daily_budget_remaining as the
@@ -62,8 +62,7 @@ func TestDailyBudgetRemainingMetric(t *testing.T) {
 			t.Fatalf("a send over the budget: %d\n%s", w.Code, body)
 		}
 		wantBudgetGauge(t, e, "after a refused send", 0)
-		op := &operator{h: e.h, audit: zap.NewNop(), who: "budget-test"}
-		if _, err := op.ResetBudget(context.Background()); err != nil {
+		if err := e.h.service.ResetLimit(context.Background(), otp.LimitDailyBudget, ""); err != nil {
 			t.Fatal(err)
 		}
 		wantBudgetGauge(t, e, "after reset-budget", 2)

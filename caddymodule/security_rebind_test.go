@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -254,8 +253,7 @@ func TestSecurityRule32_ReBindingARefusedNumberNeedsAnOperator(t *testing.T) {
 		s := r32Enrolled(t, "090-2222-3333", "+819022223333", nil)
 		deny := r32List(t, "+819022223333")
 		e, _ := s.reload(t, func(h *Handler) { h.DenyNumbers = deny })
-		op := &operator{h: e.h, audit: zap.NewNop(), who: "r32-operator"}
-		if masked, err := op.ResetNumber(context.Background(), r32Alice); err != nil || masked != "+81 90-****-3333" {
+		if masked, err := e.h.service.ResetNumber(context.Background(), r32Alice); err != nil || masked != "+81 90-****-3333" {
 			t.Fatalf("reset-number: %q %v", masked, err)
 		}
 		if _, body := s.noStepUp.get("/_stepup/?r=%2Fsettings"); !strings.Contains(body, `name="phone"`) {
