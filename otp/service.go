@@ -353,10 +353,6 @@ func (s *Service) Notify(ctx context.Context, phone Phone, locale, body string) 
 	return nil
 }
 
-// ErrNoVoice says a call was asked for where no voice gateway is configured
-// or there is no code to call about yet.
-var ErrNoVoice = errors.New("no voice gateway, or no challenge to call for")
-
 // CanCall reports whether codes can also be read out by phone.
 func (s *Service) CanCall() bool {
 	if c, ok := s.gateway.(interface{ CanCall() bool }); ok {
@@ -379,10 +375,6 @@ func (s *Service) RecordDelivery(ctx context.Context, token string, status Deliv
 	}
 	return subject, challengeID, true, nil
 }
-
-// ErrMalformedCode says the input is not a code of the configured length. It
-// is not counted as an attempt: it cannot be a correct guess.
-var ErrMalformedCode = errors.New("malformed code")
 
 // VerifyInput is a code submitted for a challenge.
 type VerifyInput struct {
@@ -431,21 +423,6 @@ func (s *Service) Identity(ctx context.Context, subject string) (IdentityState, 
 		return IdentityState{}, storeErr(err)
 	}
 	return st, nil
-}
-
-// storeErr passes the store's domain errors through and marks everything
-// else as the store being unavailable, so callers fail closed.
-func storeErr(err error) error {
-	var cd *CooldownError
-	var lk *LockedError
-	var rl *RateLimitError
-	switch {
-	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrCallLimit), errors.Is(err, ErrStoreUnavailable),
-		errors.Is(err, ErrNumberTaken), errors.Is(err, ErrNoBoundPhone), errors.Is(err, ErrBindConflict),
-		errors.As(err, &cd), errors.As(err, &lk), errors.As(err, &rl):
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 }
 
 func newID(r io.Reader) (string, error) {
