@@ -35,9 +35,11 @@ func (c *Challenge) Remaining() int {
 	return 0
 }
 
-// IssueRequest asks the store to create a challenge, or to put a new code in
-// an existing one (a resend). Both are gated by the identity's lock and its
-// send cooldown, in the same atomic step.
+// IssueRequest asks the store for one send: count it against the send
+// limits, and create a challenge or put a new code in an existing one (a
+// resend). The identity's lock-out, its send cooldown, the challenge's own
+// caps and every limit are decided together in one atomic step: the send
+// passes all of them and counts against all of them, or it changes nothing.
 type IssueRequest struct {
 	// Challenge is the challenge to create. For a resend its ID names the
 	// existing challenge, which must belong to the same subject, session and
@@ -45,6 +47,13 @@ type IssueRequest struct {
 	// are taken from it.
 	Challenge Challenge
 	Resend    bool
+	// FallbackID and FallbackMAC, for a resend, name a new challenge to
+	// create instead when the one named is gone (expired, used up, revoked,
+	// never made, or of another session or phone): Challenge with this ID
+	// and code MAC. Empty: such a resend fails with ErrChallengeNotFound.
+	// They let a resend after the code expired stay one store step.
+	FallbackID  string
+	FallbackMAC []byte
 	// Voice marks a resend by phone call; it also counts against MaxCalls.
 	Voice    bool
 	MaxCalls int
@@ -58,6 +67,18 @@ type IssueRequest struct {
 	// SendWindow is how long an identity's send count is remembered after
 	// its last send (and so how long cooldowns keep growing).
 	SendWindow time.Duration
+	// Limits are the send limits the send counts against (SendLimits.Checks),
+	// tried in order: the first one at its Max refuses the send.
+	Limits []LimitCheck
+}
+
+// Validate reports a request no store should act on: a fallback for what is
+// not a resend, or a limit the stores cannot keep.
+func (r IssueRequest) Validate() error {
+	if (r.FallbackID != "" || len(r.FallbackMAC) > 0) && (!r.Resend || r.FallbackID == "" || len(r.FallbackMAC) == 0) {
+		return fmt.Errorf("issue %s: a fallback needs a resend, an id and a code MAC", r.Challenge.ID)
+	}
+	return LimitRequest{Checks: r.Limits}.Validate()
 }
 
 // VerifyRequest asks the store to count an attempt, compare the code MAC in

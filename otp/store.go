@@ -8,15 +8,26 @@ import (
 // Store keeps challenges, per-identity counters, send limits and phone
 // bindings. Every method that reads and then writes does so atomically:
 // implementations use a mutex (memory) or a single Lua script (Redis), never
-// a check-then-act across round trips. All keys of one identity can share a
-// hash tag, so a Redis Cluster runs each operation on one node; the two
-// exceptions, Limit (one counter per check) and BindPhone (the identity and
-// the number's index), are ordered single-key steps whose partial states
-// only ever refuse more, never less.
+// a check-then-act across round trips. All keys of one identity share a hash
+// tag, so a Redis Cluster runs each operation on them on one node. Three
+// operations span keys that a Cluster keeps in different slots: Issue (the
+// identity and one counter per send limit), Limit (the counters) and
+// BindPhone (the identity and the number's index). On a Cluster they run as
+// ordered single-slot steps whose partial states only ever refuse more,
+// never less; in memory, on a single Redis and on Sentinel, Issue and Limit
+// are one atomic step each.
 type Store interface {
-	// Issue creates a challenge or puts a new code in an existing one. It
-	// fails with *LockedError, *CooldownError, ErrSendLimit or
-	// ErrChallengeNotFound, and changes nothing when it fails.
+	// Issue makes one send: it creates a challenge or puts a new code in
+	// an existing one, and counts the send against every limit of the
+	// request, as one decision. It fails with *LockedError,
+	// *CooldownError, ErrSendLimit, ErrCallLimit, ErrChallengeNotFound or
+	// *RateLimitError (the first limit, in request order, at its Max, and
+	// the end of its window), and a send that fails counts nothing and
+	// changes nothing. On a Redis Cluster the limits are counted one per
+	// step and lowered again when a later step refuses: meanwhile a
+	// concurrent send may find a counter briefly fuller than it is and be
+	// refused. That errs towards refusing; no limit ever lets more than
+	// Max through.
 	Issue(ctx context.Context, req IssueRequest) (*Challenge, error)
 	// Challenge returns a live challenge of the subject, or
 	// ErrChallengeNotFound.
@@ -30,14 +41,13 @@ type Store interface {
 	// ("sent" after "delivered"); a report for a gone challenge is dropped.
 	SetDelivery(ctx context.Context, subject, id string, status DeliveryStatus, now time.Time) error
 
-	// Limit counts one send against every check, or against none: each
-	// check's counter is raised in request order only while it is below
-	// its Max, and when a later check refuses, the counters already raised
-	// are lowered again, so a refused send costs nothing. A Redis Cluster
-	// cannot hold every counter in one slot, so there each check is its own
-	// atomic step and the lowering a separate one: meanwhile a concurrent
-	// send may find a counter briefly fuller than it is and be refused. That
-	// errs towards refusing; no check ever lets more than Max through.
+	// Limit counts a send that makes no challenge (an operator's test
+	// message) against every check, or against none: each check's counter
+	// is raised in request order only while it is below its Max, and when
+	// a later check refuses, the counters already raised are lowered
+	// again, so a refused send costs nothing. The counters are the ones
+	// Issue counts. On a Redis Cluster each check is its own step, as in
+	// Issue.
 	Limit(ctx context.Context, req LimitRequest) (LimitResult, error)
 	// ResetLimit forgets every window of the counter name and key (an
 	// operator's reset of the daily budget, say).

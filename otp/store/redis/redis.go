@@ -37,6 +37,11 @@ const DefaultPrefix = "stepup:"
 type Store struct {
 	client goredis.UniversalClient
 	prefix string
+	// oneStep is true where one script may span every key of a send: a
+	// plain client (one server, or Sentinel's master) does not care which
+	// slots keys hash to; a Cluster (or Ring) client runs a script on one
+	// slot only.
+	oneStep bool
 }
 
 // New returns a Store using client, with keys under prefix (DefaultPrefix
@@ -45,7 +50,8 @@ func New(client goredis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: prefix}
+	_, plain := client.(*goredis.Client)
+	return &Store{client: client, prefix: prefix, oneStep: plain}
 }
 
 // identityTag is the hash tag of all keys of one identity. The identity is
@@ -107,44 +113,6 @@ func fromMS(v int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(v)
-}
-
-// Issue implements otp.Store.
-func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
-	c := req.Challenge
-	resend, voice := "0", "0"
-	if req.Resend {
-		resend = "1"
-	}
-	if req.Voice {
-		voice = "1"
-	}
-	res, err := issueScript.Run(ctx, s.client, s.keys(c.Subject, c.ID),
-		ms(req.Now), resend, req.MaxSends,
-		req.CooldownBase.Milliseconds(), req.CooldownMax.Milliseconds(), req.SendWindow.Milliseconds(),
-		c.SessionHash, c.PhoneHash, c.PhoneMasked, string(c.CodeMAC),
-		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts, voice, req.MaxCalls,
-	).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("redis issue: %w", err)
-	}
-	switch status, _ := res[0].(string); status {
-	case "ok":
-		fields, _ := res[1].([]any)
-		return parseChallenge(c.Subject, c.ID, fields)
-	case "locked":
-		return nil, &otp.LockedError{Until: fromMS(toInt(res[1]))}
-	case "cooldown":
-		return nil, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
-	case "notfound":
-		return nil, otp.ErrChallengeNotFound
-	case "sendlimit":
-		return nil, otp.ErrSendLimit
-	case "calllimit":
-		return nil, otp.ErrCallLimit
-	default:
-		return nil, fmt.Errorf("redis issue: unexpected reply %v", res)
-	}
 }
 
 // Challenge implements otp.Store.
@@ -229,51 +197,6 @@ func (s *Store) SetDelivery(ctx context.Context, subject, id string, status otp.
 		return fmt.Errorf("redis delivery: %w", err)
 	}
 	return nil
-}
-
-// refundTimeout bounds the undoing of a refused send's counts. The undoing
-// outlives the request's own cancellation, so a client that goes away
-// does not leave counts behind for a send that never happened.
-const refundTimeout = time.Second
-
-// Limit implements otp.Store: one script per check, in order, each raising
-// its counter only while below max; if one refuses, the counters already
-// raised are lowered by a second script each. A failed lowering is not
-// reported: the refused send then counts, which only ever refuses more.
-func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
-	if err := req.Validate(); err != nil {
-		return otp.LimitResult{}, err
-	}
-	type raised struct{ key, field string }
-	done := make([]raised, 0, len(req.Checks))
-	refund := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
-		defer cancel()
-		for _, r := range done {
-			refundScript.Run(rctx, s.client, []string{r.key}, r.field)
-		}
-	}
-	for _, c := range req.Checks {
-		start, end := c.Bounds(req.Now)
-		key := s.limitKey(c.Name, c.Key)
-		field := windowField(start, end)
-		ok, err := limitScript.Run(ctx, s.client, []string{key}, field, c.Max, ms(req.Now)).Int()
-		if err != nil {
-			refund()
-			return otp.LimitResult{}, fmt.Errorf("redis limit %s: %w", c.Name, err)
-		}
-		if ok == 0 {
-			refund()
-			return otp.LimitResult{Refused: c.Name, RetryAt: end}, nil
-		}
-		done = append(done, raised{key, field})
-	}
-	return otp.LimitResult{Allowed: true}, nil
-}
-
-// windowField names a counter's window within its hash.
-func windowField(start, end time.Time) string {
-	return strconv.FormatInt(ms(start), 10) + ":" + strconv.FormatInt(ms(end), 10)
 }
 
 // LimitCount implements otp.Store: it reads the count of the window that
