@@ -90,6 +90,10 @@ type VerifyRequest struct {
 	CodeMAC     []byte
 	Now         time.Time
 	Failures    FailurePolicy
+	// SealedSubject (Keys.SealSubject) is what a store that keeps
+	// identities hashed keeps with a lock-out instead of Subject, for
+	// Locked to return. A store that holds subjects anyway may ignore it.
+	SealedSubject []byte
 }
 
 // VerifyStatus is the outcome of one verification attempt.

@@ -1,6 +1,9 @@
 package otp
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // FailurePolicy limits wrong codes per identity across all its challenges
 // (NIST SP 800-63B 3.2.2). A new code does not reset the count; a correct one
@@ -60,10 +63,47 @@ func (s IdentityState) Locked(now time.Time) bool {
 
 // LockedIdentity is one identity locked out after wrong codes.
 type LockedIdentity struct {
-	// Subject is empty when the store cannot name the identity: Redis
-	// keeps identities hashed and the subject only in the record of a
-	// lock-out, so one written before it did so is listed without it.
-	Subject  string
-	Failures int
-	Until    time.Time
+	// Subject names the identity. A store that keeps identities hashed
+	// (Redis) leaves it empty and returns SealedSubject, the sealed name
+	// that came with the lock-out's VerifyRequest, which the Service opens
+	// into Subject. Both are empty for a lock-out the store cannot name
+	// (one written by an older version, or sealed under a key since
+	// rotated away).
+	Subject       string
+	SealedSubject []byte
+	Failures      int
+	Until         time.Time
+}
+
+// sealedSubjects hands a store each identity sealed with the verification
+// that may lock it out, and opens the sealed names in the store's list of
+// lock-outs: so a store that keeps identities hashed (Redis) never holds one
+// in clear, yet an operator's list names them (issue 13). The Service puts
+// it in front of its store.
+type sealedSubjects struct {
+	Store
+	keys *Keys
+}
+
+// Verify implements Store.
+func (s sealedSubjects) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
+	sealed, err := s.keys.SealSubject(req.Subject)
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	req.SealedSubject = sealed
+	return s.Store.Verify(ctx, req)
+}
+
+// Locked implements Store. A name that does not open is left out, and the
+// identity listed without it.
+func (s sealedSubjects) Locked(ctx context.Context, now time.Time, max int) ([]LockedIdentity, int, error) {
+	locked, total, err := s.Store.Locked(ctx, now, max)
+	for i, l := range locked {
+		if l.Subject == "" && len(l.SealedSubject) > 0 {
+			locked[i].Subject, _ = s.keys.OpenSubject(l.SealedSubject)
+		}
+		locked[i].SealedSubject = nil
+	}
+	return locked, total, err
 }

@@ -136,7 +136,7 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	if random == nil {
 		random = rand.Reader
 	}
-	return &Service{cfg: cfg, store: store, gateway: gateway, keys: keys, clock: clock, rand: random}, nil
+	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, gateway: gateway, keys: keys, clock: clock, rand: random}, nil
 }
 
 // Config returns the service's rules.

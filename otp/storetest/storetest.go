@@ -233,12 +233,13 @@ func (e *env) resend(id, code string, now time.Time) (*otp.Challenge, error) {
 func (e *env) verifyAs(subject, session, id, code string, now time.Time, p otp.FailurePolicy) otp.VerifyResult {
 	e.t.Helper()
 	res, err := e.store.Verify(e.t.Context(), otp.VerifyRequest{
-		Subject:     subject,
-		ChallengeID: id,
-		SessionHash: session,
-		CodeMAC:     e.mac(id, code),
-		Now:         now,
-		Failures:    p,
+		Subject:       subject,
+		ChallengeID:   id,
+		SessionHash:   session,
+		CodeMAC:       e.mac(id, code),
+		Now:           now,
+		Failures:      p,
+		SealedSubject: sealed(subject),
 	})
 	if err != nil {
 		e.t.Fatalf("verify %s at %s: %v", id, now.Sub(t0), err)

@@ -2,18 +2,26 @@
 // (through go-redis's UniversalClient), for several Caddy instances that
 // must share challenges, attempt counters and lock-outs.
 //
-// Every read-modify-write is one Lua script; the keys a script touches share
-// one hash tag. Every key has a TTL, except phone bindings, which persist
+// Every read-modify-write is one Lua script. The keys of one identity share
+// a hash tag, so its scripts run on a Cluster; on one server (or Sentinel's
+// master) a send's script also counts the send limits, whose counters have
+// tags of their own, and on a Cluster a send takes a step per slot
+// (Store.Issue). Every key has a TTL, except phone bindings, which persist
 // until unbound, and revocations (not-before times), which persist. Nothing
 // in Redis names a code or a full phone number in clear: codes are HMACs,
 // numbers are hashed, masked or sealed (encrypted with the service's key).
-// Identities are hashed into key names; an identity's record holds its
-// subject in clear only from a lock-out until an unlock, the record's next
-// write after the lock-out ends, or the record's expiry, for the
-// operator's list of lock-outs (Store.Locked).
+// Identities are hashed into key names (an unkeyed hash: it hides an
+// identity, but one can be guessed and checked against it), and an
+// identity's record holds its subject only sealed by the service
+// (otp.Keys.SealSubject), from a lock-out until an unlock, the record's next
+// write after the lock-out ends, or the record's expiry, for the operator's
+// list of lock-outs (Store.Locked). Records that a version before the
+// sealing locked out keep the subject in clear until their next write, an
+// unlock or their expiry.
 package redis
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -140,7 +148,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	res, err := verifyScript.Run(ctx, s.client, s.keys(req.Subject, req.ChallengeID),
 		ms(req.Now), req.SessionHash, string(req.CodeMAC),
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
-		req.Subject, otp.HardLock.Milliseconds(),
+		string(req.SealedSubject), otp.HardLock.Milliseconds(),
 	).Slice()
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
@@ -269,9 +277,11 @@ const scanCount = 1000
 
 // Locked implements otp.Store. It SCANs every identity key (on each master
 // of a Cluster), so it costs a pass over the database: an operator's
-// command, not something for the request path. An identity locked out
-// before the store kept subjects in the identity record is counted and
-// listed with an empty Subject.
+// command, not something for the request path. Each identity comes with
+// the sealed subject its lock-out was given (SealedSubject), for the
+// service to open; one locked out by a version that kept the subject in
+// clear comes with that Subject, and one locked out before versions kept
+// either is counted and listed with neither.
 func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.LockedIdentity, int, error) {
 	var (
 		mu   sync.Mutex
@@ -292,7 +302,7 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 			// the node that holds it even if a slot moved meanwhile.
 			cmds, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 				for _, k := range keys {
-					p.HMGet(ctx, k, "locked", "fail_exp", "failures", "sub")
+					p.HMGet(ctx, k, "locked", "fail_exp", "failures", "sub", "ssub")
 				}
 				return nil
 			})
@@ -308,7 +318,8 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 				}
 				seen[keys[i]] = true
 				sub, _ := v[3].(string)
-				all = append(all, otp.LockedIdentity{Subject: sub, Failures: int(toInt(v[2])), Until: fromMS(locked)})
+				sealed, _ := v[4].(string)
+				all = append(all, otp.LockedIdentity{Subject: sub, SealedSubject: []byte(sealed), Failures: int(toInt(v[2])), Until: fromMS(locked)})
 			}
 			mu.Unlock()
 			if cursor = next; cursor == 0 {
@@ -329,7 +340,10 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 		if c := b.Until.Compare(a.Until); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Subject, b.Subject)
+		if c := strings.Compare(a.Subject, b.Subject); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.SealedSubject, b.SealedSubject)
 	})
 	total := len(all)
 	if max >= 0 && len(all) > max {

@@ -20,14 +20,18 @@ import goredis "github.com/redis/go-redis/v9"
 //                                  is forgotten, lock-out end
 //     sends, send_exp, next_send   codes sent, when the count is forgotten,
 //                                  earliest next send
-//     sub                          the subject, in clear, written with a
+//     ssub                         the subject sealed by the service
+//                                  (otp.Keys.SealSubject), written with a
 //                                  lock-out and dropped by an unlock, the
 //                                  first write after the lock-out ends,
 //                                  or the key's expiry, so that an
 //                                  operator can list who is locked out
-//                                  (an identity is not a secret: audit
-//                                  logs name it); hashes written before
-//                                  it existed lack it
+//                                  while Redis never holds an identity in
+//                                  clear
+//     sub                          the subject in clear, as versions
+//                                  before ssub wrote it: dropped by the
+//                                  record's next write, an unlock or the
+//                                  key's expiry
 //     Its TTL runs until the last of fail_exp, send_exp and locked.
 //   :ch:<id> a challenge, a hash (see sendScript), until it expires
 //   :nb      the not-before (Store.Revoke), Unix milliseconds, with no TTL:
@@ -58,7 +62,8 @@ local function save_identity()
   end
   redis.call('HSET', KEYS[1], 'failures', failures, 'fail_exp', fail_exp, 'locked', locked,
     'sends', sends, 'send_exp', send_exp, 'next_send', next_send)
-  if locked <= now then redis.call('HDEL', KEYS[1], 'sub') end
+  redis.call('HDEL', KEYS[1], 'sub')
+  if locked <= now then redis.call('HDEL', KEYS[1], 'ssub') end
   redis.call('PEXPIRE', KEYS[1], last - now)
 end
 
@@ -135,8 +140,9 @@ return {'ok', mode, redis.call('HGETALL', key)}
 `)
 
 // verifyScript: KEYS identity, challenge, not-before. ARGV now, sid, mac,
-// budget, delay_base, delay_max, hard_limit, window, subject, hard_lock.
-// The subject is written to the identity only with a lock-out.
+// budget, delay_base, delay_max, hard_limit, window, sealed subject,
+// hard_lock. The sealed subject is written to the identity only with a
+// lock-out.
 //
 // The MAC comparison is constant time: a byte loop that XORs every byte
 // whatever it finds, as crypto/subtle does.
@@ -184,7 +190,7 @@ elseif failures >= budget then
   locked = now + doubling(failures - budget, tonumber(ARGV[5]), tonumber(ARGV[6]))
 end
 save_identity()
-if locked > now then redis.call('HSET', KEYS[1], 'sub', ARGV[9]) end
+if locked > now and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ssub', ARGV[9]) end
 local status = 'wrong'
 if attempts >= max then
   redis.call('DEL', KEYS[2])
@@ -236,7 +242,7 @@ if ttl >= 0 then
   end
 end
 redis.call('HSET', KEYS[1], 'failures', 0, 'fail_exp', 0, 'locked', 0)
-redis.call('HDEL', KEYS[1], 'sub')
+redis.call('HDEL', KEYS[1], 'sub', 'ssub')
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 `)
