@@ -30,10 +30,13 @@ var redisClients = caddy.NewUsagePool()
 // One address gives a plain client, several a Redis Cluster client, and
 // master_name a Sentinel client (go-redis's UniversalClient).
 //
-// Every operation is one Lua script whose keys share a hash tag, so it is
-// atomic, also on a Cluster. When Redis is down or slow the plugin fails
-// closed within command_timeout: no SMS, no pass-through, a 503 page; it
-// recovers by itself when Redis does.
+// Every read-modify-write is a Lua script, atomic on the server. A send (the
+// lock-out, the cooldown, the challenge and every send limit, decided
+// together) is one script on one server or Sentinel; on a Cluster, whose
+// send-limit counters live in other slots than the identity, it is a few
+// ordered steps that only ever refuse more. When Redis is down or slow the
+// plugin fails closed within command_timeout: no SMS, no pass-through, a 503
+// page; it recovers by itself when Redis does.
 //
 // Caddyfile:
 //

@@ -31,6 +31,7 @@ type Keys struct {
 	limit   []byte
 	receipt cipher.AEAD
 	seal    cipher.AEAD
+	subject cipher.AEAD
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -51,9 +52,14 @@ func DeriveKeys(root []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	subject, err := newGCM(derive("subject-seal"))
+	if err != nil {
+		return nil, err
+	}
 	return &Keys{
 		receipt: receipt,
 		seal:    seal,
+		subject: subject,
 		limit:   derive("limit"),
 		ID:      hex.EncodeToString(derive("kid")[:8]),
 		token:   derive("token"),
@@ -190,4 +196,29 @@ func (k *Keys) OpenPhone(subject string, sealed []byte) (string, error) {
 
 func phoneSealAD(subject string) []byte {
 	return []byte("phone\x00" + subject)
+}
+
+// SealSubject encrypts and authenticates an identity for a store that keys
+// identities by hash but must name them to an operator (the list of
+// lock-outs): a dump of the store shows no identity, and only the service
+// opens it.
+func (k *Keys) SealSubject(subject string) ([]byte, error) {
+	nonce := make([]byte, k.subject.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return k.subject.Seal(nonce, nonce, []byte(subject), []byte("subject")), nil
+}
+
+// OpenSubject reverses SealSubject.
+func (k *Keys) OpenSubject(sealed []byte) (string, error) {
+	n := k.subject.NonceSize()
+	if len(sealed) < n {
+		return "", errors.New("sealed identity is too short")
+	}
+	plain, err := k.subject.Open(nil, sealed[:n], sealed[n:], []byte("subject"))
+	if err != nil {
+		return "", errors.New("sealed identity does not open under this key")
+	}
+	return string(plain), nil
 }

@@ -264,3 +264,49 @@ func TestSealPhone(t *testing.T) {
 		})
 	}
 }
+
+func TestSealSubject(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t, rootKey)
+	const subject = "alice@example.com"
+	sealed, err := k.SealSubject(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a sealed identity opens to itself", func(t *testing.T) {
+		t.Parallel()
+		if got, err := k.OpenSubject(sealed); err != nil || got != subject {
+			t.Fatalf("got %q, %v; want %s", got, err, subject)
+		}
+	})
+	t.Run("a sealed identity holds no part of it in clear", func(t *testing.T) {
+		t.Parallel()
+		if bytes.Contains(sealed, []byte("alice")) || bytes.Contains(sealed, []byte("example")) {
+			t.Fatalf("sealed %x shows the identity", sealed)
+		}
+	})
+	phone, err := k.SealPhone(subject, "+819012345678")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+	cases := []struct {
+		name   string
+		keys   *otp.Keys
+		sealed []byte
+	}{
+		{"a sealed identity does not open under another root key", mustKeys(t, otherKey), sealed},
+		{"a tampered sealed identity does not open", k, tampered},
+		{"a sealed phone number does not open as an identity", k, phone},
+		{"a truncated sealed identity does not open", k, sealed[:8]},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got, err := tc.keys.OpenSubject(tc.sealed); err == nil {
+				t.Fatalf("opened to %q", got)
+			}
+		})
+	}
+}

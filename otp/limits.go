@@ -1,7 +1,6 @@
 package otp
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -101,17 +100,6 @@ type LimitResult struct {
 	Refused string
 	// RetryAt is the end of the refusing check's window.
 	RetryAt time.Time
-}
-
-// RateLimitError says a send limit refused a code. Limit is one of the
-// Limit* names.
-type RateLimitError struct {
-	Limit   string
-	RetryAt time.Time
-}
-
-func (e *RateLimitError) Error() string {
-	return "too many codes sent (" + e.Limit + " limit); retry at " + e.RetryAt.UTC().Format(time.RFC3339)
 }
 
 // SendLimits are the caps on codes sent that stop SMS pumping (SECURITY.md
@@ -250,6 +238,3 @@ func phoneCountry(p Phone) string {
 	}
 	return "+" + strconv.Itoa(int(num.GetCountryCode()))
 }
-
-// ErrLimitName says a reset named no known limit.
-var ErrLimitName = errors.New("unknown send limit")

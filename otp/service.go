@@ -136,7 +136,7 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	if random == nil {
 		random = rand.Reader
 	}
-	return &Service{cfg: cfg, store: store, gateway: gateway, keys: keys, clock: clock, rand: random}, nil
+	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, gateway: gateway, keys: keys, clock: clock, rand: random}, nil
 }
 
 // Config returns the service's rules.
@@ -171,72 +171,30 @@ type SendResult struct {
 	Resent    bool
 }
 
-// Send counts the send against the send limits, makes a code, stores its MAC
-// in a new or resent challenge, and sends it. A send limit refuses with
-// *RateLimitError before any challenge is touched or the gateway called; a
-// send that passed stays counted even if the gateway then fails, since the
-// provider may have charged for it and retrying must not be free. Store
-// failures come back wrapping ErrStoreUnavailable and nothing is sent;
-// gateway failures wrap ErrSendFailed.
+// Send makes a code, stores its MAC in a new or resent challenge while
+// counting the send against the send limits (one atomic store step), and
+// sends it. A send that the identity's lock-out, its cooldown or a send
+// limit refuses changes nothing in the store and never reaches the gateway
+// (*LockedError, *CooldownError, *RateLimitError); a send that passed stays
+// counted even if the gateway then fails, since the provider may have
+// charged for it and retrying must not be free. Store failures come back
+// wrapping ErrStoreUnavailable and nothing is sent; gateway failures wrap
+// ErrSendFailed.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
-	now := s.clock.Now()
-	code, err := NewCode(s.rand, s.cfg.CodeLength)
-	if err != nil {
-		return SendResult{}, err
-	}
-	base := Challenge{
-		Subject:     req.Subject,
-		SessionHash: req.SessionHash,
-		PhoneHash:   s.keys.PhoneHash(req.Phone.E164),
-		PhoneMasked: req.Phone.Masked,
-		CreatedAt:   now,
-		SentAt:      now,
-		ExpiresAt:   now.Add(s.cfg.CodeTTL),
-		MaxAttempts: s.cfg.MaxAttempts,
-	}
 	if req.Voice {
 		if _, ok := s.gateway.(VoiceGateway); !ok || req.ResendID == "" {
 			return SendResult{}, ErrNoVoice
 		}
 	}
-	if err := s.limit(ctx, req, now); err != nil {
+	code, err := NewCode(s.rand, s.cfg.CodeLength)
+	if err != nil {
 		return SendResult{}, err
 	}
-	issue := IssueRequest{
-		Voice:        req.Voice,
-		MaxCalls:     s.cfg.MaxCalls,
-		Now:          now,
-		MaxSends:     s.cfg.MaxSends,
-		CooldownBase: s.cfg.CooldownBase,
-		CooldownMax:  s.cfg.CooldownMax,
-		SendWindow:   s.cfg.SendWindow,
+	c, err := s.issue(ctx, req, code)
+	if err != nil {
+		return SendResult{}, err
 	}
-	var c *Challenge
-	resent := false
-	if req.ResendID != "" {
-		issue.Challenge = base
-		issue.Challenge.ID = req.ResendID
-		issue.Challenge.CodeMAC = s.keys.CodeMAC(req.ResendID, code)
-		issue.Resend = true
-		c, err = s.store.Issue(ctx, issue)
-		resent = err == nil
-		if err != nil && (req.Voice || !errors.Is(err, ErrChallengeNotFound)) {
-			return SendResult{}, storeErr(err)
-		}
-	}
-	if c == nil {
-		id, err := newID(s.rand)
-		if err != nil {
-			return SendResult{}, err
-		}
-		issue.Challenge = base
-		issue.Challenge.ID = id
-		issue.Challenge.CodeMAC = s.keys.CodeMAC(id, code)
-		issue.Resend = false
-		if c, err = s.store.Issue(ctx, issue); err != nil {
-			return SendResult{}, storeErr(err)
-		}
-	}
+	resent := c.ID == req.ResendID
 	msg := Message{To: req.Phone.E164, Locale: req.Locale, Ref: c.ID}
 	if req.Voice {
 		msg.Body = s.cfg.Messages.ComposeVoice(req.Locale, s.cfg.ServiceName, code)
@@ -261,34 +219,54 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	return SendResult{Challenge: c, Receipt: receipt, Resent: resent}, nil
 }
 
-// limit counts the send against the send limits. A send that the identity's
-// lock-out or cooldown will refuse is turned away first, without counting:
-// otherwise every early click on "resend" would spend the identity's, the
-// phone's and the day's allowance. Two sends racing past that read may both
-// be counted while Issue lets one through; that errs towards refusing.
-func (s *Service) limit(ctx context.Context, req SendRequest, now time.Time) error {
-	checks := s.cfg.Limits.Checks(s.keys, req.Phone, req.Subject, req.ClientIP)
-	if len(checks) == 0 {
-		return nil
+// issue stores code's MAC for one send in the one store step that also
+// checks the identity's lock-out and cooldown and counts the send limits. A
+// resend whose challenge is gone gets a new challenge in the same step (a
+// call does not: there is no code to call about).
+func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Challenge, error) {
+	now := s.clock.Now()
+	id := req.ResendID
+	if id == "" {
+		var err error
+		if id, err = newID(s.rand); err != nil {
+			return nil, err
+		}
 	}
-	st, err := s.store.Identity(ctx, req.Subject, now)
+	issue := IssueRequest{
+		Challenge: Challenge{
+			ID:          id,
+			Subject:     req.Subject,
+			SessionHash: req.SessionHash,
+			PhoneHash:   s.keys.PhoneHash(req.Phone.E164),
+			PhoneMasked: req.Phone.Masked,
+			CodeMAC:     s.keys.CodeMAC(id, code),
+			CreatedAt:   now,
+			SentAt:      now,
+			ExpiresAt:   now.Add(s.cfg.CodeTTL),
+			MaxAttempts: s.cfg.MaxAttempts,
+		},
+		Resend:       req.ResendID != "",
+		Voice:        req.Voice,
+		MaxCalls:     s.cfg.MaxCalls,
+		Now:          now,
+		MaxSends:     s.cfg.MaxSends,
+		CooldownBase: s.cfg.CooldownBase,
+		CooldownMax:  s.cfg.CooldownMax,
+		SendWindow:   s.cfg.SendWindow,
+		Limits:       s.cfg.Limits.Checks(s.keys, req.Phone, req.Subject, req.ClientIP),
+	}
+	if issue.Resend && !req.Voice {
+		fallback, err := newID(s.rand)
+		if err != nil {
+			return nil, err
+		}
+		issue.FallbackID, issue.FallbackMAC = fallback, s.keys.CodeMAC(fallback, code)
+	}
+	c, err := s.store.Issue(ctx, issue)
 	if err != nil {
-		return storeErr(err)
+		return nil, storeErr(err)
 	}
-	if st.Locked(now) {
-		return &LockedError{Until: st.LockedUntil}
-	}
-	if now.Before(st.NextSendAt) {
-		return &CooldownError{RetryAt: st.NextSendAt}
-	}
-	res, err := s.store.Limit(ctx, LimitRequest{Now: now, Checks: checks})
-	if err != nil {
-		return storeErr(err)
-	}
-	if !res.Allowed {
-		return &RateLimitError{Limit: res.Refused, RetryAt: res.RetryAt}
-	}
-	return nil
+	return c, nil
 }
 
 // ResetLimit clears a send limit for an operator: name is one of the Limit*
@@ -353,10 +331,6 @@ func (s *Service) Notify(ctx context.Context, phone Phone, locale, body string) 
 	return nil
 }
 
-// ErrNoVoice says a call was asked for where no voice gateway is configured
-// or there is no code to call about yet.
-var ErrNoVoice = errors.New("no voice gateway, or no challenge to call for")
-
 // CanCall reports whether codes can also be read out by phone.
 func (s *Service) CanCall() bool {
 	if c, ok := s.gateway.(interface{ CanCall() bool }); ok {
@@ -379,10 +353,6 @@ func (s *Service) RecordDelivery(ctx context.Context, token string, status Deliv
 	}
 	return subject, challengeID, true, nil
 }
-
-// ErrMalformedCode says the input is not a code of the configured length. It
-// is not counted as an attempt: it cannot be a correct guess.
-var ErrMalformedCode = errors.New("malformed code")
 
 // VerifyInput is a code submitted for a challenge.
 type VerifyInput struct {
@@ -431,21 +401,6 @@ func (s *Service) Identity(ctx context.Context, subject string) (IdentityState, 
 		return IdentityState{}, storeErr(err)
 	}
 	return st, nil
-}
-
-// storeErr passes the store's domain errors through and marks everything
-// else as the store being unavailable, so callers fail closed.
-func storeErr(err error) error {
-	var cd *CooldownError
-	var lk *LockedError
-	var rl *RateLimitError
-	switch {
-	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrCallLimit), errors.Is(err, ErrStoreUnavailable),
-		errors.Is(err, ErrNumberTaken), errors.Is(err, ErrNoBoundPhone), errors.Is(err, ErrBindConflict),
-		errors.As(err, &cd), errors.As(err, &lk), errors.As(err, &rl):
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 }
 
 func newID(r io.Reader) (string, error) {

@@ -170,14 +170,14 @@ func TestServiceEarlyResendsSpendNoAllowance(t *testing.T) {
 	}
 }
 
-// limitFailingStore answers Limit with err.
+// limitFailingStore answers Issue, which counts the send limits, with err.
 type limitFailingStore struct {
 	otp.Store
 	err error
 }
 
-func (s limitFailingStore) Limit(context.Context, otp.LimitRequest) (otp.LimitResult, error) {
-	return otp.LimitResult{Allowed: true}, s.err
+func (s limitFailingStore) Issue(context.Context, otp.IssueRequest) (*otp.Challenge, error) {
+	return nil, s.err
 }
 
 func TestServiceLimitErrors(t *testing.T) {

@@ -76,17 +76,15 @@ func main() {
 			ExpiresAt:   now.Add(5 * time.Minute),
 			MaxAttempts: 5,
 		}
+		var checks []otp.LimitCheck
 		if *limits {
-			checks := []otp.LimitCheck{
+			checks = []otp.LimitCheck{
 				{Name: "phone", Key: keys.PhoneHash("limit-phone" + phone), Max: 1 << 30, Window: time.Hour},
 				{Name: "identity", Key: keys.PhoneHash("limit-identity" + subject), Max: 1 << 30, Window: time.Hour},
 				{Name: "ip", Key: "shared-ip", Max: 1 << 30, Window: time.Hour},
 				{Name: "prefix", Key: keys.PhoneHash("limit-prefix" + phone[:9]), Max: 1 << 30, Window: time.Hour},
 				{Name: "country", Key: "jp", Max: 1 << 30, Window: time.Hour},
 				{Name: "daily", Key: "all", Max: 1 << 30, Window: 24 * time.Hour},
-			}
-			if res, err := store.Limit(ctx, otp.LimitRequest{Now: now, Checks: checks}); err != nil || !res.Allowed {
-				log.Fatalf("limit %d: %+v %v", i, res, err)
 			}
 		}
 		_, err := store.Issue(ctx, otp.IssueRequest{
@@ -96,6 +94,7 @@ func main() {
 			CooldownBase: 30 * time.Second,
 			CooldownMax:  10 * time.Minute,
 			SendWindow:   time.Hour,
+			Limits:       checks,
 		})
 		if err != nil {
 			log.Fatalf("issue %d: %v", i, err)

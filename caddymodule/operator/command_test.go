@@ -285,8 +285,14 @@ func TestOperatorCommandsOnRedis(t *testing.T) {
 		}
 		hard := otp.FailurePolicy{Budget: 1, DelayBase: time.Second, DelayMax: time.Second, HardLimit: 1, Window: time.Hour}
 		wrong := bytes.Repeat([]byte{1}, 32)
-		if res, err := store.Verify(ctx, otp.VerifyRequest{Subject: "heidi", ChallengeID: "hard1", CodeMAC: wrong, Now: now, Failures: hard}); err != nil ||
-			!otp.IsHardLock(res.LockedUntil, now) {
+		// The store keeps the identity of a lock-out only as the service
+		// sealed it.
+		sealed, err := h.Service().Keys().SealSubject("heidi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := store.Verify(ctx, otp.VerifyRequest{Subject: "heidi", ChallengeID: "hard1", CodeMAC: wrong, Now: now, Failures: hard,
+			SealedSubject: sealed}); err != nil || !otp.IsHardLock(res.LockedUntil, now) {
 			t.Fatalf("verify: %+v, %v; want the hard lock", res, err)
 		}
 		if out := e.mustRun(t, "status"); !strings.Contains(out, "heidi  1 wrong codes, until unlocked (caddy sms-stepup unlock heidi)") {

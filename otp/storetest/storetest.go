@@ -131,6 +131,18 @@ var cases = []struct {
 	{"200 concurrent sends against a max of 10 allow exactly 10", concurrentSendsAllowExactlyMax},
 	{"concurrent sends refused by a later check leave the earlier one as if they never came", concurrentRefusalsAreRefunded},
 
+	// One send, decided and counted in one step (rule 12, issue 13).
+	{"a send counts against every limit it names", sendCountsAgainstEveryLimit},
+	{"a send refused by a limit makes no challenge, starts no cooldown and counts against no other limit", limitRefusalChangesNothing},
+	{"a resend refused by a limit keeps the old code and its cooldown", limitRefusalKeepsTheOldCode},
+	{"a send refused by the cooldown counts against no limit", cooldownRefusalCountsNothing},
+	{"a send refused by a lock-out counts against no limit", lockedRefusalCountsNothing},
+	{"a resend refused by its challenge counts against no limit", challengeRefusalCountsNothing},
+	{"a resend of a gone challenge makes its fallback in the same step", resendOfGoneChallengeTakesFallback},
+	{"50 concurrent sends of one identity pass its cooldown once and count once", concurrentSendsOfOneIdentityCountOnce},
+	{"200 concurrent sends of different identities pass a limit of 10 exactly 10 times", concurrentSendsPassALimitExactlyMaxTimes},
+	{"an invalid send is refused and changes nothing", invalidSendChangesNothing},
+
 	// Phone bindings (rule 13, issue 5).
 	{"a bound phone is read back as it was bound", boundPhoneIsReadBack},
 	{"an identity that never bound a phone has none", unboundIdentityHasNone},
@@ -221,12 +233,13 @@ func (e *env) resend(id, code string, now time.Time) (*otp.Challenge, error) {
 func (e *env) verifyAs(subject, session, id, code string, now time.Time, p otp.FailurePolicy) otp.VerifyResult {
 	e.t.Helper()
 	res, err := e.store.Verify(e.t.Context(), otp.VerifyRequest{
-		Subject:     subject,
-		ChallengeID: id,
-		SessionHash: session,
-		CodeMAC:     e.mac(id, code),
-		Now:         now,
-		Failures:    p,
+		Subject:       subject,
+		ChallengeID:   id,
+		SessionHash:   session,
+		CodeMAC:       e.mac(id, code),
+		Now:           now,
+		Failures:      p,
+		SealedSubject: sealed(subject),
 	})
 	if err != nil {
 		e.t.Fatalf("verify %s at %s: %v", id, now.Sub(t0), err)

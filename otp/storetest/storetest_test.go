@@ -68,6 +68,21 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 				"the daily budget runs from midnight to midnight UTC"}},
 		{"a store whose reset does nothing fails", "no-reset",
 			[]string{"a reset clears every window of its counter and no other"}},
+		{"a store that counts a send's limits apart from the rest of the send fails", "limits-apart",
+			[]string{"a send refused by the cooldown counts against no limit",
+				"a send refused by a lock-out counts against no limit",
+				"a resend refused by its challenge counts against no limit",
+				"50 concurrent sends of one identity pass its cooldown once and count once"}},
+		{"a store that issues before it counts the limits fails", "issue-before-limits",
+			[]string{"a send refused by a limit makes no challenge, starts no cooldown and counts against no other limit",
+				"a resend refused by a limit keeps the old code and its cooldown"}},
+		{"a store that ignores a send's limits fails", "limits-ignored",
+			[]string{"a send counts against every limit it names",
+				"200 concurrent sends of different identities pass a limit of 10 exactly 10 times"}},
+		{"a store that ignores a resend's fallback fails", "no-fallback",
+			[]string{"a resend of a gone challenge makes its fallback in the same step"}},
+		{"a store that drops what it cannot keep from a send fails", "lax-send",
+			[]string{"an invalid send is refused and changes nothing"}},
 		{"a store that lets a number vouch for any number of identities fails", "number-blind",
 			[]string{"a number bound to as many identities as allowed refuses another and changes nothing",
 				"concurrent binds of one number by 50 identities with a max of 1 let exactly one win"}},
@@ -136,6 +151,8 @@ func brokenStore(t *testing.T, name string) otp.Store {
 		return noLockStore{m}
 	case "limit-blind", "no-refund", "endless-window", "no-reset":
 		return limitChangingStore{m, name}
+	case "limits-apart", "issue-before-limits", "limits-ignored", "no-fallback", "lax-send":
+		return sendChangingStore{m, name}
 	case "number-blind":
 		return numberBlindStore{m}
 	case "sticky-number":
@@ -278,6 +295,55 @@ func (s limitChangingStore) ResetLimit(ctx context.Context, name, key string) er
 		return nil
 	}
 	return s.Store.ResetLimit(ctx, name, key)
+}
+
+// sendChangingStore breaks the one step of a send: it counts the limits
+// apart from the issue, before it ("limits-apart") or after it
+// ("issue-before-limits"), or not at all ("limits-ignored"); or it drops a
+// resend's fallback ("no-fallback"), or the parts of a send it cannot keep
+// instead of refusing it ("lax-send").
+type sendChangingStore struct {
+	otp.Store
+	how string
+}
+
+func (s sendChangingStore) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	limits := req.Limits
+	req.Limits = nil
+	switch s.how {
+	case "limits-apart":
+		if err := s.count(ctx, req.Now, limits); err != nil {
+			return nil, err
+		}
+		return s.Store.Issue(ctx, req)
+	case "issue-before-limits":
+		c, err := s.Store.Issue(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return c, s.count(ctx, req.Now, limits)
+	case "limits-ignored":
+		return s.Store.Issue(ctx, req)
+	case "no-fallback":
+		req.FallbackID, req.FallbackMAC = "", nil
+	case "lax-send":
+		limits = slices.DeleteFunc(limits, func(c otp.LimitCheck) bool { return c.Validate() != nil })
+		if !req.Resend {
+			req.FallbackID, req.FallbackMAC = "", nil
+		}
+	}
+	req.Limits = limits
+	return s.Store.Issue(ctx, req)
+}
+
+// count counts a send against limits with Limit, as the RateLimitError
+// Issue would return.
+func (s sendChangingStore) count(ctx context.Context, now time.Time, limits []otp.LimitCheck) error {
+	res, err := s.Store.Limit(ctx, otp.LimitRequest{Now: now, Checks: limits})
+	if err != nil || res.Allowed {
+		return err
+	}
+	return &otp.RateLimitError{Limit: res.Refused, RetryAt: res.RetryAt}
 }
 
 // numberBlindStore ignores the cap on identities per number.

@@ -21,9 +21,7 @@ func windowOf(c otp.LimitCheck, now time.Time) limitWindow {
 	return limitWindow{c.Name, c.Key, start.UnixMilli(), end.UnixMilli()}
 }
 
-// Limit implements otp.Store. It raises the counters in request order and,
-// when one refuses, lowers those it raised, all under the mutex, so it
-// behaves as the Redis store does without its window of doubt.
+// Limit implements otp.Store: the counters of Issue, without a challenge.
 func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
 	if err := ctx.Err(); err != nil {
 		return otp.LimitResult{}, err
@@ -33,24 +31,31 @@ func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResul
 	}
 	s.limitsMu.Lock()
 	defer s.limitsMu.Unlock()
-	for i, c := range req.Checks {
-		w := windowOf(c, req.Now)
-		if s.limits[w] >= c.Max {
-			for _, raised := range req.Checks[:i] {
-				s.lower(windowOf(raised, req.Now))
-			}
-			_, end := c.Bounds(req.Now)
-			return otp.LimitResult{Refused: c.Name, RetryAt: end}, nil
-		}
-		s.limits[w]++
+	if err := s.refusal(req.Checks, req.Now); err != nil {
+		return otp.LimitResult{Refused: err.Limit, RetryAt: err.RetryAt}, nil
 	}
+	s.raise(req.Checks, req.Now)
 	return otp.LimitResult{Allowed: true}, nil
 }
 
-// lower undoes one raise of a counter. Callers hold s.limitsMu.
-func (s *Store) lower(w limitWindow) {
-	if s.limits[w]--; s.limits[w] <= 0 {
-		delete(s.limits, w)
+// refusal returns the first check, in order, whose counter is at its Max,
+// as the error that refuses the send; nil if every one has room. Callers
+// hold s.limitsMu.
+func (s *Store) refusal(checks []otp.LimitCheck, now time.Time) *otp.RateLimitError {
+	for _, c := range checks {
+		if s.limits[windowOf(c, now)] >= c.Max {
+			_, end := c.Bounds(now)
+			return &otp.RateLimitError{Limit: c.Name, RetryAt: end}
+		}
+	}
+	return nil
+}
+
+// raise counts one send against every check. Callers hold s.limitsMu and
+// have found no refusal.
+func (s *Store) raise(checks []otp.LimitCheck, now time.Time) {
+	for _, c := range checks {
+		s.limits[windowOf(c, now)]++
 	}
 }
 

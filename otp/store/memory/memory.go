@@ -2,7 +2,7 @@
 // instance. Every operation is atomic under a mutex: an identity's
 // challenges, counters and revocation sit in one of shardCount shards, each
 // with its own mutex, so different identities do not wait for one another;
-// the send limits have one mutex (a Limit spans several counters and must
+// the send limits have one mutex (a send spans several counters and must
 // raise all or none), and the phone bindings another (a bind spans the
 // identity's binding and the number's index). A sweeper drops expired
 // entries so an idle store shrinks back to nothing (phone bindings and
@@ -151,87 +151,6 @@ func (sh *shard) live(subject string, now int64) *identity {
 		id.revoke(nanos(nb))
 	}
 	return id
-}
-
-// Issue implements otp.Store. It fails on a code MAC longer than an
-// HMAC-SHA256, the longest the store has room for.
-func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	in := &req.Challenge
-	if err := checkMAC(in.CodeMAC); err != nil {
-		return nil, err
-	}
-	now, loc := nanos(req.Now), req.Now.Location()
-	sh := s.shard(in.Subject)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	id := sh.live(in.Subject, now)
-	if id != nil && now < id.lockedUntil {
-		return nil, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
-	}
-	if id != nil && now < id.nextSendAt {
-		return nil, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
-	}
-	var c *challenge
-	if req.Resend {
-		i := -1
-		if id != nil {
-			i = id.find(in.ID)
-		}
-		if i < 0 {
-			return nil, otp.ErrChallengeNotFound
-		}
-		c = &id.challenges[i]
-		if c.sessionHash != in.SessionHash || c.phoneHash != in.PhoneHash || c.attempts >= c.maxAttempts {
-			return nil, otp.ErrChallengeNotFound
-		}
-		if int(c.sends) >= req.MaxSends {
-			return nil, otp.ErrSendLimit
-		}
-		if req.Voice && int(c.calls) >= req.MaxCalls {
-			return nil, otp.ErrCallLimit
-		}
-		c.setMAC(in.CodeMAC)
-		c.sent = nanos(in.SentAt)
-		c.expires = nanos(in.ExpiresAt)
-		inc(&c.sends)
-		c.delivery = 0
-		if req.Voice {
-			inc(&c.calls)
-		}
-	} else {
-		if id == nil {
-			id = newIdentity()
-			sh.identities[in.Subject] = id
-		}
-		i := id.find(in.ID)
-		if i < 0 {
-			i = len(id.challenges)
-			id.challenges = append(id.challenges, challenge{})
-		}
-		c = &id.challenges[i]
-		*c = challenge{
-			id:          in.ID,
-			sessionHash: in.SessionHash,
-			phoneHash:   in.PhoneHash,
-			phoneMasked: in.PhoneMasked,
-			created:     nanos(in.CreatedAt),
-			sent:        nanos(in.SentAt),
-			expires:     nanos(in.ExpiresAt),
-			maxAttempts: narrow(in.MaxAttempts),
-			sends:       1,
-		}
-		c.setMAC(in.CodeMAC)
-		if req.Voice {
-			c.calls = 1
-		}
-	}
-	inc(&id.sends)
-	id.sendExpires = nanos(req.Now.Add(req.SendWindow))
-	id.nextSendAt = nanos(req.Now.Add(otp.Cooldown(int(id.sends), req.CooldownBase, req.CooldownMax)))
-	return c.export(in.Subject, loc), nil
 }
 
 // Challenge implements otp.Store.

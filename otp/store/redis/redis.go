@@ -2,18 +2,26 @@
 // (through go-redis's UniversalClient), for several Caddy instances that
 // must share challenges, attempt counters and lock-outs.
 //
-// Every read-modify-write is one Lua script; the keys a script touches share
-// one hash tag. Every key has a TTL, except phone bindings, which persist
+// Every read-modify-write is one Lua script. The keys of one identity share
+// a hash tag, so its scripts run on a Cluster; on one server (or Sentinel's
+// master) a send's script also counts the send limits, whose counters have
+// tags of their own, and on a Cluster a send takes a step per slot
+// (Store.Issue). Every key has a TTL, except phone bindings, which persist
 // until unbound, and revocations (not-before times), which persist. Nothing
 // in Redis names a code or a full phone number in clear: codes are HMACs,
 // numbers are hashed, masked or sealed (encrypted with the service's key).
-// Identities are hashed into key names; an identity's record holds its
-// subject in clear only from a lock-out until an unlock, the record's next
-// write after the lock-out ends, or the record's expiry, for the
-// operator's list of lock-outs (Store.Locked).
+// Identities are hashed into key names (an unkeyed hash: it hides an
+// identity, but one can be guessed and checked against it), and an
+// identity's record holds its subject only sealed by the service
+// (otp.Keys.SealSubject), from a lock-out until an unlock, the record's next
+// write after the lock-out ends, or the record's expiry, for the operator's
+// list of lock-outs (Store.Locked). Records that a version before the
+// sealing locked out keep the subject in clear until their next write, an
+// unlock or their expiry.
 package redis
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,6 +45,11 @@ const DefaultPrefix = "stepup:"
 type Store struct {
 	client goredis.UniversalClient
 	prefix string
+	// oneStep is true where one script may span every key of a send: a
+	// plain client (one server, or Sentinel's master) does not care which
+	// slots keys hash to; a Cluster (or Ring) client runs a script on one
+	// slot only.
+	oneStep bool
 }
 
 // New returns a Store using client, with keys under prefix (DefaultPrefix
@@ -45,7 +58,8 @@ func New(client goredis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: prefix}
+	_, plain := client.(*goredis.Client)
+	return &Store{client: client, prefix: prefix, oneStep: plain}
 }
 
 // identityTag is the hash tag of all keys of one identity. The identity is
@@ -109,44 +123,6 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
-// Issue implements otp.Store.
-func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
-	c := req.Challenge
-	resend, voice := "0", "0"
-	if req.Resend {
-		resend = "1"
-	}
-	if req.Voice {
-		voice = "1"
-	}
-	res, err := issueScript.Run(ctx, s.client, s.keys(c.Subject, c.ID),
-		ms(req.Now), resend, req.MaxSends,
-		req.CooldownBase.Milliseconds(), req.CooldownMax.Milliseconds(), req.SendWindow.Milliseconds(),
-		c.SessionHash, c.PhoneHash, c.PhoneMasked, string(c.CodeMAC),
-		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts, voice, req.MaxCalls,
-	).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("redis issue: %w", err)
-	}
-	switch status, _ := res[0].(string); status {
-	case "ok":
-		fields, _ := res[1].([]any)
-		return parseChallenge(c.Subject, c.ID, fields)
-	case "locked":
-		return nil, &otp.LockedError{Until: fromMS(toInt(res[1]))}
-	case "cooldown":
-		return nil, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
-	case "notfound":
-		return nil, otp.ErrChallengeNotFound
-	case "sendlimit":
-		return nil, otp.ErrSendLimit
-	case "calllimit":
-		return nil, otp.ErrCallLimit
-	default:
-		return nil, fmt.Errorf("redis issue: unexpected reply %v", res)
-	}
-}
-
 // Challenge implements otp.Store.
 func (s *Store) Challenge(ctx context.Context, subject, id string, now time.Time) (*otp.Challenge, error) {
 	fields, err := challengeScript.Run(ctx, s.client, s.keys(subject, id)[1:]).Slice()
@@ -172,7 +148,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	res, err := verifyScript.Run(ctx, s.client, s.keys(req.Subject, req.ChallengeID),
 		ms(req.Now), req.SessionHash, string(req.CodeMAC),
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
-		req.Subject, otp.HardLock.Milliseconds(),
+		string(req.SealedSubject), otp.HardLock.Milliseconds(),
 	).Slice()
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
@@ -231,51 +207,6 @@ func (s *Store) SetDelivery(ctx context.Context, subject, id string, status otp.
 	return nil
 }
 
-// refundTimeout bounds the undoing of a refused send's counts. The undoing
-// outlives the request's own cancellation, so a client that goes away
-// does not leave counts behind for a send that never happened.
-const refundTimeout = time.Second
-
-// Limit implements otp.Store: one script per check, in order, each raising
-// its counter only while below max; if one refuses, the counters already
-// raised are lowered by a second script each. A failed lowering is not
-// reported: the refused send then counts, which only ever refuses more.
-func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
-	if err := req.Validate(); err != nil {
-		return otp.LimitResult{}, err
-	}
-	type raised struct{ key, field string }
-	done := make([]raised, 0, len(req.Checks))
-	refund := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
-		defer cancel()
-		for _, r := range done {
-			refundScript.Run(rctx, s.client, []string{r.key}, r.field)
-		}
-	}
-	for _, c := range req.Checks {
-		start, end := c.Bounds(req.Now)
-		key := s.limitKey(c.Name, c.Key)
-		field := windowField(start, end)
-		ok, err := limitScript.Run(ctx, s.client, []string{key}, field, c.Max, ms(req.Now)).Int()
-		if err != nil {
-			refund()
-			return otp.LimitResult{}, fmt.Errorf("redis limit %s: %w", c.Name, err)
-		}
-		if ok == 0 {
-			refund()
-			return otp.LimitResult{Refused: c.Name, RetryAt: end}, nil
-		}
-		done = append(done, raised{key, field})
-	}
-	return otp.LimitResult{Allowed: true}, nil
-}
-
-// windowField names a counter's window within its hash.
-func windowField(start, end time.Time) string {
-	return strconv.FormatInt(ms(start), 10) + ":" + strconv.FormatInt(ms(end), 10)
-}
-
 // LimitCount implements otp.Store: it reads the count of the window that
 // holds now, and changes nothing.
 func (s *Store) LimitCount(ctx context.Context, check otp.LimitCheck, now time.Time) (int, error) {
@@ -298,117 +229,6 @@ func (s *Store) ResetLimit(ctx context.Context, name, key string) error {
 	if err := s.client.Del(ctx, s.limitKey(name, key)).Err(); err != nil {
 		return fmt.Errorf("redis reset limit %s: %w", name, err)
 	}
-	return nil
-}
-
-// BindPhone implements otp.Store in the ordered steps described in
-// scripts.go: reserve, claim the number, bind, release older claims. A
-// failure after the claim leaves the number claimed by this identity
-// without a binding; a failure while releasing leaves the old number
-// claimed. Both only make numbers look fuller than they are, and both are
-// cleared by the identity's next bind or unbind. The binding is in effect
-// once bindScript applied, so a failure to release is not reported.
-func (s *Store) BindPhone(ctx context.Context, req otp.BindRequest) error {
-	if err := req.Validate(); err != nil {
-		return err
-	}
-	seq, err := s.reserve(ctx, req)
-	if err != nil {
-		return err
-	}
-	if err := s.claim(ctx, req, seq); err != nil {
-		return err
-	}
-	return s.apply(ctx, req, seq)
-}
-
-// reserve draws the attempt's seq and records the claim it will make.
-func (s *Store) reserve(ctx context.Context, req otp.BindRequest) (int64, error) {
-	seq, err := reserveScript.Run(ctx, s.client, []string{s.bindKey(req.Subject)}, req.PhoneHash).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("redis bind phone: %w", err)
-	}
-	return seq, nil
-}
-
-// claim puts the identity in the number's index, or fails with
-// otp.ErrNumberTaken. A refused claim stays recorded, so that a claim of a
-// concurrent attempt on the same number is still released by a later bind.
-func (s *Store) claim(ctx context.Context, req otp.BindRequest, seq int64) error {
-	claimed, err := claimScript.Run(ctx, s.client, []string{s.numberKey(req.PhoneHash)},
-		tagHash(req.Subject), seq, req.MaxIdentitiesPerNumber).Int()
-	if err != nil {
-		return fmt.Errorf("redis bind phone: %w", err)
-	}
-	if claimed == 0 {
-		return otp.ErrNumberTaken
-	}
-	return nil
-}
-
-// apply writes the binding unless a later bind or unbind applied first,
-// then releases the claims the binding in effect does not need.
-func (s *Store) apply(ctx context.Context, req otp.BindRequest, seq int64) error {
-	res, err := bindScript.Run(ctx, s.client, []string{s.bindKey(req.Subject)},
-		seq, req.PhoneHash, string(req.PhoneSealed), req.PhoneMasked, ms(req.Now)).Slice()
-	if err != nil {
-		return fmt.Errorf("redis bind phone: %w", err)
-	}
-	if len(res) != 2 {
-		return fmt.Errorf("redis bind phone: unexpected reply %v", res)
-	}
-	pending, _ := res[1].([]any)
-	status, _ := res[0].(string)
-	if status != "ok" {
-		// A later bind or unbind won. Its release may have run before this
-		// claim landed, so this attempt releases its own claim too.
-		pending = append(pending, req.PhoneHash, strconv.FormatInt(seq, 10))
-	}
-	s.release(ctx, req.Subject, pending)
-	if status != "ok" {
-		return otp.ErrBindConflict
-	}
-	return nil
-}
-
-// release drops the identity's claims listed as phone hash, seq pairs, and
-// then their records. What fails stays recorded for the next bind or
-// unbind.
-func (s *Store) release(ctx context.Context, subject string, pending []any) {
-	member, bind := tagHash(subject), s.bindKey(subject)
-	for i := 0; i+1 < len(pending); i += 2 {
-		ph, _ := pending[i].(string)
-		seq, _ := pending[i+1].(string)
-		if err := releaseScript.Run(ctx, s.client, []string{s.numberKey(ph)}, member, seq).Err(); err != nil {
-			continue
-		}
-		forgetScript.Run(ctx, s.client, []string{bind}, ph, seq)
-	}
-}
-
-// BoundPhone implements otp.Store.
-func (s *Store) BoundPhone(ctx context.Context, subject string) (otp.BoundPhone, error) {
-	v, err := s.client.HMGet(ctx, s.bindKey(subject), "ph", "sealed", "pm", "at").Result()
-	if err != nil {
-		return otp.BoundPhone{}, fmt.Errorf("redis bound phone: %w", err)
-	}
-	ph, _ := v[0].(string)
-	if ph == "" {
-		return otp.BoundPhone{}, otp.ErrNoBoundPhone
-	}
-	sealed, _ := v[1].(string)
-	masked, _ := v[2].(string)
-	return otp.BoundPhone{PhoneHash: ph, PhoneSealed: []byte(sealed), PhoneMasked: masked, BoundAt: fromMS(toInt(v[3]))}, nil
-}
-
-// UnbindPhone implements otp.Store: the binding goes in one step, then the
-// identity's claims on number indexes are released as after a bind.
-func (s *Store) UnbindPhone(ctx context.Context, subject string) error {
-	pending, err := unbindScript.Run(ctx, s.client, []string{s.bindKey(subject)}).Slice()
-	if err != nil {
-		return fmt.Errorf("redis unbind phone: %w", err)
-	}
-	s.release(ctx, subject, pending)
 	return nil
 }
 
@@ -457,9 +277,11 @@ const scanCount = 1000
 
 // Locked implements otp.Store. It SCANs every identity key (on each master
 // of a Cluster), so it costs a pass over the database: an operator's
-// command, not something for the request path. An identity locked out
-// before the store kept subjects in the identity record is counted and
-// listed with an empty Subject.
+// command, not something for the request path. Each identity comes with
+// the sealed subject its lock-out was given (SealedSubject), for the
+// service to open; one locked out by a version that kept the subject in
+// clear comes with that Subject, and one locked out before versions kept
+// either is counted and listed with neither.
 func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.LockedIdentity, int, error) {
 	var (
 		mu   sync.Mutex
@@ -480,7 +302,7 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 			// the node that holds it even if a slot moved meanwhile.
 			cmds, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 				for _, k := range keys {
-					p.HMGet(ctx, k, "locked", "fail_exp", "failures", "sub")
+					p.HMGet(ctx, k, "locked", "fail_exp", "failures", "sub", "ssub")
 				}
 				return nil
 			})
@@ -496,7 +318,8 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 				}
 				seen[keys[i]] = true
 				sub, _ := v[3].(string)
-				all = append(all, otp.LockedIdentity{Subject: sub, Failures: int(toInt(v[2])), Until: fromMS(locked)})
+				sealed, _ := v[4].(string)
+				all = append(all, otp.LockedIdentity{Subject: sub, SealedSubject: []byte(sealed), Failures: int(toInt(v[2])), Until: fromMS(locked)})
 			}
 			mu.Unlock()
 			if cursor = next; cursor == 0 {
@@ -517,7 +340,10 @@ func (s *Store) Locked(ctx context.Context, now time.Time, max int) ([]otp.Locke
 		if c := b.Until.Compare(a.Until); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Subject, b.Subject)
+		if c := strings.Compare(a.Subject, b.Subject); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.SealedSubject, b.SealedSubject)
 	})
 	total := len(all)
 	if max >= 0 && len(all) > max {

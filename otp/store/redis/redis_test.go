@@ -217,7 +217,7 @@ func TestLimitAndBindingKeys(t *testing.T) {
 
 // TestOperatorKeys checks what scripts.go promises of the operator's keys: a
 // revocation has no TTL and holds nothing but a time; the subject is in the
-// identity record only while it is locked out; an unlock shortens the
+// identity record only while it is locked out, and only sealed; an unlock shortens the
 // record's TTL to the send window (or drops it when the sends are no longer
 // counted); and an identity locked out by an older version, with no subject
 // in its record, is still listed.
@@ -227,6 +227,10 @@ func TestOperatorKeys(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	store := redis.New(client, "ops:")
 	ctx := t.Context()
+	keys, err := otp.DeriveKeys([]byte(strings.Repeat("o", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	const (
 		alice = "alice@example.com"
 		bob   = "bob@example.com"
@@ -246,8 +250,12 @@ func TestOperatorKeys(t *testing.T) {
 	}
 	wrong := func(subject string, at time.Time) {
 		t.Helper()
+		sealed, err := keys.SealSubject(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
 		res, err := store.Verify(ctx, otp.VerifyRequest{Subject: subject, ChallengeID: "c1", CodeMAC: []byte("wrong"),
-			Now: at, Failures: lockAfterOne})
+			Now: at, Failures: lockAfterOne, SealedSubject: sealed})
 		if err != nil || !res.LockedUntil.After(at) {
 			t.Fatalf("wrong code for %s: %+v, %v; want a lock-out", subject, res, err)
 		}
@@ -286,13 +294,13 @@ func TestOperatorKeys(t *testing.T) {
 
 	at := now.Add(time.Second)
 	issue(alice, at)
-	if _, m, _ := record(":id"); m["sub"] != "" {
+	if _, m, _ := record(":id"); m["sub"] != "" || m["ssub"] != "" {
 		t.Fatalf("an identity that is not locked out names its subject: %v", m)
 	}
 	wrong(alice, at)
 	key, m, ttl := record(":id")
-	if m["sub"] != alice {
-		t.Fatalf("a locked-out identity's record %v does not name %s", m, alice)
+	if sub, err := keys.OpenSubject([]byte(m["ssub"])); err != nil || sub != alice || m["sub"] != "" {
+		t.Fatalf("a locked-out identity's record %v does not name %s sealed, and only sealed (%q, %v)", m, alice, sub, err)
 	}
 	if ttl <= 23*time.Hour || ttl > 24*time.Hour {
 		t.Fatalf("locked-out identity's TTL %s, want the failure window of 24h", ttl)
@@ -301,7 +309,7 @@ func TestOperatorKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, m, ttl = record(":id")
-	if m["sub"] != "" || m["failures"] != "0" || m["locked"] != "0" || m["sends"] != "1" {
+	if m["ssub"] != "" || m["failures"] != "0" || m["locked"] != "0" || m["sends"] != "1" {
 		t.Fatalf("after the unlock the record is %v, want no subject, no failures, no lock-out and one send", m)
 	}
 	if ttl <= 59*time.Minute || ttl > time.Hour {

@@ -3,9 +3,10 @@ package redis
 import goredis "github.com/redis/go-redis/v9"
 
 // The Lua scripts hold every read-modify-write, so each store operation is
-// one atomic step on the server (send limits and phone bindings: a few
-// ordered steps, described with their scripts below), and the keys of one
-// script share a hash tag, so a Redis Cluster runs it on one node. Times are
+// one atomic step on the server (phone bindings, and a send's limits on a
+// Cluster: a few ordered steps, described with their scripts below). The
+// keys of one identity share a hash tag, so a Redis Cluster runs a script
+// over them on one node. Times are
 // Unix milliseconds passed in by the caller, whose clock decides expiry
 // exactly as the memory store's does; key TTLs are set relative to that
 // clock (PEXPIRE, not PEXPIREAT), so Redis drops a key once its record has
@@ -19,16 +20,20 @@ import goredis "github.com/redis/go-redis/v9"
 //                                  is forgotten, lock-out end
 //     sends, send_exp, next_send   codes sent, when the count is forgotten,
 //                                  earliest next send
-//     sub                          the subject, in clear, written with a
+//     ssub                         the subject sealed by the service
+//                                  (otp.Keys.SealSubject), written with a
 //                                  lock-out and dropped by an unlock, the
 //                                  first write after the lock-out ends,
 //                                  or the key's expiry, so that an
 //                                  operator can list who is locked out
-//                                  (an identity is not a secret: audit
-//                                  logs name it); hashes written before
-//                                  it existed lack it
+//                                  while Redis never holds an identity in
+//                                  clear
+//     sub                          the subject in clear, as versions
+//                                  before ssub wrote it: dropped by the
+//                                  record's next write, an unlock or the
+//                                  key's expiry
 //     Its TTL runs until the last of fail_exp, send_exp and locked.
-//   :ch:<id> a challenge, a hash (see issueScript), until it expires
+//   :ch:<id> a challenge, a hash (see sendScript), until it expires
 //   :nb      the not-before (Store.Revoke), Unix milliseconds, with no TTL:
 //            a revocation persists, as a binding does. Every script that
 //            reads a challenge reads it too and treats a challenge created
@@ -57,7 +62,8 @@ local function save_identity()
   end
   redis.call('HSET', KEYS[1], 'failures', failures, 'fail_exp', fail_exp, 'locked', locked,
     'sends', sends, 'send_exp', send_exp, 'next_send', next_send)
-  if locked <= now then redis.call('HDEL', KEYS[1], 'sub') end
+  redis.call('HDEL', KEYS[1], 'sub')
+  if locked <= now then redis.call('HDEL', KEYS[1], 'ssub') end
   redis.call('PEXPIRE', KEYS[1], last - now)
 end
 
@@ -74,48 +80,69 @@ local function doubling(k, base, max)
 end
 `
 
-// issueScript: KEYS identity, challenge, not-before. ARGV now, resend,
-// max_sends, cooldown_base, cooldown_max, send_window, sid, ph, pm, mac,
-// created, sent, exp, max_attempts, voice, max_calls.
-var issueScript = goredis.NewScript(identityPrelude + `
+// sendScript is one send: KEYS identity, challenge, not-before, fallback
+// challenge (the challenge again when there is none), then one counter per
+// send limit (see limitFunctions). ARGV now, resend, max_sends,
+// cooldown_base, cooldown_max, send_window, sid, ph, pm, mac, created, sent,
+// exp, max_attempts, voice, max_calls, dry, fallback_mac, then each limit's
+// window field and max. It refuses with the first of: the lock-out, the
+// cooldown, the challenge (gone without a fallback, or past its sends or
+// calls), a limit at its max ({'limit', i}); and then nothing is written. A
+// dry run stops there, writing nothing, with {'ok', mode}: that is the
+// first step of a send on a Cluster, where the counters live in other
+// slots (Store.Issue). Otherwise it raises every counter, writes the
+// challenge and the identity's sends and cooldown, and returns {'ok',
+// mode, the challenge's fields}, mode being 'resend' or 'create'.
+var sendScript = goredis.NewScript(identityPrelude + limitFunctions + `
 local resend = ARGV[2] == '1'
 local voice = ARGV[15] == '1'
-local max_sends = tonumber(ARGV[3])
+local dry = ARGV[17] == '1'
 if now < locked then return {'locked', locked} end
 if now < next_send then return {'cooldown', next_send} end
 local exp = tonumber(ARGV[13])
 if exp <= now then return redis.error_reply('challenge expires before now') end
+local key, mac, mode = KEYS[2], ARGV[10], 'create'
 if resend then
-  local c = redis.call('HMGET', KEYS[2], 'sid', 'ph', 'attempts', 'max', 'sends', 'exp', 'created')
+  local c = redis.call('HMGET', KEYS[2], 'sid', 'ph', 'attempts', 'max', 'sends', 'exp', 'created', 'calls')
   if not c[6] or tonumber(c[6]) <= now or c[1] ~= ARGV[7] or c[2] ~= ARGV[8]
     or tonumber(c[3]) >= tonumber(c[4]) or (tonumber(c[7]) or 0) < not_before then
-    return {'notfound'}
+    if ARGV[18] == '' then return {'notfound'} end
+    key, mac = KEYS[4], ARGV[18]
+  else
+    if tonumber(c[5]) >= tonumber(ARGV[3]) then return {'sendlimit'} end
+    if voice and (tonumber(c[8]) or 0) >= tonumber(ARGV[16]) then return {'calllimit'} end
+    mode = 'resend'
   end
-  if tonumber(c[5]) >= max_sends then return {'sendlimit'} end
-  if voice and (tonumber(redis.call('HGET', KEYS[2], 'calls')) or 0) >= tonumber(ARGV[16]) then
-    return {'calllimit'}
-  end
-  redis.call('HSET', KEYS[2], 'mac', ARGV[10], 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0)
-  redis.call('HINCRBY', KEYS[2], 'sends', 1)
-  if voice then redis.call('HINCRBY', KEYS[2], 'calls', 1) end
+end
+local counters = {}
+for i = 5, #KEYS do counters[#counters + 1] = KEYS[i] end
+local full = first_full(counters, 19)
+if full > 0 then return {'limit', full} end
+if dry then return {'ok', mode} end
+raise_all(counters, 19)
+if mode == 'resend' then
+  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0)
+  redis.call('HINCRBY', key, 'sends', 1)
+  if voice then redis.call('HINCRBY', key, 'calls', 1) end
 else
   local calls = 0
   if voice then calls = 1 end
-  redis.call('HSET', KEYS[2], 'sid', ARGV[7], 'ph', ARGV[8], 'pm', ARGV[9], 'mac', ARGV[10],
+  redis.call('HSET', key, 'sid', ARGV[7], 'ph', ARGV[8], 'pm', ARGV[9], 'mac', mac,
     'created', ARGV[11], 'sent', ARGV[12], 'exp', ARGV[13], 'sends', 1, 'attempts', 0, 'max', ARGV[14],
     'calls', calls, 'delivery', '', 'drank', 0)
 end
-redis.call('PEXPIRE', KEYS[2], exp - now)
+redis.call('PEXPIRE', key, exp - now)
 sends = sends + 1
 send_exp = now + tonumber(ARGV[6])
 next_send = now + doubling(sends - 1, tonumber(ARGV[4]), tonumber(ARGV[5]))
 save_identity()
-return {'ok', redis.call('HGETALL', KEYS[2])}
+return {'ok', mode, redis.call('HGETALL', key)}
 `)
 
 // verifyScript: KEYS identity, challenge, not-before. ARGV now, sid, mac,
-// budget, delay_base, delay_max, hard_limit, window, subject, hard_lock.
-// The subject is written to the identity only with a lock-out.
+// budget, delay_base, delay_max, hard_limit, window, sealed subject,
+// hard_lock. The sealed subject is written to the identity only with a
+// lock-out.
 //
 // The MAC comparison is constant time: a byte loop that XORs every byte
 // whatever it finds, as crypto/subtle does.
@@ -163,7 +190,7 @@ elseif failures >= budget then
   locked = now + doubling(failures - budget, tonumber(ARGV[5]), tonumber(ARGV[6]))
 end
 save_identity()
-if locked > now then redis.call('HSET', KEYS[1], 'sub', ARGV[9]) end
+if locked > now and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ssub', ARGV[9]) end
 local status = 'wrong'
 if attempts >= max then
   redis.call('DEL', KEYS[2])
@@ -215,7 +242,7 @@ if ttl >= 0 then
   end
 end
 redis.call('HSET', KEYS[1], 'failures', 0, 'fail_exp', 0, 'locked', 0)
-redis.call('HDEL', KEYS[1], 'sub')
+redis.call('HDEL', KEYS[1], 'sub', 'ssub')
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 `)
@@ -233,35 +260,62 @@ return 1
 // Send limits. Each counter (a limit name and key) is one hash whose
 // fields are its fixed windows, named "<start>:<end>" in Unix milliseconds,
 // so ResetLimit is one DEL. Windows that have ended are pruned whenever the
-// counter is touched, and the key's TTL runs until the last window ends.
-// The counters of one send live in different slots (a hash tag per
-// counter), so each is raised by its own script and a refused send's
-// raises are undone by refundScript afterwards.
+// counter is raised, and the key's TTL runs until the last window ends.
+// Each counter has a hash tag of its own, so counters spread over a
+// Cluster. One server (or Sentinel's master) runs a script over keys of any
+// tag, so there sendScript counts every limit of a send with the rest of
+// the send, and limitsScript every limit of an operator's test message: one
+// step each. A Cluster runs a script on one slot only, so there Store.Issue
+// and Store.Limit raise one counter per limitsScript and undo the raises of
+// a refused send with refundScript.
 
-// limitScript: KEYS counter. ARGV window field, max, now. Raises the
-// window's count if it is below max; returns 1 if it did, 0 if not.
-var limitScript = goredis.NewScript(`
-local now = tonumber(ARGV[3])
+// limitFunctions decide and count the limits of one send: counters are
+// keys, and their window fields and maxes are ARGV pairs from index at.
+// first_full returns the 1-based index of the first counter at its max, or
+// 0; raise_all raises every counter. They expect now.
+const limitFunctions = `
+local function first_full(counters, at)
+  for i, key in ipairs(counters) do
+    local field, max = ARGV[at + 2 * (i - 1)], tonumber(ARGV[at + 2 * (i - 1) + 1])
+    if (tonumber(redis.call('HGET', key, field)) or 0) >= max then return i end
+  end
+  return 0
+end
+
 local function window_end(f) return tonumber(string.match(f, ':(%d+)$')) or 0 end
-local last = window_end(ARGV[1])
-local fields = redis.call('HKEYS', KEYS[1])
-for _, f in ipairs(fields) do
-  local e = window_end(f)
-  if e <= now then
-    redis.call('HDEL', KEYS[1], f)
-  elseif e > last then
-    last = e
+
+local function raise_all(counters, at)
+  for i, key in ipairs(counters) do
+    local field = ARGV[at + 2 * (i - 1)]
+    local last = window_end(field)
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      local e = window_end(f)
+      if e <= now then
+        redis.call('HDEL', key, f)
+      elseif e > last then
+        last = e
+      end
+    end
+    redis.call('HINCRBY', key, field, 1)
+    redis.call('PEXPIRE', key, last - now)
   end
 end
-local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1])) or 0
-if n >= tonumber(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], last - now)
-return 1
+`
+
+// limitsScript: KEYS counters. ARGV now, then each counter's window field
+// and max. Raises every counter if none is at its max and returns 0;
+// otherwise raises none and returns the 1-based index of the first full one.
+var limitsScript = goredis.NewScript(`
+local now = tonumber(ARGV[1])
+` + limitFunctions + `
+local full = first_full(KEYS, 2)
+if full > 0 then return full end
+raise_all(KEYS, 2)
+return 0
 `)
 
 // refundScript: KEYS counter. ARGV window field. Lowers a count raised by
-// limitScript; a window that is gone (ended, or reset) stays gone.
+// limitsScript; a window that is gone (ended, or reset) stays gone.
 var refundScript = goredis.NewScript(`
 local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
 if not n then return 0 end

@@ -1,0 +1,160 @@
+package otp
+
+import (
+	"fmt"
+	"time"
+)
+
+// Challenge is one step-up in progress: a code sent to one phone for one
+// identity and session. The code itself is never kept, only its MAC.
+type Challenge struct {
+	ID          string    `json:"id"`
+	Subject     string    `json:"sub"`
+	SessionHash string    `json:"sid,omitempty"`
+	PhoneHash   string    `json:"ph"`
+	PhoneMasked string    `json:"pm"`
+	CodeMAC     []byte    `json:"mac"`
+	CreatedAt   time.Time `json:"created"`
+	SentAt      time.Time `json:"sent"`
+	ExpiresAt   time.Time `json:"exp"`
+	Sends       int       `json:"sends"`
+	Attempts    int       `json:"attempts"`
+	MaxAttempts int       `json:"max_attempts"`
+	// Calls is how many of the sends were voice calls.
+	Calls int `json:"calls,omitempty"`
+	// Delivery is the latest status the provider reported for the current
+	// code, if any.
+	Delivery DeliveryStatus `json:"delivery,omitempty"`
+}
+
+// Remaining is the number of verification attempts left.
+func (c *Challenge) Remaining() int {
+	if r := c.MaxAttempts - c.Attempts; r > 0 {
+		return r
+	}
+	return 0
+}
+
+// IssueRequest asks the store for one send: count it against the send
+// limits, and create a challenge or put a new code in an existing one (a
+// resend). The identity's lock-out, its send cooldown, the challenge's own
+// caps and every limit are decided together in one atomic step: the send
+// passes all of them and counts against all of them, or it changes nothing.
+type IssueRequest struct {
+	// Challenge is the challenge to create. For a resend its ID names the
+	// existing challenge, which must belong to the same subject, session and
+	// phone and still have attempts left; only CodeMAC, SentAt and ExpiresAt
+	// are taken from it.
+	Challenge Challenge
+	Resend    bool
+	// FallbackID and FallbackMAC, for a resend, name a new challenge to
+	// create instead when the one named is gone (expired, used up, revoked,
+	// never made, or of another session or phone): Challenge with this ID
+	// and code MAC. Empty: such a resend fails with ErrChallengeNotFound.
+	// They let a resend after the code expired stay one store step.
+	FallbackID  string
+	FallbackMAC []byte
+	// Voice marks a resend by phone call; it also counts against MaxCalls.
+	Voice    bool
+	MaxCalls int
+	Now      time.Time
+	// MaxSends caps the codes one challenge may receive.
+	MaxSends int
+	// CooldownBase is the wait after the first send; each later send of the
+	// same identity doubles it, up to CooldownMax.
+	CooldownBase time.Duration
+	CooldownMax  time.Duration
+	// SendWindow is how long an identity's send count is remembered after
+	// its last send (and so how long cooldowns keep growing).
+	SendWindow time.Duration
+	// Limits are the send limits the send counts against (SendLimits.Checks),
+	// tried in order: the first one at its Max refuses the send.
+	Limits []LimitCheck
+}
+
+// Validate reports a request no store should act on: a fallback for what is
+// not a resend, or a limit the stores cannot keep.
+func (r IssueRequest) Validate() error {
+	if (r.FallbackID != "" || len(r.FallbackMAC) > 0) && (!r.Resend || r.FallbackID == "" || len(r.FallbackMAC) == 0) {
+		return fmt.Errorf("issue %s: a fallback needs a resend, an id and a code MAC", r.Challenge.ID)
+	}
+	return LimitRequest{Checks: r.Limits}.Validate()
+}
+
+// VerifyRequest asks the store to count an attempt, compare the code MAC in
+// constant time and, on a match, consume the challenge: one atomic step.
+type VerifyRequest struct {
+	Subject     string
+	ChallengeID string
+	SessionHash string
+	CodeMAC     []byte
+	Now         time.Time
+	Failures    FailurePolicy
+	// SealedSubject (Keys.SealSubject) is what a store that keeps
+	// identities hashed keeps with a lock-out instead of Subject, for
+	// Locked to return. A store that holds subjects anyway may ignore it.
+	SealedSubject []byte
+}
+
+// VerifyStatus is the outcome of one verification attempt.
+type VerifyStatus int
+
+// The outcomes of Store.Verify.
+const (
+	// VerifyOK: the code matched and the challenge is consumed.
+	VerifyOK VerifyStatus = iota + 1
+	// VerifyWrong: the code did not match; attempts remain.
+	VerifyWrong
+	// VerifyExhausted: the code did not match (or had no attempts left) and
+	// the challenge is dead; a new code is needed.
+	VerifyExhausted
+	// VerifyNotFound: no live challenge of that id for this identity and
+	// session (expired, used, or never made). Nothing was counted.
+	VerifyNotFound
+	// VerifyLocked: the identity is locked out; nothing was compared.
+	VerifyLocked
+)
+
+func (s VerifyStatus) String() string {
+	switch s {
+	case VerifyOK:
+		return "ok"
+	case VerifyWrong:
+		return "wrong_code"
+	case VerifyExhausted:
+		return "attempts_exhausted"
+	case VerifyNotFound:
+		return "no_challenge"
+	case VerifyLocked:
+		return "locked"
+	}
+	return fmt.Sprintf("VerifyStatus(%d)", int(s))
+}
+
+// VerifyResult reports what Store.Verify did.
+type VerifyResult struct {
+	Status VerifyStatus
+	// Remaining attempts on the challenge after this one.
+	Remaining int
+	// Failures is the identity's consecutive failure count after this one.
+	Failures int
+	// LockedUntil is set when the identity is locked out.
+	LockedUntil time.Time
+}
+
+// Cooldown returns the wait after the n-th send (n >= 1): base doubled for
+// each earlier send, capped at max.
+func Cooldown(n int, base, max time.Duration) time.Duration {
+	return doubling(n-1, base, max)
+}
+
+func doubling(k int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 0; i < k && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}

@@ -1,0 +1,144 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+)
+
+// Issue implements otp.Store: one send, decided under the identity's shard
+// lock and the limits' lock together (always taken in that order), so the
+// lock-out, the cooldown, the challenge's caps and every send limit are
+// checked and counted as one step. It fails on a code MAC longer than an
+// HMAC-SHA256, the longest the store has room for.
+func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	in := &req.Challenge
+	if err := checkMAC(in.CodeMAC); err != nil {
+		return nil, err
+	}
+	if err := checkMAC(req.FallbackMAC); err != nil {
+		return nil, err
+	}
+	now, loc := nanos(req.Now), req.Now.Location()
+	sh := s.shard(in.Subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(in.Subject, now)
+	if id != nil && now < id.lockedUntil {
+		return nil, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
+	}
+	if id != nil && now < id.nextSendAt {
+		return nil, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
+	}
+	resend, err := resendTarget(id, req)
+	if err != nil {
+		return nil, err
+	}
+	s.limitsMu.Lock()
+	defer s.limitsMu.Unlock()
+	if err := s.refusal(req.Limits, req.Now); err != nil {
+		return nil, err
+	}
+	s.raise(req.Limits, req.Now)
+	var c *challenge
+	if resend >= 0 {
+		c = id.resend(resend, req)
+	} else {
+		if id == nil {
+			id = newIdentity()
+			sh.identities[in.Subject] = id
+		}
+		c = id.create(req)
+	}
+	inc(&id.sends)
+	id.sendExpires = nanos(req.Now.Add(req.SendWindow))
+	id.nextSendAt = nanos(req.Now.Add(otp.Cooldown(int(id.sends), req.CooldownBase, req.CooldownMax)))
+	return c.export(in.Subject, loc), nil
+}
+
+// resendTarget returns the index of the challenge a resend puts its new
+// code in, or -1 when the send creates a challenge (a first send, or a
+// resend whose challenge is gone and that has a fallback). It changes
+// nothing.
+func resendTarget(id *identity, req otp.IssueRequest) (int, error) {
+	if !req.Resend {
+		return -1, nil
+	}
+	in := &req.Challenge
+	i := -1
+	if id != nil {
+		i = id.find(in.ID)
+	}
+	if i < 0 || !id.challenges[i].resendable(in) {
+		if req.FallbackID != "" {
+			return -1, nil
+		}
+		return -1, otp.ErrChallengeNotFound
+	}
+	c := &id.challenges[i]
+	if int(c.sends) >= req.MaxSends {
+		return -1, otp.ErrSendLimit
+	}
+	if req.Voice && int(c.calls) >= req.MaxCalls {
+		return -1, otp.ErrCallLimit
+	}
+	return i, nil
+}
+
+// resendable reports whether a resend of in may put a new code in c: the
+// same session and phone, and attempts left.
+func (c *challenge) resendable(in *otp.Challenge) bool {
+	return c.sessionHash == in.SessionHash && c.phoneHash == in.PhoneHash && c.attempts < c.maxAttempts
+}
+
+// resend puts the request's code in the i-th challenge.
+func (id *identity) resend(i int, req otp.IssueRequest) *challenge {
+	c := &id.challenges[i]
+	c.setMAC(req.Challenge.CodeMAC)
+	c.sent = nanos(req.Challenge.SentAt)
+	c.expires = nanos(req.Challenge.ExpiresAt)
+	inc(&c.sends)
+	c.delivery = 0
+	if req.Voice {
+		inc(&c.calls)
+	}
+	return c
+}
+
+// create adds the request's challenge (its fallback, for a resend whose
+// challenge is gone), replacing one of the same id.
+func (id *identity) create(req otp.IssueRequest) *challenge {
+	in := &req.Challenge
+	cid, mac := in.ID, in.CodeMAC
+	if req.Resend {
+		cid, mac = req.FallbackID, req.FallbackMAC
+	}
+	i := id.find(cid)
+	if i < 0 {
+		i = len(id.challenges)
+		id.challenges = append(id.challenges, challenge{})
+	}
+	c := &id.challenges[i]
+	*c = challenge{
+		id:          cid,
+		sessionHash: in.SessionHash,
+		phoneHash:   in.PhoneHash,
+		phoneMasked: in.PhoneMasked,
+		created:     nanos(in.CreatedAt),
+		sent:        nanos(in.SentAt),
+		expires:     nanos(in.ExpiresAt),
+		maxAttempts: narrow(in.MaxAttempts),
+		sends:       1,
+	}
+	c.setMAC(mac)
+	if req.Voice {
+		c.calls = 1
+	}
+	return c
+}

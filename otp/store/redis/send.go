@@ -1,0 +1,205 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+)
+
+// Issue implements otp.Store. On one server (or Sentinel's master) a send is
+// one sendScript: one round trip that decides and counts everything. On a
+// Cluster the send limits' counters live in other slots than the identity,
+// so a send takes ordered steps, each atomic on its slot: a dry run of
+// sendScript on the identity (a locked-out, cooling-down or spent send is
+// refused there, counting nothing), then one limitsScript per counter in
+// request order, then sendScript without the limits. A step that refuses
+// lowers the counters raised before it (refundScript). Meanwhile another
+// send may find a counter briefly fuller than it will be and be refused;
+// and a send whose last step another send pre-empted (its cooldown began in
+// between) is refused after its counters were raised, and lowers them. No
+// counter ever lets more than its max through.
+func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if s.oneStep || len(req.Limits) == 0 {
+		return s.send(ctx, req, req.Limits, false)
+	}
+	if _, err := s.send(ctx, req, nil, true); err != nil {
+		return nil, err
+	}
+	raised, err := s.countEach(ctx, req.Limits, req.Now)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.send(ctx, req, nil, false)
+	if err != nil {
+		s.refund(ctx, raised)
+		return nil, err
+	}
+	return c, nil
+}
+
+// send runs sendScript with the counters of limits; a dry run returns no
+// challenge.
+func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.LimitCheck, dry bool) (*otp.Challenge, error) {
+	c := req.Challenge
+	keys := s.keys(c.Subject, c.ID)
+	fallback := keys[1]
+	if req.FallbackID != "" {
+		fallback = s.keys(c.Subject, req.FallbackID)[1]
+	}
+	keys = append(keys, fallback)
+	args := []any{ms(req.Now), flag(req.Resend), req.MaxSends,
+		req.CooldownBase.Milliseconds(), req.CooldownMax.Milliseconds(), req.SendWindow.Milliseconds(),
+		c.SessionHash, c.PhoneHash, c.PhoneMasked, string(c.CodeMAC),
+		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts, flag(req.Voice), req.MaxCalls,
+		flag(dry), string(req.FallbackMAC)}
+	for _, l := range limits {
+		keys = append(keys, s.limitKey(l.Name, l.Key))
+		args = append(args, windowField(l.Bounds(req.Now)), l.Max)
+	}
+	res, err := sendScript.Run(ctx, s.client, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis issue: %w", err)
+	}
+	switch status, _ := res[0].(string); status {
+	case "ok":
+		if dry {
+			return nil, nil
+		}
+		id := c.ID
+		if mode, _ := res[1].(string); mode == "create" && req.Resend {
+			id = req.FallbackID
+		}
+		fields, _ := res[2].([]any)
+		return parseChallenge(c.Subject, id, fields)
+	case "locked":
+		return nil, &otp.LockedError{Until: fromMS(toInt(res[1]))}
+	case "cooldown":
+		return nil, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
+	case "notfound":
+		return nil, otp.ErrChallengeNotFound
+	case "sendlimit":
+		return nil, otp.ErrSendLimit
+	case "calllimit":
+		return nil, otp.ErrCallLimit
+	case "limit":
+		if i := int(toInt(res[1])); i >= 1 && i <= len(limits) {
+			return nil, refusedBy(limits[i-1], req.Now)
+		}
+	}
+	return nil, fmt.Errorf("redis issue: unexpected reply %v", res)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// refusedBy is the error of a send that limit refused at now.
+func refusedBy(limit otp.LimitCheck, now time.Time) *otp.RateLimitError {
+	_, end := limit.Bounds(now)
+	return &otp.RateLimitError{Limit: limit.Name, RetryAt: end}
+}
+
+// Limit implements otp.Store: on one server one limitsScript over every
+// counter; on a Cluster one per counter, as in Issue.
+func (s *Store) Limit(ctx context.Context, req otp.LimitRequest) (otp.LimitResult, error) {
+	if err := req.Validate(); err != nil {
+		return otp.LimitResult{}, err
+	}
+	var err error
+	if s.oneStep {
+		err = s.countAll(ctx, req.Checks, req.Now)
+	} else {
+		_, err = s.countEach(ctx, req.Checks, req.Now)
+	}
+	var rl *otp.RateLimitError
+	if errors.As(err, &rl) {
+		return otp.LimitResult{Refused: rl.Limit, RetryAt: rl.RetryAt}, nil
+	}
+	if err != nil {
+		return otp.LimitResult{}, err
+	}
+	return otp.LimitResult{Allowed: true}, nil
+}
+
+// countAll counts one send against every check in one limitsScript, or
+// against none: *otp.RateLimitError names the first full one.
+func (s *Store) countAll(ctx context.Context, checks []otp.LimitCheck, now time.Time) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(checks))
+	args := make([]any, 0, 1+2*len(checks))
+	args = append(args, ms(now))
+	for _, c := range checks {
+		keys = append(keys, s.limitKey(c.Name, c.Key))
+		args = append(args, windowField(c.Bounds(now)), c.Max)
+	}
+	full, err := limitsScript.Run(ctx, s.client, keys, args...).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("redis limit: %w", err)
+	case full == 0:
+		return nil
+	case full <= len(checks):
+		return refusedBy(checks[full-1], now)
+	}
+	return fmt.Errorf("redis limit: unexpected reply %d", full)
+}
+
+// raised is one counter's window that a send raised.
+type raised struct{ key, field string }
+
+// countEach counts one send against each check in turn, one limitsScript
+// per counter (a Cluster's way). When a check refuses (*otp.RateLimitError)
+// or a step fails, the counters raised before it are lowered again, and
+// nothing is returned to undo.
+func (s *Store) countEach(ctx context.Context, checks []otp.LimitCheck, now time.Time) ([]raised, error) {
+	done := make([]raised, 0, len(checks))
+	for _, c := range checks {
+		key, field := s.limitKey(c.Name, c.Key), windowField(c.Bounds(now))
+		full, err := limitsScript.Run(ctx, s.client, []string{key}, ms(now), field, c.Max).Int()
+		if err != nil {
+			s.refund(ctx, done)
+			return nil, fmt.Errorf("redis limit %s: %w", c.Name, err)
+		}
+		if full != 0 {
+			s.refund(ctx, done)
+			return nil, refusedBy(c, now)
+		}
+		done = append(done, raised{key, field})
+	}
+	return done, nil
+}
+
+// refundTimeout bounds the undoing of a refused send's counts. The undoing
+// outlives the request's own cancellation, so a client that goes away
+// does not leave counts behind for a send that never happened.
+const refundTimeout = time.Second
+
+// refund lowers counters a refused send raised. A failed lowering is not
+// reported: the refused send then counts, which only ever refuses more.
+func (s *Store) refund(ctx context.Context, done []raised) {
+	if len(done) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
+	for _, r := range done {
+		refundScript.Run(rctx, s.client, []string{r.key}, r.field)
+	}
+}
+
+// windowField names a counter's window within its hash.
+func windowField(start, end time.Time) string {
+	return strconv.FormatInt(ms(start), 10) + ":" + strconv.FormatInt(ms(end), 10)
+}
