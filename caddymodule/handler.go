@@ -49,8 +49,11 @@ func init() {
 // X-Stepup-Token; later handlers can read the same as the placeholders
 // {http.sms_stepup.identity}, {http.sms_stepup.verified_at},
 // {http.sms_stepup.auth_time} and {http.sms_stepup.token}. Request headers
-// named X-Stepup-* are removed from every request first, so a client cannot
-// forge them.
+// and trailers named X-Stepup-* are removed from every request first, so a
+// client cannot forge them. With several sms_stepup handlers in one site,
+// the first a request meets removes the client's; a later handler never
+// removes or blanks what an earlier one set, and when two step a request
+// up, each header and placeholder holds the value of the last that set it.
 //
 // An operator can revoke an identity's step-ups (`caddy sms-stepup
 // revoke`): each instance reads an identity's revocation from the store at
@@ -506,16 +509,16 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripStepupHeaders(r.Header)
+	first := removeClientValues(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if underPrefix(r.URL.Path, h.PathPrefix) {
-		h.setPlaceholders(repl, nil, "")
+		blankPlaceholders(repl, first)
 		return h.serveOwn(w, r)
 	}
 	if len(h.protect) > 0 {
 		match, err := h.protect.AnyMatchWithError(r)
 		if err != nil || !match {
-			h.setPlaceholders(repl, nil, "")
+			blankPlaceholders(repl, first)
 			if err != nil {
 				return caddyhttp.Error(http.StatusInternalServerError, err)
 			}
@@ -524,7 +527,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	identity := h.identity(repl)
 	if identity == "" {
-		h.setPlaceholders(repl, nil, "")
+		blankPlaceholders(repl, first)
 		return h.refuseNoIdentity(w, r)
 	}
 	sessionHash := h.keys.SessionHash(h.session(repl))
@@ -548,7 +551,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))
 		}
 	}
-	h.setPlaceholders(repl, nil, "")
+	blankPlaceholders(repl, first)
 	return h.challenge(w, r, repl, identity)
 }
 
@@ -610,20 +613,11 @@ const (
 	phToken      = "http.sms_stepup.token"
 )
 
-// setPlaceholders sets the step-up placeholders once per request: the
-// token's values on the hot path (v not nil), else empty strings, since
-// header_up keeps an unset placeholder's text, which would reach the
-// upstream as a non-empty X-Stepup-Identity on every route this handler
-// does not step up. The values were formatted when the token was first
-// verified.
+// setPlaceholders sets the step-up placeholders to the token's values on
+// the hot path, over any an earlier handler set (blankPlaceholders empties
+// them where no handler steps the request up). The values were formatted
+// when the token was first verified.
 func (h *Handler) setPlaceholders(repl *caddy.Replacer, v *otp.Verified, token string) {
-	if v == nil {
-		repl.Set(phIdentity, "")
-		repl.Set(phVerifiedAt, "")
-		repl.Set(phAuthTime, "")
-		repl.Set(phToken, "")
-		return
-	}
 	repl.Set(phIdentity, v.Subject)
 	repl.Set(phVerifiedAt, v.AuthTimeRFC3339)
 	repl.Set(phAuthTime, v.AuthTimeUnix)
