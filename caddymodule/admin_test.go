@@ -418,6 +418,7 @@ http://%s:%d {
 	header X-It-Config %s
 	sms_stepup /settings* {
 		identity {http.request.header.X-User}
+		headers_set_by trusted_proxy
 		phone_file %s
 		signing_key %s
 		store memory %s
@@ -437,6 +438,11 @@ http://%s:%d {
 	skip_install_trust
 	grace_period 1ns
 	default_bind 127.0.0.1
+	# The test client stands for a proxy in front of Caddy that sets X-User
+	# (headers_set_by trusted_proxy).
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 }
 `, itPorts.Admin, itPorts.HTTP, itPorts.HTTPS) + site("localhost", stores[0], "a") + site("127.0.0.1", stores[1], "b")
 	e := &itEnv{t: t, tc: caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: itPorts.Admin}), outbox: filepath.Join(dir, "outbox.jsonl"), base: fmt.Sprintf("http://localhost:%d", itPorts.HTTP)}

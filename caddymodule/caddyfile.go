@@ -26,7 +26,9 @@ func init() {
 //
 //	sms_stepup [<path>... | <@matcher>] {
 //		identity       <placeholder>
+//		headers_set_by forward_auth | trusted_proxy
 //		session        <placeholder>
+//		session_cookie <name>
 //		phone          <placeholder>
 //		phone_file     <path>
 //		enroll
@@ -76,6 +78,21 @@ func init() {
 // Unlike most directives, the paths or matcher name what needs a step-up;
 // they do not wrap the handler, because the plugin's own pages under
 // path_prefix must be reachable whatever is protected.
+//
+// identity must come from an authentication step the client cannot skip:
+// {http.auth.user.id} after basic_auth, or a header that forward_auth
+// copies, with forward_auth before sms_stepup in the same route (both at
+// site level, or both in one handle block; the directive order puts
+// sms_stepup after forward_auth). A request header read by identity or
+// phone is believed only where headers_set_by says it comes from, checked
+// on every request: forward_auth (the default) when forward_auth answered
+// earlier in the same request, trusted_proxy when the request comes from a
+// proxy in the server's trusted_proxies. Other requests are refused.
+//
+// session_cookie <name> binds the step-up to the application's session
+// cookie read whole, or from its numbered parts name_0, name_1, ... where
+// it was split (oauth2-proxy splits large ones). A configured session that
+// comes out empty refuses the step-up.
 func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	handler := new(Handler)
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
@@ -96,7 +113,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return h.NewRoute(nil, handler), nil
 }
 
-var blockOptions = []string{"identity", "session", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
+var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
@@ -138,8 +155,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch opt {
 		case "identity":
 			h.Identity, err = oneArg(d)
+		case "headers_set_by":
+			h.HeadersSetBy, err = oneArg(d)
+			if err == nil {
+				if _, err := parseHeadersSetBy(h.HeadersSetBy); err != nil {
+					return d.Errf("%v", err)
+				}
+			}
 		case "session":
 			h.Session, err = oneArg(d)
+		case "session_cookie":
+			h.SessionCookie, err = oneArg(d)
+			if err == nil {
+				if err := checkCookieName(h.SessionCookie); err != nil {
+					return d.Errf("%v", err)
+				}
+			}
 		case "phone":
 			h.Phone, err = oneArg(d)
 		case "phone_file":
@@ -303,6 +334,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
 		return d.Errf("sms_stepup (line %d): no phone source: expected phone <placeholder>, phone_file <path> or enroll", directiveLine)
+	}
+	if h.Session != "" && h.SessionCookie != "" {
+		return d.Errf("sms_stepup (line %d): session and session_cookie: expected one of them, not both", directiveLine)
 	}
 	return nil
 }

@@ -114,6 +114,21 @@ func TestUnmarshalCaddyfileSetsEachOption(t *testing.T) {
 			want:  func(h *Handler) { h.Session = "{http.request.cookie.app_session}" },
 		},
 		{
+			name:  "headers_set_by forward_auth says forward_auth sets the headers identity and phone read",
+			input: cfWith("headers_set_by forward_auth"),
+			want:  func(h *Handler) { h.HeadersSetBy = "forward_auth" },
+		},
+		{
+			name:  "headers_set_by trusted_proxy says a proxy in trusted_proxies sets them",
+			input: cfWith("headers_set_by trusted_proxy"),
+			want:  func(h *Handler) { h.HeadersSetBy = "trusted_proxy" },
+		},
+		{
+			name:  "session_cookie names the session cookie, whole or split",
+			input: cfWith("session_cookie _oauth2_proxy"),
+			want:  func(h *Handler) { h.SessionCookie = "_oauth2_proxy" },
+		},
+		{
 			name:  "phone_file alone is a phone source",
 			input: "sms_stepup {\n\tidentity {http.auth.user.id}\n\tphone_file /etc/caddy/phones.csv\n}\n",
 			want:  func(h *Handler) { h.Phone, h.PhoneFile = "", "/etc/caddy/phones.csv" },
@@ -424,7 +439,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			at:    "Testfile:5",
 			words: []string{
 				`unknown sms_stepup option "colour"`,
-				"expected one of identity, session, phone, phone_file, enroll, max_identities_per_number, path_prefix, login_url, code_length, " +
+				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, enroll, max_identities_per_number, path_prefix, login_url, code_length, " +
 					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, revocation_refresh, upstream_headers, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
 					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},
@@ -566,6 +581,36 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			input: "sms_stepup @a @b {\n\tidentity {x}\n\tphone {y}\n}\n",
 			at:    "Testfile:1",
 			words: []string{"use path patterns or one named matcher, not both"},
+		},
+		{
+			name:  "headers_set_by with a source the handler cannot check",
+			input: cfWith("headers_set_by anyone"),
+			at:    "Testfile:4",
+			words: []string{`headers_set_by "anyone"`, "expected forward_auth", "or trusted_proxy"},
+		},
+		{
+			name:  "headers_set_by without a value",
+			input: cfWith("headers_set_by"),
+			at:    "Testfile:4",
+			words: []string{"headers_set_by: expected one value"},
+		},
+		{
+			name:  "session_cookie with a separator in the name",
+			input: cfWith("session_cookie a;b"),
+			at:    "Testfile:4",
+			words: []string{`session_cookie "a;b"`, "expected a cookie name"},
+		},
+		{
+			name:  "session_cookie that is a placeholder",
+			input: cfWith("session_cookie {http.request.cookie.s}"),
+			at:    "Testfile:4",
+			words: []string{"expected a cookie name such as _oauth2_proxy"},
+		},
+		{
+			name:  "session and session_cookie together",
+			input: cfWith("session {http.request.cookie.s}", "session_cookie s"),
+			at:    "Testfile:6",
+			words: []string{"sms_stepup (line 1)", "session and session_cookie: expected one of them"},
 		},
 		{
 			name:  "an argument that is neither path nor matcher",

@@ -75,6 +75,11 @@ const cbCaddyfile = `{
 	https_port {{https}}
 	skip_install_trust
 	default_bind 127.0.0.1
+	# The test client stands for a proxy in front of Caddy that sets X-User
+	# (headers_set_by trusted_proxy).
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 	storage file_system {{dir}}/storage
 	log {
 		exclude http.handlers.sms_stepup
@@ -84,6 +89,7 @@ const cbCaddyfile = `{
 http://localhost:{{http}} {
 	sms_stepup /private* {
 		identity {http.request.header.X-User}
+		headers_set_by trusted_proxy
 		phone {http.request.header.X-Phone}
 		signing_key "benchmark-signing-key-0123456789abcdefghij"
 		{{store}}

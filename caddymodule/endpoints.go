@@ -44,7 +44,7 @@ func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.R
 		r:           r,
 		repl:        repl,
 		identity:    identity,
-		sessionHash: h.keys.SessionHash(h.session(repl)),
+		sessionHash: h.sessionHash(r, repl),
 		lang:        pages.Lang(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")),
 		ret:         "/",
 	}
@@ -70,9 +70,9 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	identity := h.identity(repl)
+	identity, _, err := h.signedIn(w, r, repl)
 	if identity == "" {
-		return h.refuseNoIdentity(w, r)
+		return err // refused
 	}
 	q := r.URL.Query()
 	v := h.newVisit(w, r, repl, identity)

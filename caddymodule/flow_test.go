@@ -219,7 +219,9 @@ func (e *htEnv) browser(user string) *htBrowser {
 }
 
 // request builds a request as Caddy would hand it to the handler: with a
-// replacer holding the identity, and the vars holding the client IP.
+// replacer holding the identity, and the vars holding the client IP and
+// that the peer is a trusted proxy (which only handlers with
+// headers_set_by trusted_proxy look at).
 func (b *htBrowser) request(method, target string, form url.Values, extra ...string) *http.Request {
 	var body io.Reader
 	if form != nil {
@@ -236,7 +238,7 @@ func (b *htBrowser) request(method, target string, form url.Values, extra ...str
 	for _, c := range b.jar.Cookies(htBase) {
 		r.AddCookie(c)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.10"}))
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "192.0.2.10", caddyhttp.TrustedProxyVarKey: true}))
 	repl := caddyhttp.NewTestReplacer(r)
 	if b.user != "" {
 		repl.Set("http.auth.user.id", b.user)

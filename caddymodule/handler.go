@@ -49,8 +49,17 @@ func init() {
 // X-Stepup-Token; later handlers can read the same as the placeholders
 // {http.sms_stepup.identity}, {http.sms_stepup.verified_at},
 // {http.sms_stepup.auth_time} and {http.sms_stepup.token}. Request headers
-// named X-Stepup-* are removed from every request first, so a client cannot
-// forge them.
+// and trailers named X-Stepup-* are removed from every request first, so a
+// client cannot forge them. With several sms_stepup handlers in one site,
+// the first a request meets removes the client's; a later handler never
+// removes or blanks what an earlier one set, and when two step a request
+// up, each header and placeholder holds the value of the last that set it.
+//
+// The identity (and the phone number) must come from an authentication
+// step the client cannot skip. When identity or phone reads a request
+// header, which any client can send, the handler believes it only where
+// headers_set_by says it comes from, checked on every request, and refuses
+// other requests; it warns at start about every such header.
 //
 // An operator can revoke an identity's step-ups (`caddy sms-stepup
 // revoke`): each instance reads an identity's revocation from the store at
@@ -62,10 +71,23 @@ type Handler struct {
 	// A placeholder naming the signed-in user, such as
 	// {http.auth.user.id}. Required. A request where it is empty is refused.
 	Identity string `json:"identity,omitempty"`
+	// What sets the request headers that identity and phone read, if they
+	// read any: "forward_auth" (the default) believes them only when
+	// forward_auth answered 2xx earlier in the same request, so it must come
+	// before sms_stepup in the same route; "trusted_proxy" only on requests
+	// from a peer in the server's trusted_proxies, a proxy that removes the
+	// client's and sets its own. Other requests are refused with 401.
+	HeadersSetBy string `json:"headers_set_by,omitempty"`
 	// A placeholder for the application's own session, such as
 	// {http.request.cookie.app_session}. Its keyed hash goes into the
-	// token, so a step-up dies with the session.
+	// token, so a step-up dies with the session. A request where it is
+	// empty is refused (401, asking the user to sign in again).
 	Session string `json:"session,omitempty"`
+	// Instead of session: the name of the session cookie, read whole or,
+	// where it was split (oauth2-proxy's _oauth2_proxy_0, _oauth2_proxy_1,
+	// ...), as its numbered parts joined in order, up to the first one
+	// missing and at most 16.
+	SessionCookie string `json:"session_cookie,omitempty"`
 	// A placeholder holding the user's phone number (e.g. a header set by
 	// the identity provider).
 	Phone string `json:"phone,omitempty"`
@@ -209,6 +231,12 @@ type Handler struct {
 	sessionKey  string
 	// The upstream headers to set, from UpstreamHeaders.
 	upstream upstreamHeaders
+	// What makes the request headers identity and phone read believable.
+	trust headerTrust
+	// session_cookie's numbered parts, and when the last warning that a
+	// session came out empty was logged (Unix nanoseconds of h.clock).
+	sessionParts  []string
+	sessionWarned *atomic.Int64
 
 	devCookieOnce *sync.Once
 	// When the last warning that revocations can't be read was logged
@@ -305,6 +333,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.PathPrefix = strings.TrimRight(h.PathPrefix, "/")
 	h.identityKey, h.sessionKey = placeholderKey(h.Identity), placeholderKey(h.Session)
+	if err := h.provisionTrust(); err != nil {
+		return err
+	}
+	h.provisionSession()
 	upstream, err := parseUpstreamHeaders(h.UpstreamHeaders)
 	if err != nil {
 		return err
@@ -486,6 +518,12 @@ func (h *Handler) Validate() error {
 	if _, err := parseUpstreamHeaders(h.UpstreamHeaders); err != nil {
 		return err
 	}
+	if _, err := parseHeadersSetBy(h.HeadersSetBy); err != nil {
+		return err
+	}
+	if err := h.validateSession(); err != nil {
+		return err
+	}
 	if h.MaxIdentitiesPerNumber < 0 {
 		return fmt.Errorf("max_identities_per_number %d: expected 1 or more", h.MaxIdentitiesPerNumber)
 	}
@@ -512,28 +550,28 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripStepupHeaders(r.Header)
+	first := removeClientValues(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if underPrefix(r.URL.Path, h.PathPrefix) {
-		h.setPlaceholders(repl, nil, "")
+		blankPlaceholders(repl, first)
 		return h.serveOwn(w, r)
 	}
 	if len(h.protect) > 0 {
 		match, err := h.protect.AnyMatchWithError(r)
 		if err != nil || !match {
-			h.setPlaceholders(repl, nil, "")
+			blankPlaceholders(repl, first)
 			if err != nil {
 				return caddyhttp.Error(http.StatusInternalServerError, err)
 			}
 			return next.ServeHTTP(w, r)
 		}
 	}
-	identity := h.identity(repl)
+	identity, session, err := h.signedIn(w, r, repl)
 	if identity == "" {
-		h.setPlaceholders(repl, nil, "")
-		return h.refuseNoIdentity(w, r)
+		blankPlaceholders(repl, first)
+		return err // refused
 	}
-	sessionHash := h.keys.SessionHash(h.session(repl))
+	sessionHash := h.keys.SessionHash(session)
 	if token := cookieValue(r, h.cookieName(r, tokenCookie)); token != "" {
 		v, err := h.checkStepUp(r, token, identity, sessionHash, h.maxAge)
 		if err == nil {
@@ -554,7 +592,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.logger.Debug("step-up cookie not accepted", zap.String("identity", identity), zap.String("reason", err.Error()))
 		}
 	}
-	h.setPlaceholders(repl, nil, "")
+	blankPlaceholders(repl, first)
 	return h.challenge(w, r, repl, identity)
 }
 
@@ -616,20 +654,11 @@ const (
 	phToken      = "http.sms_stepup.token"
 )
 
-// setPlaceholders sets the step-up placeholders once per request: the
-// token's values on the hot path (v not nil), else empty strings, since
-// header_up keeps an unset placeholder's text, which would reach the
-// upstream as a non-empty X-Stepup-Identity on every route this handler
-// does not step up. The values were formatted when the token was first
-// verified.
+// setPlaceholders sets the step-up placeholders to the token's values on
+// the hot path, over any an earlier handler set (blankPlaceholders empties
+// them where no handler steps the request up). The values were formatted
+// when the token was first verified.
 func (h *Handler) setPlaceholders(repl *caddy.Replacer, v *otp.Verified, token string) {
-	if v == nil {
-		repl.Set(phIdentity, "")
-		repl.Set(phVerifiedAt, "")
-		repl.Set(phAuthTime, "")
-		repl.Set(phToken, "")
-		return
-	}
 	repl.Set(phIdentity, v.Subject)
 	repl.Set(phVerifiedAt, v.AuthTimeRFC3339)
 	repl.Set(phAuthTime, v.AuthTimeUnix)
@@ -704,13 +733,6 @@ func (h *Handler) setUpstreamHeaders(hdr http.Header, v *otp.Verified, token str
 // identity is who the request's user is, from the identity placeholder.
 func (h *Handler) identity(repl *caddy.Replacer) string {
 	return resolve(repl, h.Identity, h.identityKey)
-}
-
-func (h *Handler) session(repl *caddy.Replacer) string {
-	if h.Session == "" {
-		return ""
-	}
-	return resolve(repl, h.Session, h.sessionKey)
 }
 
 // resolve expands an option's placeholders. An option that is exactly one

@@ -109,6 +109,11 @@ var itCaddyfile = template.Must(template.New("Caddyfile").Parse(`{
 	skip_install_trust
 	grace_period 1ns
 	default_bind 127.0.0.1
+	# The test client stands for a proxy in front of Caddy that sets X-User
+	# (headers_set_by trusted_proxy).
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 {{.Global}}
 }
 
@@ -117,6 +122,7 @@ http://localhost:{{.Ports.HTTP}} {
 {{.Before}}
 	sms_stepup {{.Args}} {
 		identity {{.Identity}}
+		headers_set_by trusted_proxy
 		phone_file {{.Phones}}
 {{- if .Key}}
 		signing_key {{.Key}}
@@ -1058,17 +1064,19 @@ func TestIntegration(t *testing.T) {
 						"site": map[string]any{
 							"listen":          []string{fmt.Sprintf("127.0.0.1:%d", itPorts.HTTP)},
 							"automatic_https": map[string]any{"disable": true},
+							"trusted_proxies": map[string]any{"source": "static", "ranges": []string{"127.0.0.1/32"}},
 							"routes": []any{map[string]any{
 								"handle": []any{
 									map[string]any{"handler": "headers", "response": map[string]any{"set": map[string]any{"X-It-Config": []string{marker}}}},
 									map[string]any{
-										"handler":     "sms_stepup",
-										"protect":     []any{map[string]any{"path": []string{"/settings*"}}},
-										"identity":    "{http.request.header.X-User}",
-										"phone_file":  phones,
-										"signing_key": itKey,
-										"store":       map[string]any{"type": "memory", "name": fmt.Sprintf("it-json-%d", itSeq.Add(1))},
-										"gateway":     map[string]any{"type": "console", "outbox": outbox},
+										"handler":        "sms_stepup",
+										"protect":        []any{map[string]any{"path": []string{"/settings*"}}},
+										"identity":       "{http.request.header.X-User}",
+										"headers_set_by": "trusted_proxy",
+										"phone_file":     phones,
+										"signing_key":    itKey,
+										"store":          map[string]any{"type": "memory", "name": fmt.Sprintf("it-json-%d", itSeq.Add(1))},
+										"gateway":        map[string]any{"type": "console", "outbox": outbox},
 									},
 									map[string]any{
 										"handler":   "reverse_proxy",

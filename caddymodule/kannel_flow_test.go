@@ -23,12 +23,18 @@ const knFlowCaddyfile = `{
 	https_port {{https}}
 	skip_install_trust
 	default_bind 127.0.0.1
+	# The test client stands for a proxy in front of Caddy that sets X-User
+	# (headers_set_by trusted_proxy).
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 	storage file_system {{dir}}/storage
 }
 
 http://localhost:{{http}} {
 	sms_stepup /private* {
 		identity {http.request.header.X-User}
+		headers_set_by trusted_proxy
 		phone_file {{dir}}/phones.csv
 		signing_key "kannel-flow-signing-key-0123456789abcdef"
 		service_name "Example"
