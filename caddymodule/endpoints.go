@@ -117,7 +117,7 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		case "/send":
 			return h.send(v, false)
 		case "/call":
-			return h.send(v, true)
+			return h.call(v)
 		}
 		return h.verify(v)
 	}
