@@ -68,7 +68,7 @@ func (h *Handler) serveAPI(v *visit, endpoint string) error {
 	case "send":
 		return h.send(v, false)
 	case "call":
-		return h.send(v, true)
+		return h.call(v)
 	}
 	return h.verify(v)
 }

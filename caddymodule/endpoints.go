@@ -117,7 +117,7 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		case "/send":
 			return h.send(v, false)
 		case "/call":
-			return h.send(v, true)
+			return h.call(v)
 		}
 		return h.verify(v)
 	}
@@ -319,12 +319,12 @@ func (h *Handler) send(v *visit, voice bool) error {
 // {prefix}/receipt/{gateway}/{token}.
 func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) error {
 	name, token, _ := strings.Cut(rest, "/")
-	parser := h.receiptParser(name)
+	parser := h.receipts[name]
 	if parser == nil || token == "" || h.service.Config().ReceiptBase == "" {
 		return caddyhttp.Error(http.StatusNotFound, errors.New("no such receipt endpoint"))
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	status, err := parser.ParseReceipt(r, h.service.Config().ReceiptBase+"/"+name+"/"+token)
+	report, err := parser.ParseReceipt(r, h.service.Config().ReceiptBase+"/"+name+"/"+token)
 	if err != nil {
 		h.audit(zapcore.WarnLevel, "delivery report refused", "receipt_refused", zap.String("gateway", name),
 			zap.String("client_ip", clientIP(r)), zap.Error(err))
@@ -332,7 +332,7 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) e
 	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	subject, challengeID, ok, err := h.service.RecordDelivery(ctx, token, status)
+	subject, challengeID, ok, err := h.service.RecordDelivery(ctx, token, report.Status)
 	switch {
 	case !ok:
 		h.audit(zapcore.WarnLevel, "delivery report with a token we did not make", "receipt_refused", zap.String("gateway", name), zap.String("client_ip", clientIP(r)))
@@ -342,24 +342,9 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) e
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	h.audit(zapcore.InfoLevel, "delivery report", "delivery", zap.String("gateway", name),
-		zap.String("status", string(status)), zap.String("identity", subject), zap.String("challenge", shortString(challengeID)))
+		zap.String("status", string(report.Status)), zap.String("identity", subject), zap.String("challenge", shortString(challengeID)),
+		zap.String("provider_ref", report.ID), zap.String("provider_error", report.Error))
 	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// receiptParser finds the gateway named name that takes delivery reports:
-// the configured gateway itself, or a member of a failover chain.
-func (h *Handler) receiptParser(name string) otp.ReceiptParser {
-	if chain, ok := h.gateway.(interface {
-		ReceiptParser(string) (otp.ReceiptParser, bool)
-	}); ok {
-		p, _ := chain.ReceiptParser(name)
-		return p
-	}
-	p, ok := h.gateway.(otp.ReceiptParser)
-	if mod, isMod := h.gateway.(caddy.Module); ok && isMod && string(mod.CaddyModule().ID.Name()) == name {
-		return p
-	}
 	return nil
 }
 

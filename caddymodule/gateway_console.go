@@ -47,6 +47,15 @@ func (g *ConsoleGateway) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// Capabilities implements otp.CapabilityReporter: a health check that is
+// always ok, since nothing can be down; no calls, no delivery reports.
+func (g *ConsoleGateway) Capabilities() otp.Capabilities {
+	if g.Gateway == nil {
+		return otp.Capabilities{}
+	}
+	return otp.CapabilitiesOf("console", g.Gateway)
+}
+
 // UnmarshalCaddyfile parses `console [{ outbox <file> }]`.
 func (g *ConsoleGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -71,7 +80,8 @@ func (g *ConsoleGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var (
-	_ caddy.Provisioner     = (*ConsoleGateway)(nil)
-	_ caddyfile.Unmarshaler = (*ConsoleGateway)(nil)
-	_ otp.Gateway           = (*ConsoleGateway)(nil)
+	_ caddy.Provisioner      = (*ConsoleGateway)(nil)
+	_ caddyfile.Unmarshaler  = (*ConsoleGateway)(nil)
+	_ otp.Gateway            = (*ConsoleGateway)(nil)
+	_ otp.CapabilityReporter = (*ConsoleGateway)(nil)
 )

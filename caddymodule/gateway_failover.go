@@ -29,6 +29,10 @@ func init() {
 // may have accepted it), nothing more is tried and the user is told the
 // code could not be sent.
 //
+// The chain reads codes out in calls when any of its gateways can, through
+// the first that can and is up, and takes the delivery reports of each
+// gateway that asks for them, at that gateway's own receipt URL.
+//
 // Caddyfile:
 //
 //	gateway failover {
@@ -89,18 +93,14 @@ func (g *FailoverGateway) Send(ctx context.Context, m otp.Message) (otp.Receipt,
 	return g.chain.Send(ctx, m)
 }
 
-// Call implements otp.VoiceGateway.
-func (g *FailoverGateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
-	return g.chain.Call(ctx, m)
-}
-
-// CanCall reports whether any member can make voice calls.
-func (g *FailoverGateway) CanCall() bool { return g.chain.CanCall() }
-
-// ReceiptParser returns the member named name if it takes delivery reports.
-func (g *FailoverGateway) ReceiptParser(name string) (otp.ReceiptParser, bool) {
-	p, ok := g.chain.Lookup(name).(otp.ReceiptParser)
-	return p, ok
+// Capabilities implements otp.CapabilityReporter: calls when any member can
+// call, the delivery reports of every member that takes them, and each
+// member's health.
+func (g *FailoverGateway) Capabilities() otp.Capabilities {
+	if g.chain == nil {
+		return otp.Capabilities{}
+	}
+	return g.chain.Capabilities()
 }
 
 // UnmarshalCaddyfile parses the failover block: one gateway per line, in
@@ -138,7 +138,8 @@ func (g *FailoverGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var (
-	_ caddy.Provisioner     = (*FailoverGateway)(nil)
-	_ caddyfile.Unmarshaler = (*FailoverGateway)(nil)
-	_ otp.VoiceGateway      = (*FailoverGateway)(nil)
+	_ caddy.Provisioner      = (*FailoverGateway)(nil)
+	_ caddyfile.Unmarshaler  = (*FailoverGateway)(nil)
+	_ otp.Gateway            = (*FailoverGateway)(nil)
+	_ otp.CapabilityReporter = (*FailoverGateway)(nil)
 )

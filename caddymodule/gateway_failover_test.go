@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 func TestFailoverGatewayCaddyfile(t *testing.T) {
@@ -61,7 +63,7 @@ func TestFailoverGatewayProvision(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	t.Setenv("STEPUP_TEST_TWILIO_TOKEN", "0123456789abcdef0123456789abcdef")
-	twilio := json.RawMessage(`{"type":"twilio","account_sid":"AC0123456789abcdef0123456789abcdef","auth_token":"{env.STEPUP_TEST_TWILIO_TOKEN}","messaging_service_sid":"MG0123456789abcdef0123456789abcdef"}`)
+	twilio := json.RawMessage(`{"type":"twilio","account_sid":"AC0123456789abcdef0123456789abcdef","auth_token":"{env.STEPUP_TEST_TWILIO_TOKEN}","messaging_service_sid":"MG0123456789abcdef0123456789abcdef","status_callback":true}`)
 	console := json.RawMessage(`{"type":"console","outbox":"` + t.TempDir() + `/outbox"}`)
 
 	t.Run("members load in order, and one that can't call makes a chain that can't", func(t *testing.T) {
@@ -69,14 +71,18 @@ func TestFailoverGatewayProvision(t *testing.T) {
 		if err := g.Provision(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if g.CanCall() {
+		caps := g.Capabilities()
+		if caps.Voice != nil {
 			t.Fatal("a Twilio gateway with only a messaging service can't place calls")
 		}
-		if p, ok := g.ReceiptParser("twilio"); !ok || p == nil {
-			t.Fatal("the Twilio member should take delivery reports")
+		if caps.Receipts["twilio"] == nil {
+			t.Fatal("the Twilio member asks for status callbacks, so it should take delivery reports")
 		}
-		if _, ok := g.ReceiptParser("console"); ok {
-			t.Fatal("the console gateway takes no delivery reports")
+		if len(caps.Receipts) != 1 {
+			t.Fatalf("receipts %v: the console gateway takes no delivery reports", caps.Receipts)
+		}
+		if h := otp.CheckHealth(t.Context(), "failover", g); len(h.Members) != 2 {
+			t.Fatalf("health %+v: the chain's health should report each member", h)
 		}
 	})
 	t.Run("the same gateway type twice is refused, since receipts route by type", func(t *testing.T) {

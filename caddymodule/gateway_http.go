@@ -28,7 +28,7 @@ func init() {
 //	.Text        the SMS text, code included
 //	.Locale      the text's language, "ja" or "en"
 //	.Ref         the challenge's id, for the provider's logs
-//	.ReceiptURL  where delivery reports would go, or ""
+//	.ReceiptURL  where the provider reports delivery (with receipt), or ""
 //
 // with two functions to escape them: {{json .Text}} writes a JSON string,
 // quotes included, and {{urlquery .To}} escapes for a URL's query. A JSON
@@ -47,6 +47,23 @@ func init() {
 // With hmac_header, the request carries the hex HMAC-SHA256 of its body
 // under the given secret, for in-house gateways that check who is calling.
 //
+// With receipt, and the handler's receipts_url set, the gateway reads the
+// provider's delivery reports, and the code page says whether the SMS was
+// delivered. Pass {{.ReceiptURL}} where the provider takes the URL for its
+// reports (a template that passes it without receipt, or receipt without a
+// template passing it, stops Caddy from starting). The URL is the
+// message's own, with an unguessable token in it. receipt names how the
+// provider reports (form: the fields of a form body, or of the query string
+// of a GET; json: a JSON body), where the message's status is (status: a
+// form field, or a JSON path such as data.status, with a number picking an
+// array element, as in results.0.status), and which status values mean
+// delivered, failed (both required) and sent (still on its way), compared
+// without regard to case. A report with any other status is refused and
+// logged, so list every value the provider sends. reference and error name
+// where the provider's message ID and error code are, for the log; a value
+// that is not a plain ID or code (letters, digits and . _ : - only) is left
+// out, since free text could hold the number.
+//
 // Placeholders such as {env.SMS_API_KEY} in the URL, header values, body
 // and HMAC secret are expanded when the config loads, before the templates
 // are parsed; one that is empty is an error, so a missing secret stops
@@ -64,6 +81,14 @@ func init() {
 //		success_status <status>...
 //		timeout        <duration>
 //		hmac_header    <name> <secret>
+//		receipt form|json {
+//			status    <field or JSON path>
+//			delivered <value>...
+//			failed    <value>...
+//			sent      <value>...
+//			reference <field or JSON path>
+//			error     <field or JSON path>
+//		}
 //	}
 //
 // header may be repeated. A template with a space in it, as most have, is
@@ -77,11 +102,20 @@ func init() {
 //			JSON
 //	}
 //
-// A provider that takes everything in the query string:
+// A provider that takes everything in the query string, and reports
+// delivery with a GET to the callback URL it was given
+// (?id=...&stat=DELIVRD):
 //
 //	gateway http {
-//		url    `https://sms.example.jp/send?key={env.SMS_API_KEY}&to={{urlquery .To}}&text={{urlquery .Text}}`
+//		url    `https://sms.example.jp/send?key={env.SMS_API_KEY}&to={{urlquery .To}}&text={{urlquery .Text}}&callback={{urlquery .ReceiptURL}}`
 //		method GET
+//		receipt form {
+//			status    stat
+//			delivered DELIVRD
+//			failed    UNDELIV EXPIRED REJECTD
+//			sent      ACCEPTD ENROUTE
+//			reference id
+//		}
 //	}
 type HTTPGateway struct {
 	// The provider's send endpoint, a template.
@@ -103,8 +137,31 @@ type HTTPGateway struct {
 	// A header to carry the hex HMAC-SHA256 of the body, and its secret.
 	HMACHeader string `json:"hmac_header,omitempty"`
 	HMACSecret string `json:"hmac_secret,omitempty"`
+	// How to read the provider's delivery reports, which come to
+	// {{.ReceiptURL}}. Default: none, and then no template may pass
+	// .ReceiptURL.
+	Receipt *HTTPReceipt `json:"receipt,omitempty"`
 
 	otp.Gateway `json:"-"`
+	hg          *httpgw.Gateway
+}
+
+// HTTPReceipt says how the http gateway reads a provider's delivery
+// reports.
+type HTTPReceipt struct {
+	// "form" (the fields of a form body, or of the query string of a GET)
+	// or "json" (a JSON body).
+	Format string `json:"format,omitempty"`
+	// Where the message's status is: a form field, or a JSON path such as
+	// data.status (results.0.status picks an array element).
+	Status string `json:"status,omitempty"`
+	// The status values that mean delivered, failed, and still on its way.
+	Delivered []string `json:"delivered,omitempty"`
+	Failed    []string `json:"failed,omitempty"`
+	Sent      []string `json:"sent,omitempty"`
+	// Where the provider's message ID and error code are, for the log.
+	Reference string `json:"reference,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -129,8 +186,18 @@ func (g *HTTPGateway) Provision(ctx caddy.Context) error {
 		ctx.Logger().Warn("http gateway sends codes over plain http; use https unless the provider is on a private network",
 			zap.String("host", u.Host))
 	}
-	g.Gateway = gw
+	g.hg, g.Gateway = gw, gw
 	return nil
+}
+
+// Capabilities implements otp.CapabilityReporter: delivery reports with
+// receipt; no health check, since whether an arbitrary provider is up can't
+// be told without sending, and no calls.
+func (g *HTTPGateway) Capabilities() otp.Capabilities {
+	if g.hg == nil {
+		return otp.Capabilities{}
+	}
+	return g.hg.Capabilities()
 }
 
 // config is the gateway's configuration with placeholders expanded.
@@ -150,6 +217,10 @@ func (g *HTTPGateway) config() (httpgw.Config, error) {
 		SuccessStatus: g.SuccessStatus,
 		Timeout:       time.Duration(g.Timeout),
 		HMACHeader:    g.HMACHeader,
+	}
+	if r := g.Receipt; r != nil {
+		cfg.Receipt = &httpgw.ReceiptConfig{Format: r.Format, Status: r.Status, Reference: r.Reference, Error: r.Error,
+			Delivered: r.Delivered, Failed: r.Failed, Sent: r.Sent}
 	}
 	var err error
 	if cfg.URL, err = template("url", g.URL); err != nil {
@@ -235,8 +306,10 @@ func (g *HTTPGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("hmac_header: expected a header name and a secret, such as hmac_header X-Signature {env.SMS_HMAC_SECRET}")
 			}
 			g.HMACHeader, g.HMACSecret = args[0], args[1]
+		case "receipt":
+			g.Receipt, err = parseHTTPReceipt(d)
 		default:
-			return d.Errf("unknown http gateway option %q: expected url, method, header, body, content_type, success_status, timeout or hmac_header", opt)
+			return d.Errf("unknown http gateway option %q: expected url, method, header, body, content_type, success_status, timeout, hmac_header or receipt", opt)
 		}
 		if err != nil {
 			return err
@@ -251,8 +324,53 @@ func (g *HTTPGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// parseHTTPReceipt parses `receipt form|json { ... }`.
+func parseHTTPReceipt(d *caddyfile.Dispenser) (*HTTPReceipt, error) {
+	r := &HTTPReceipt{}
+	if !d.NextArg() {
+		return nil, d.Errf("receipt: expected how the provider reports, form or json, then a block")
+	}
+	switch r.Format = strings.ToLower(d.Val()); r.Format {
+	case httpgw.ReceiptForm, httpgw.ReceiptJSON:
+	default:
+		return nil, d.Errf("receipt %q: expected form (a form body, or the query of a GET) or json (a JSON body)", d.Val())
+	}
+	if d.NextArg() {
+		return nil, d.Errf("receipt takes one argument, form or json; got another: %q", d.Val())
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "status":
+			r.Status, err = oneArg(d)
+		case "reference":
+			r.Reference, err = oneArg(d)
+		case "error":
+			r.Error, err = oneArg(d)
+		case "delivered", "failed", "sent":
+			values := d.RemainingArgs()
+			if len(values) == 0 {
+				return nil, d.Errf("receipt %s: expected one or more status values, such as %s", opt, map[string]string{
+					"delivered": "DELIVRD", "failed": "UNDELIV EXPIRED", "sent": "ACCEPTD ENROUTE"}[opt])
+			}
+			list := map[string]*[]string{"delivered": &r.Delivered, "failed": &r.Failed, "sent": &r.Sent}[opt]
+			*list = append(*list, values...)
+		default:
+			return nil, d.Errf("unknown receipt option %q: expected status, delivered, failed, sent, reference or error", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if r.Status == "" || len(r.Delivered) == 0 || len(r.Failed) == 0 {
+		return nil, d.Errf("receipt: expected status (where the report says it), delivered and failed (which values mean what) in its block")
+	}
+	return r, nil
+}
+
 var (
-	_ caddy.Provisioner     = (*HTTPGateway)(nil)
-	_ caddyfile.Unmarshaler = (*HTTPGateway)(nil)
-	_ otp.Gateway           = (*HTTPGateway)(nil)
+	_ caddy.Provisioner      = (*HTTPGateway)(nil)
+	_ caddyfile.Unmarshaler  = (*HTTPGateway)(nil)
+	_ otp.Gateway            = (*HTTPGateway)(nil)
+	_ otp.CapabilityReporter = (*HTTPGateway)(nil)
 )

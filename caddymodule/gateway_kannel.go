@@ -1,9 +1,7 @@
 package caddymodule
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -116,12 +114,14 @@ func (g *KannelGateway) Provision(caddy.Context) error {
 	return nil
 }
 
-// ParseReceipt implements otp.ReceiptParser.
-func (g *KannelGateway) ParseReceipt(r *http.Request, receiptURL string) (otp.DeliveryStatus, error) {
+// Capabilities implements otp.CapabilityReporter: delivery reports with
+// dlr, and a health check (a sendsms request without a receiver, which
+// Kannel refuses without sending anything).
+func (g *KannelGateway) Capabilities() otp.Capabilities {
 	if g.kn == nil {
-		return "", errors.New("kannel gateway: not provisioned")
+		return otp.Capabilities{}
 	}
-	return g.kn.ParseReceipt(r, receiptURL)
+	return g.kn.Capabilities()
 }
 
 // UnmarshalCaddyfile parses the kannel gateway's block.
@@ -162,8 +162,8 @@ func (g *KannelGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var (
-	_ caddy.Provisioner     = (*KannelGateway)(nil)
-	_ caddyfile.Unmarshaler = (*KannelGateway)(nil)
-	_ otp.Gateway           = (*KannelGateway)(nil)
-	_ otp.ReceiptParser     = (*KannelGateway)(nil)
+	_ caddy.Provisioner      = (*KannelGateway)(nil)
+	_ caddyfile.Unmarshaler  = (*KannelGateway)(nil)
+	_ otp.Gateway            = (*KannelGateway)(nil)
+	_ otp.CapabilityReporter = (*KannelGateway)(nil)
 )

@@ -159,8 +159,12 @@ func TestKannelGatewayProvisionExpandsPlaceholdersAndDelegates(t *testing.T) {
 	}
 
 	req := httptest.NewRequest(http.MethodGet, "/.sms-stepup/receipts/kannel/tok?type=1", nil)
-	if status, err := g.ParseReceipt(req, m.ReceiptURL("kannel")); err != nil || status != otp.DeliveryDelivered {
-		t.Errorf("receipt type=1: %q %v, want delivered", status, err)
+	p := g.Capabilities().Receipts["kannel"]
+	if p == nil {
+		t.Fatal("a Kannel gateway with dlr takes no delivery reports")
+	}
+	if rep, err := p.ParseReceipt(req, m.ReceiptURL("kannel")); err != nil || rep.Status != otp.DeliveryDelivered {
+		t.Errorf("receipt type=1: %+v %v, want delivered", rep, err)
 	}
 }
 
@@ -194,11 +198,10 @@ func TestKannelGatewayProvisionRefusesAMissingSecret(t *testing.T) {
 	}
 }
 
-func TestKannelGatewayReceiptBeforeProvisionIsAnError(t *testing.T) {
+func TestKannelGatewayBeforeProvisionOffersNoCapabilities(t *testing.T) {
 	t.Parallel()
-	var g KannelGateway
-	req := httptest.NewRequest(http.MethodGet, "/r/kannel/tok?type=1", nil)
-	if status, err := g.ParseReceipt(req, ""); err == nil {
-		t.Errorf("status %q, want an error", status)
+	g := KannelGateway{DLR: true}
+	if c := g.Capabilities(); c.Receipts != nil || c.Health != nil || c.Voice != nil {
+		t.Errorf("capabilities %+v before provision", c)
 	}
 }

@@ -1,9 +1,7 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -109,18 +107,14 @@ func (g *TwilioGateway) Provision(caddy.Context) error {
 	return nil
 }
 
-// CanCall reports whether calls are possible: they need a From number (a
-// messaging service can't place calls).
-func (g *TwilioGateway) CanCall() bool { return g.From != "" }
-
-// Call implements otp.VoiceGateway.
-func (g *TwilioGateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
-	return g.tw.Call(ctx, m)
-}
-
-// ParseReceipt implements otp.ReceiptParser.
-func (g *TwilioGateway) ParseReceipt(r *http.Request, receiptURL string) (otp.DeliveryStatus, error) {
-	return g.tw.ParseReceipt(r, receiptURL)
+// Capabilities implements otp.CapabilityReporter: calls with a from number
+// (a messaging service can't place them), delivery reports with
+// status_callback, and a health check (a read of the account).
+func (g *TwilioGateway) Capabilities() otp.Capabilities {
+	if g.tw == nil {
+		return otp.Capabilities{}
+	}
+	return g.tw.Capabilities()
 }
 
 // UnmarshalCaddyfile parses the twilio gateway's block.
@@ -166,8 +160,8 @@ func (g *TwilioGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 var (
-	_ caddy.Provisioner     = (*TwilioGateway)(nil)
-	_ caddyfile.Unmarshaler = (*TwilioGateway)(nil)
-	_ otp.VoiceGateway      = (*TwilioGateway)(nil)
-	_ otp.ReceiptParser     = (*TwilioGateway)(nil)
+	_ caddy.Provisioner      = (*TwilioGateway)(nil)
+	_ caddyfile.Unmarshaler  = (*TwilioGateway)(nil)
+	_ otp.Gateway            = (*TwilioGateway)(nil)
+	_ otp.CapabilityReporter = (*TwilioGateway)(nil)
 )

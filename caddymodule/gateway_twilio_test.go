@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -140,7 +139,11 @@ func TestTwilioGatewayProvisionExpandsPlaceholdersAndDelegates(t *testing.T) {
 		t.Errorf("StatusCallback %q, want %q", s.form.Get("StatusCallback"), receiptURL)
 	}
 
-	if _, err := g.Call(t.Context(), m); err != nil {
+	caps := g.Capabilities()
+	if caps.Voice == nil || caps.Receipts["twilio"] == nil {
+		t.Fatalf("capabilities %+v: with from and status_callback, Twilio calls and takes reports", caps)
+	}
+	if _, err := caps.Voice.Call(t.Context(), m); err != nil {
 		t.Fatalf("call: %v", err)
 	}
 	if s := <-got; s.path != "/2010-04-01/Accounts/"+twAccount+"/Calls.json" || !strings.Contains(s.form.Get("Twiml"), "7, 3, 9, 2, 1, 4") {
@@ -151,13 +154,13 @@ func TestTwilioGatewayProvisionExpandsPlaceholdersAndDelegates(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, receiptURL, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(twilio.SignatureHeader, twilio.Signature(twToken, receiptURL, form))
-	if st, err := g.ParseReceipt(req, receiptURL); err != nil || st != otp.DeliveryDelivered {
-		t.Errorf("receipt signed with the expanded token: %q %v", st, err)
+	if rep, err := caps.Receipts["twilio"].ParseReceipt(req, receiptURL); err != nil || rep.Status != otp.DeliveryDelivered {
+		t.Errorf("receipt signed with the expanded token: %+v %v", rep, err)
 	}
 	req = httptest.NewRequest(http.MethodPost, receiptURL, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set(twilio.SignatureHeader, twilio.Signature("{env.STEPUP_TW_TOKEN}", receiptURL, form))
-	if _, err := g.ParseReceipt(req, receiptURL); err == nil {
+	if _, err := caps.Receipts["twilio"].ParseReceipt(req, receiptURL); err == nil {
 		t.Error("a receipt signed with the unexpanded placeholder was accepted")
 	}
 }
@@ -195,15 +198,13 @@ func TestTwilioGatewayProvisionRefuses(t *testing.T) {
 	}
 }
 
-func TestTwilioGatewayCallWithoutFromIsNotSent(t *testing.T) {
+func TestTwilioGatewayWithoutFromOffersNoCalls(t *testing.T) {
 	t.Parallel()
 	g := &TwilioGateway{AccountSID: twAccount, AuthToken: twToken, MessagingServiceSID: "MG01"}
 	if err := g.Provision(twContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := g.Call(t.Context(), otp.Message{To: "+819012345678", Body: "x"})
-	var ge *otp.GatewayError
-	if !errors.As(err, &ge) || ge.Kind != otp.NotSent {
-		t.Fatalf("error %v, want NotSent", err)
+	if c := g.Capabilities(); c.Voice != nil || c.Receipts != nil || c.Health == nil {
+		t.Fatalf("capabilities %+v: a messaging service can't place calls, no status_callback takes no reports, and the account can always be checked", c)
 	}
 }

@@ -217,7 +217,7 @@ type Handler struct {
 	policy  *otp.PhonePolicy
 	phones  map[string]otp.Phone
 	store   otp.Store
-	gateway any
+	gateway otp.Gateway
 	pages   *pages.Set
 	brand   pages.Brand
 	events  *caddyevents.App
@@ -237,6 +237,9 @@ type Handler struct {
 	// session came out empty was logged (Unix nanoseconds of h.clock).
 	sessionParts  []string
 	sessionWarned *atomic.Int64
+	// The gateway's delivery-report parsers by gateway name (see
+	// useGateway).
+	receipts map[string]otp.ReceiptParser
 
 	devCookieOnce *sync.Once
 	// When the last warning that revocations can't be read was logged
@@ -454,23 +457,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.store = store
 
-	if h.GatewayRaw == nil {
-		h.GatewayRaw = json.RawMessage(`{"type":"console"}`)
+	if err := h.loadGateway(ctx); err != nil {
+		return err
 	}
-	gwMod, err := ctx.LoadModule(h, "GatewayRaw")
-	if err != nil {
-		return fmt.Errorf("load gateway: %w", err)
-	}
-	gateway, ok := gwMod.(otp.Gateway)
-	if !ok {
-		return fmt.Errorf("gateway module %T is not an otp.Gateway", gwMod)
-	}
-	h.gateway = gwMod
 	if h.ReceiptsURL != "" {
 		cfg.ReceiptBase = strings.TrimSuffix(h.ReceiptsURL, "/") + h.PathPrefix + "/receipt"
 	}
 
-	h.service, err = otp.NewService(cfg, store, timedGateway{inner: gateway, name: moduleName(gwMod)}, h.keys, h.clock, nil)
+	h.service, err = h.newService(cfg, store)
 	if err != nil {
 		return err
 	}

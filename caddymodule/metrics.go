@@ -61,45 +61,54 @@ func initMetrics(registry *prometheus.Registry) error {
 	return nil
 }
 
-// timedGateway measures how long the configured gateway takes.
+// timedGateway measures how long the configured gateway takes. It passes on
+// the capabilities of the gateway inside, its calls measured too, and has
+// none of its own: measuring must neither hide what a gateway can do nor
+// make it look as if it could do more.
 type timedGateway struct {
 	inner otp.Gateway
 	name  string
+	caps  otp.Capabilities
+}
+
+func newTimedGateway(name string, inner otp.Gateway) timedGateway {
+	caps := otp.CapabilitiesOf(name, inner)
+	if caps.Voice != nil {
+		caps.Voice = timedCaller{inner: caps.Voice, name: name}
+	}
+	return timedGateway{inner: inner, name: name, caps: caps}
 }
 
 func (g timedGateway) Send(ctx context.Context, m otp.Message) (otp.Receipt, error) {
 	start := time.Now()
 	r, err := g.inner.Send(ctx, m)
-	metrics.latency.WithLabelValues(g.label(r), "sms").Observe(time.Since(start).Seconds())
+	metrics.latency.WithLabelValues(gatewayLabel(r, g.name), "sms").Observe(time.Since(start).Seconds())
 	return r, err
 }
 
-// Call implements otp.VoiceGateway when the configured gateway does.
-func (g timedGateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
-	vg, ok := g.inner.(otp.VoiceGateway)
-	if !ok {
-		return otp.Receipt{}, otp.ErrNoVoice
-	}
+// Capabilities implements otp.CapabilityReporter.
+func (g timedGateway) Capabilities() otp.Capabilities { return g.caps }
+
+// timedCaller measures the voice capability of the configured gateway.
+type timedCaller struct {
+	inner otp.Caller
+	name  string
+}
+
+func (c timedCaller) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
 	start := time.Now()
-	r, err := vg.Call(ctx, m)
-	metrics.latency.WithLabelValues(g.label(r), "voice").Observe(time.Since(start).Seconds())
+	r, err := c.inner.Call(ctx, m)
+	metrics.latency.WithLabelValues(gatewayLabel(r, c.name), "voice").Observe(time.Since(start).Seconds())
 	return r, err
 }
 
-// CanCall reports what the configured gateway can do.
-func (g timedGateway) CanCall() bool {
-	if c, ok := g.inner.(interface{ CanCall() bool }); ok {
-		return c.CanCall()
-	}
-	_, ok := g.inner.(otp.VoiceGateway)
-	return ok
-}
-
-func (g timedGateway) label(r otp.Receipt) string {
+// gatewayLabel names the gateway that took a message: the member of a
+// failover chain, when the receipt says, else the configured one.
+func gatewayLabel(r otp.Receipt, name string) string {
 	if r.Gateway != "" {
 		return r.Gateway
 	}
-	return g.name
+	return name
 }
 
 func moduleName(m any) string {

@@ -48,12 +48,17 @@ func (g *rcGateway) Call(_ context.Context, m otp.Message) (otp.Receipt, error) 
 	return otp.Receipt{Gateway: "rcfake"}, g.fail
 }
 
-func (g *rcGateway) ParseReceipt(r *http.Request, receiptURL string) (otp.DeliveryStatus, error) {
+func (g *rcGateway) ParseReceipt(r *http.Request, receiptURL string) (otp.Receipt, error) {
 	if r.Header.Get("X-Fake-Signature") != "ok" || !strings.HasSuffix(receiptURL, r.URL.Path) {
-		return "", errBadSignature
+		return otp.Receipt{}, errBadSignature
 	}
-	return otp.DeliveryStatus(r.URL.Query().Get("s")), nil
+	return otp.Receipt{Gateway: "rcfake", Status: otp.DeliveryStatus(r.URL.Query().Get("s"))}, nil
 }
+
+var (
+	_ otp.Caller        = (*rcGateway)(nil)
+	_ otp.ReceiptParser = (*rcGateway)(nil)
+)
 
 var errBadSignature = &otp.GatewayError{Gateway: "rcfake", Kind: otp.Rejected, Reason: "signature"}
 
@@ -77,11 +82,12 @@ func rcNew(t *testing.T, receiptsURL string) (*htEnv, *rcGateway) {
 	t.Helper()
 	e := htNew(t, nil, func(h *Handler) { h.ReceiptsURL = receiptsURL })
 	gw := &rcGateway{}
-	svc, err := otp.NewService(e.h.service.Config(), e.store, gw, e.h.keys, e.clock, nil)
+	e.h.useGateway(gw)
+	svc, err := e.h.newService(e.h.service.Config(), e.store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.h.service, e.h.gateway = svc, gw
+	e.h.service = svc
 	return e, gw
 }
 

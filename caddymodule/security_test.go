@@ -2802,11 +2802,7 @@ func secGatewayEnv(t *testing.T, url string, failover bool) *htEnv {
 	}
 	e := htNew(t, nil, func(h *Handler) { h.GatewayRaw = raw })
 	e.outbox = outbox
-	gw, ok := e.h.gateway.(otp.Gateway)
-	if !ok {
-		t.Fatalf("gateway %T", e.h.gateway)
-	}
-	svc, err := otp.NewService(e.h.service.Config(), e.store, timedGateway{inner: gw, name: moduleName(e.h.gateway)}, e.h.keys, e.clock, nil)
+	svc, err := e.h.newService(e.h.service.Config(), e.store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Message is one SMS (or, for Call, one voice call) to send.
@@ -34,7 +33,8 @@ func (m Message) ReceiptURL(name string) string {
 	return m.ReceiptBase + "/" + name + "/" + m.ReceiptToken
 }
 
-// Receipt is what a gateway says after accepting a message.
+// Receipt is what a gateway says of a message: when it accepts it, and
+// later in a delivery report (see ReceiptParser).
 type Receipt struct {
 	// Gateway names the gateway that accepted it (the inner one, behind a
 	// failover).
@@ -42,6 +42,9 @@ type Receipt struct {
 	// ID is the provider's message id, if it gives one.
 	ID     string
 	Status DeliveryStatus
+	// Error is the provider's error code for a message it could not
+	// deliver, where a delivery report gives one.
+	Error string
 }
 
 // DeliveryStatus is how far a message got, as providers report it.
@@ -72,22 +75,9 @@ func (s DeliveryStatus) Rank() int {
 // ctx's deadline. Send is called once per user action: a gateway must not
 // retry in a way that could deliver two messages, and must report failures
 // as *GatewayError so the caller knows whether the message may have gone.
+// What a gateway can do besides Send is in capabilities.go.
 type Gateway interface {
 	Send(ctx context.Context, m Message) (Receipt, error)
-}
-
-// VoiceGateway can also read a code out in a phone call.
-type VoiceGateway interface {
-	Gateway
-	// Call phones m.To and speaks m.Body.
-	Call(ctx context.Context, m Message) (Receipt, error)
-}
-
-// ReceiptParser is a gateway that takes delivery reports at its receipt
-// URL. ParseReceipt authenticates the request (a provider signature, on top
-// of the unguessable token in the URL) and returns the reported status.
-type ReceiptParser interface {
-	ParseReceipt(r *http.Request, receiptURL string) (DeliveryStatus, error)
 }
 
 // ErrorKind says what a gateway failure means for the message.

@@ -44,11 +44,16 @@ type GatewayHealth struct {
 	Members []GatewayHealth `json:"members,omitempty"`
 }
 
-// CheckHealth asks gw, named name, for its health. A gateway made of others
-// is ok when any member is (a message can still go out), down when every
-// member is, and unknown otherwise.
+// CheckHealth asks gw, named name, for its health: through the health
+// capability it reports, when it is a CapabilityReporter. A gateway made of
+// others is ok when any member is (a message can still go out), down when
+// every member is, and unknown otherwise.
 func CheckHealth(ctx context.Context, name string, gw any) GatewayHealth {
 	out := GatewayHealth{Gateway: name, Status: HealthUnknown}
+	if r, ok := gw.(CapabilityReporter); ok {
+		// A wrapper has no Health method of its own; what it wraps may.
+		gw = r.Capabilities().Health
+	}
 	switch g := gw.(type) {
 	case HealthReporter:
 		out.Members = g.HealthReport(ctx)

@@ -112,6 +112,9 @@ type Service struct {
 	rand    io.Reader
 
 	revoked revocations
+
+	// voice is the gateway's voice capability, nil when it cannot call.
+	voice Caller
 }
 
 // NewService builds a Service. clock and random may be nil for the system
@@ -136,7 +139,9 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	if random == nil {
 		random = rand.Reader
 	}
-	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, gateway: gateway, keys: keys, clock: clock, rand: random}, nil
+	// The name only routes delivery reports, which the service does not take.
+	voice := CapabilitiesOf("", gateway).Voice
+	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, gateway: gateway, voice: voice, keys: keys, clock: clock, rand: random}, nil
 }
 
 // Config returns the service's rules.
@@ -156,7 +161,7 @@ type SendRequest struct {
 	ResendID string
 	Locale   string
 	// Voice reads the code out in a phone call instead of an SMS; only as
-	// a resend, and only through a VoiceGateway.
+	// a resend, and only through a gateway that can call.
 	Voice bool
 	// ClientIP is the client's address as Caddy determined it (honouring
 	// trusted_proxies), never a raw X-Forwarded-For. Empty skips the
@@ -181,10 +186,10 @@ type SendResult struct {
 // wrapping ErrStoreUnavailable and nothing is sent; gateway failures wrap
 // ErrSendFailed.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
-	if req.Voice {
-		if _, ok := s.gateway.(VoiceGateway); !ok || req.ResendID == "" {
-			return SendResult{}, ErrNoVoice
-		}
+	if req.Voice && (s.voice == nil || req.ResendID == "") {
+		// Before the limits and the store: a call that cannot be made must
+		// not replace the code, spend a send or start the cooldown.
+		return SendResult{}, ErrNoVoice
 	}
 	code, err := NewCode(s.rand, s.cfg.CodeLength)
 	if err != nil {
@@ -209,7 +214,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	}
 	var receipt Receipt
 	if req.Voice {
-		receipt, err = s.gateway.(VoiceGateway).Call(ctx, msg)
+		receipt, err = s.voice.Call(ctx, msg)
 	} else {
 		receipt, err = s.gateway.Send(ctx, msg)
 	}
@@ -332,13 +337,7 @@ func (s *Service) Notify(ctx context.Context, phone Phone, locale, body string) 
 }
 
 // CanCall reports whether codes can also be read out by phone.
-func (s *Service) CanCall() bool {
-	if c, ok := s.gateway.(interface{ CanCall() bool }); ok {
-		return c.CanCall()
-	}
-	_, ok := s.gateway.(VoiceGateway)
-	return ok
-}
+func (s *Service) CanCall() bool { return s.voice != nil }
 
 // RecordDelivery stores a provider's delivery report for a receipt token
 // (from the report's URL). It returns the identity and challenge the token

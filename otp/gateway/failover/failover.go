@@ -43,10 +43,13 @@ type Config struct {
 type Gateway struct {
 	cfg     Config
 	members []*member
+	caps    otp.Capabilities
 }
 
 type member struct {
 	Member
+	// caps are the member's own, found once in New.
+	caps      otp.Capabilities
 	mu        sync.Mutex
 	failures  int
 	openUntil time.Time
@@ -72,7 +75,10 @@ func New(cfg Config, members ...Member) (*Gateway, error) {
 		if m.Gateway == nil || m.Name == "" {
 			return nil, errors.New("failover: every gateway needs a name and an implementation")
 		}
-		g.members = append(g.members, &member{Member: m})
+		g.members = append(g.members, &member{Member: m, caps: otp.CapabilitiesOf(m.Name, m.Gateway)})
+	}
+	if err := g.combineCapabilities(); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -85,46 +91,41 @@ func (g *Gateway) Send(ctx context.Context, m otp.Message) (otp.Receipt, error) 
 	})
 }
 
-// Call implements otp.VoiceGateway over the members that can call.
+// Call implements otp.Caller over the members that can call, skipping the
+// others, so that failover never counts "cannot call" against a gateway
+// that sends SMS fine.
 func (g *Gateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
 	return g.each(func(mb *member) (otp.Receipt, error, bool) {
-		vg, ok := mb.Gateway.(otp.VoiceGateway)
-		if !ok || !canCall(mb.Gateway) {
+		if mb.caps.Voice == nil {
 			return otp.Receipt{}, nil, false
 		}
-		r, err := vg.Call(ctx, m)
+		r, err := mb.caps.Voice.Call(ctx, m)
 		return r, err, true
 	})
 }
 
-// CanCall reports whether any member can make voice calls.
-func (g *Gateway) CanCall() bool {
+// Capabilities implements otp.CapabilityReporter. The chain calls when any
+// member can: a call goes through the first one that can and is up.
+// Delivery reports come to the member that sent the message, under its own
+// name, so the chain takes the reports of every member that takes them. Its
+// health is its members' (see HealthReport).
+func (g *Gateway) Capabilities() otp.Capabilities { return g.caps }
+
+// combineCapabilities works out the chain's capabilities from its members'.
+func (g *Gateway) combineCapabilities() error {
+	g.caps = otp.Capabilities{Health: g}
 	for _, mb := range g.members {
-		if canCall(mb.Gateway) {
-			return true
+		if mb.caps.Voice != nil {
+			g.caps.Voice = g
 		}
-	}
-	return false
-}
-
-// canCall asks a voice gateway whether it is set up for calls (a Twilio
-// gateway with only a messaging service is not), so that failover never
-// counts "cannot call" against a gateway that sends SMS fine.
-func canCall(gw otp.Gateway) bool {
-	if _, ok := gw.(otp.VoiceGateway); !ok {
-		return false
-	}
-	if c, ok := gw.(interface{ CanCall() bool }); ok {
-		return c.CanCall()
-	}
-	return true
-}
-
-// Lookup returns the member named name, for routing delivery receipts.
-func (g *Gateway) Lookup(name string) otp.Gateway {
-	for _, mb := range g.members {
-		if mb.Name == name {
-			return mb.Gateway
+		for name, p := range mb.caps.Receipts {
+			if _, dup := g.caps.Receipts[name]; dup {
+				return fmt.Errorf("failover: two gateways take delivery reports as %q: give each its own name", name)
+			}
+			if g.caps.Receipts == nil {
+				g.caps.Receipts = map[string]otp.ReceiptParser{}
+			}
+			g.caps.Receipts[name] = p
 		}
 	}
 	return nil
@@ -228,6 +229,7 @@ func (g *Gateway) State(now time.Time) map[string]bool {
 }
 
 var (
-	_ otp.Gateway      = (*Gateway)(nil)
-	_ otp.VoiceGateway = (*Gateway)(nil)
+	_ otp.Gateway            = (*Gateway)(nil)
+	_ otp.Caller             = (*Gateway)(nil)
+	_ otp.CapabilityReporter = (*Gateway)(nil)
 )

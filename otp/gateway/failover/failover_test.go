@@ -3,6 +3,8 @@ package failover_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +53,15 @@ type voiceFake struct {
 	noFrom bool
 }
 
-func (v *voiceFake) CanCall() bool { return !v.noFrom }
+// Capabilities reports voice only with a calling number, as Twilio does.
+func (v *voiceFake) Capabilities() otp.Capabilities {
+	if v.noFrom {
+		return otp.Capabilities{}
+	}
+	return otp.Capabilities{Voice: v}
+}
+
+func canCall(g *failover.Gateway) bool { return g.Capabilities().Voice != nil }
 
 func (v *voiceFake) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
 	v.mu.Lock()
@@ -135,8 +145,8 @@ func TestFailover(t *testing.T) {
 		if err != nil || r.Gateway != "second" || voice.calls != 1 || sms.count() != 0 {
 			t.Fatalf("receipt %+v, %v, calls %d, sms %d", r, err, voice.calls, sms.count())
 		}
-		if !g.CanCall() || chain(t, &fakeClock{}, sms).CanCall() {
-			t.Fatal("CanCall is wrong")
+		if !canCall(g) || canCall(chain(t, &fakeClock{}, sms)) {
+			t.Fatal("the chain's voice capability is wrong")
 		}
 	})
 	t.Run("a voice gateway set up without a calling number is not asked to call, and keeps sending SMS", func(t *testing.T) {
@@ -155,7 +165,7 @@ func TestFailover(t *testing.T) {
 		if r, err := g.Send(ctx, msg); err != nil || r.Gateway != "first" {
 			t.Fatalf("SMS should still go through the first gateway: %+v %v", r, err)
 		}
-		if chain(t, clock, noFrom).CanCall() {
+		if canCall(chain(t, clock, noFrom)) {
 			t.Fatal("a chain whose only voice gateway can't call says it can")
 		}
 	})
@@ -203,4 +213,56 @@ func TestCircuitBreaker(t *testing.T) {
 	if _, err := g.Send(ctx, msg); err != nil || a.count() != 6 {
 		t.Fatalf("the closed circuit should take every message again: %d", a.count())
 	}
+}
+
+// reportFake takes delivery reports under its own name.
+type reportFake struct {
+	fake
+	name string
+}
+
+func (r *reportFake) ParseReceipt(*http.Request, string) (otp.Receipt, error) {
+	return otp.Receipt{Gateway: r.name, Status: otp.DeliveryDelivered}, nil
+}
+
+func (r *reportFake) Capabilities() otp.Capabilities {
+	return otp.Capabilities{Receipts: map[string]otp.ReceiptParser{r.name: r}}
+}
+
+func TestFailoverCapabilities(t *testing.T) {
+	t.Parallel()
+	t.Run("the chain takes the delivery reports of each member that takes them, under the member's name", func(t *testing.T) {
+		t.Parallel()
+		a, b, c := &reportFake{name: "kannel"}, &fake{}, &reportFake{name: "twilio"}
+		caps := chain(t, &fakeClock{}, a, b, c).Capabilities()
+		if len(caps.Receipts) != 2 || caps.Receipts["kannel"] != a || caps.Receipts["twilio"] != c {
+			t.Fatalf("receipts %v", caps.Receipts)
+		}
+		if caps.Voice != nil {
+			t.Fatal("a chain with no member that calls offers calls")
+		}
+		if caps.Health == nil {
+			t.Fatal("the chain reports its members' health")
+		}
+	})
+	t.Run("two members taking reports under one name are refused, since reports could not be routed", func(t *testing.T) {
+		t.Parallel()
+		_, err := failover.New(failover.Config{}, failover.Member{Name: "first", Gateway: &reportFake{name: "http"}},
+			failover.Member{Name: "second", Gateway: &reportFake{name: "http"}})
+		if err == nil || !strings.Contains(err.Error(), `two gateways take delivery reports as "http"`) {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("a member that takes reports without saying so takes them under its member name", func(t *testing.T) {
+		t.Parallel()
+		type plain struct {
+			*fake
+			otp.ReceiptParser
+		}
+		p := plain{&fake{}, &reportFake{name: "ignored"}}
+		caps := chain(t, &fakeClock{}, &fake{}, p).Capabilities()
+		if caps.Receipts["second"] == nil || len(caps.Receipts) != 1 {
+			t.Fatalf("receipts %v", caps.Receipts)
+		}
+	})
 }

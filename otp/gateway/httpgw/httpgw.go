@@ -1,7 +1,9 @@
 // Package httpgw is a generic REST gateway for SMS providers that have no
 // gateway of their own, such as national providers or an in-house SMS
 // service: the URL, headers and body of the one request per message are
-// text/template strings.
+// text/template strings. With a ReceiptConfig it also reads the provider's
+// delivery reports, wherever in a form or a JSON body they carry the
+// status.
 //
 // It never logs, and never puts into an error, a message's text, the
 // request's URL beyond its host, or the provider's answer.
@@ -16,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -51,8 +54,14 @@ type Config struct {
 	// under HMACSecret, for in-house gateways that check who sent it.
 	HMACHeader string
 	HMACSecret string
-	// Name names the gateway in receipts and errors. Default: "http".
+	// Name names the gateway in receipts, errors and its receipt URL.
+	// Default: "http".
 	Name string
+	// Receipt, when set, reads the delivery reports the provider sends to
+	// the URL a message gave it as {{.ReceiptURL}}. The templates must then
+	// pass .ReceiptURL, and without it they must not: a URL whose reports
+	// nothing reads would only collect refusals.
+	Receipt *ReceiptConfig
 }
 
 // Fields are what the templates see of a message.
@@ -65,7 +74,8 @@ type Fields struct {
 	Locale string
 	// Ref names the challenge, for the provider's logs.
 	Ref string
-	// ReceiptURL is where delivery reports would go, or "".
+	// ReceiptURL is where the provider reports delivery, or "" when the
+	// handler takes no reports (it has no receipts_url).
 	ReceiptURL string
 }
 
@@ -112,6 +122,7 @@ type Gateway struct {
 	hmacHeader  string
 	hmacSecret  []byte
 	client      *http.Client
+	receipts    *receiptParser
 }
 
 // New parses and tries the templates and checks cfg.
@@ -184,10 +195,36 @@ func New(cfg Config) (*Gateway, error) {
 		mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 		g.jsonBody = mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
 	}
-	if _, err := g.render(sample); err != nil {
+	withURL, err := g.render(sample)
+	if err != nil {
 		return nil, fmt.Errorf("http gateway: the templates fail on a sample message: %w", err)
 	}
+	if cfg.Receipt != nil {
+		if g.receipts, err = newReceiptParser(g.name, *cfg.Receipt); err != nil {
+			return nil, err
+		}
+	}
+	noURL := sample
+	noURL.ReceiptURL = ""
+	withoutURL, err := g.render(noURL)
+	passesURL := err != nil || !withURL.same(withoutURL)
+	switch {
+	case g.receipts != nil && !passesURL:
+		return nil, errors.New("http gateway: receipt is set, but no template passes {{.ReceiptURL}} to the provider: put it where the provider takes the URL for its delivery reports")
+	case g.receipts == nil && passesURL:
+		return nil, errors.New("http gateway: the templates pass {{.ReceiptURL}}, but no receipt setting says how to read the reports that come to it: add one, or leave .ReceiptURL out")
+	}
 	return g, nil
+}
+
+// Capabilities implements otp.CapabilityReporter: delivery reports when the
+// gateway reads them. It has no health check (whether an arbitrary provider
+// is up can't be told without sending) and no calls.
+func (g *Gateway) Capabilities() otp.Capabilities {
+	if g.receipts == nil {
+		return otp.Capabilities{}
+	}
+	return otp.Capabilities{Receipts: map[string]otp.ReceiptParser{g.name: g.receipts}}
 }
 
 func parse(name, text string) (*template.Template, error) {
@@ -217,6 +254,10 @@ type request struct {
 	url     *url.URL
 	headers http.Header
 	body    string
+}
+
+func (r *request) same(o *request) bool {
+	return r.url.String() == o.url.String() && r.body == o.body && maps.EqualFunc(r.headers, o.headers, slices.Equal)
 }
 
 func (g *Gateway) render(f Fields) (*request, error) {
@@ -313,4 +354,7 @@ func (g *Gateway) classify(status int) (otp.Receipt, error) {
 	return otp.Receipt{}, ge
 }
 
-var _ otp.Gateway = (*Gateway)(nil)
+var (
+	_ otp.Gateway            = (*Gateway)(nil)
+	_ otp.CapabilityReporter = (*Gateway)(nil)
+)

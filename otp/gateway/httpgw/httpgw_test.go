@@ -109,7 +109,8 @@ func TestHttpgwSendsTheRenderedJSONRequest(t *testing.T) {
 			"X-Request-Ref": "{{.Ref}}",
 			"X-Locale":      "{{.Locale}}",
 		},
-		Body: `{"to": {{json .To}}, "text": {{json .Text}}, "lang": {{json .Locale}}, "callback": {{json .ReceiptURL}}}`,
+		Body:    `{"to": {{json .To}}, "text": {{json .Text}}, "lang": {{json .Locale}}, "callback": {{json .ReceiptURL}}}`,
+		Receipt: &httpgw.ReceiptConfig{Format: httpgw.ReceiptJSON, Status: "status", Delivered: []string{"delivered"}, Failed: []string{"failed"}},
 	})
 	r, err := g.Send(t.Context(), message())
 	if err != nil {

@@ -196,28 +196,41 @@ func numberRefused(answer string) bool {
 		strings.Contains(a, "denied by white- and/or black-lists")
 }
 
+// Capabilities implements otp.CapabilityReporter: delivery reports when
+// the gateway asks Kannel for them (DLR), and a health check.
+func (g *Gateway) Capabilities() otp.Capabilities {
+	c := otp.Capabilities{Health: g}
+	if g.dlr {
+		c.Receipts = map[string]otp.ReceiptParser{g.name: g}
+	}
+	return c
+}
+
 // ParseReceipt reads a delivery report. Kannel calls dlr-url with GET and
 // the report type in the query (type=%d); the token in the path is checked
 // by the caller.
-func (g *Gateway) ParseReceipt(r *http.Request, _ string) (otp.DeliveryStatus, error) {
+func (g *Gateway) ParseReceipt(r *http.Request, _ string) (otp.Receipt, error) {
 	if r.Method != http.MethodGet {
-		return "", fmt.Errorf("kannel receipt: method %s: Kannel reports with GET", r.Method)
+		return otp.Receipt{}, fmt.Errorf("kannel receipt: method %s: Kannel reports with GET", r.Method)
 	}
 	types := r.URL.Query()["type"]
 	if len(types) != 1 {
-		return "", fmt.Errorf("kannel receipt: expected one type parameter, got %d", len(types))
+		return otp.Receipt{}, fmt.Errorf("kannel receipt: expected one type parameter, got %d", len(types))
 	}
+	var status otp.DeliveryStatus
 	switch types[0] {
 	case "1":
-		return otp.DeliveryDelivered, nil
+		status = otp.DeliveryDelivered
 	case "2", "16":
-		return otp.DeliveryFailed, nil
+		status = otp.DeliveryFailed
 	case "4":
-		return otp.DeliveryQueued, nil
+		status = otp.DeliveryQueued
 	case "8":
-		return otp.DeliverySent, nil
+		status = otp.DeliverySent
+	default:
+		return otp.Receipt{}, fmt.Errorf("kannel receipt: unknown type %q: expected 1, 2, 4, 8 or 16", types[0])
 	}
-	return "", fmt.Errorf("kannel receipt: unknown type %q: expected 1, 2, 4, 8 or 16", types[0])
+	return otp.Receipt{Gateway: g.name, Status: status}, nil
 }
 
 // dlrURL is the receipt URL as Kannel wants it: Kannel expands %-escapes in
@@ -342,6 +355,7 @@ func isGSM7(s string) bool {
 }
 
 var (
-	_ otp.Gateway       = (*Gateway)(nil)
-	_ otp.ReceiptParser = (*Gateway)(nil)
+	_ otp.Gateway            = (*Gateway)(nil)
+	_ otp.ReceiptParser      = (*Gateway)(nil)
+	_ otp.CapabilityReporter = (*Gateway)(nil)
 )

@@ -33,8 +33,8 @@ func TestKannelRealDeliversAndReports(t *testing.T) {
 	}
 	reports := make(chan report, 64)
 	receipts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, err := g.ParseReceipt(r, "")
-		reports <- report{r.URL.Path, r.URL.RawQuery, status, err}
+		rep, err := g.ParseReceipt(r, "")
+		reports <- report{r.URL.Path, r.URL.RawQuery, rep.Status, err}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer receipts.Close()

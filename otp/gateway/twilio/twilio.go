@@ -57,7 +57,9 @@ type Config struct {
 	Name string
 }
 
-// Gateway is a Twilio account as an otp.VoiceGateway and otp.ReceiptParser.
+// Gateway is a Twilio account: it sends SMS, and by its Capabilities places
+// calls (with a From number) and takes status callbacks (when it asks for
+// them).
 type Gateway struct {
 	cfg    Config
 	base   string
@@ -119,7 +121,21 @@ func (g *Gateway) Send(ctx context.Context, m otp.Message) (otp.Receipt, error) 
 	return g.post(ctx, "Messages.json", form)
 }
 
-// Call implements otp.VoiceGateway: one POST to Calls.json whose TwiML reads
+// Capabilities implements otp.CapabilityReporter. Calls need a From number
+// (a messaging service cannot place them), and status callbacks come only
+// when the gateway asks for them.
+func (g *Gateway) Capabilities() otp.Capabilities {
+	c := otp.Capabilities{Health: g}
+	if g.cfg.From != "" {
+		c.Voice = g
+	}
+	if g.cfg.StatusCallback {
+		c.Receipts = map[string]otp.ReceiptParser{g.cfg.Name: g}
+	}
+	return c
+}
+
+// Call implements otp.Caller: one POST to Calls.json whose TwiML reads
 // m.Body out twice, the code digit by digit. Calls need a From number: a
 // messaging service cannot place them.
 func (g *Gateway) Call(ctx context.Context, m otp.Message) (otp.Receipt, error) {
@@ -292,38 +308,42 @@ func Signature(authToken, rawURL string, form url.Values) string {
 
 // ParseReceipt implements otp.ReceiptParser for Twilio's status callbacks:
 // it checks X-Twilio-Signature against receiptURL, the exact URL this
-// gateway gave Twilio, then reads MessageStatus.
-func (g *Gateway) ParseReceipt(r *http.Request, receiptURL string) (otp.DeliveryStatus, error) {
+// gateway gave Twilio, then reads MessageStatus, and MessageSid and
+// ErrorCode where Twilio gives them.
+func (g *Gateway) ParseReceipt(r *http.Request, receiptURL string) (otp.Receipt, error) {
 	if r.Method != http.MethodPost {
-		return "", fmt.Errorf("twilio receipt: method %s, expected POST", r.Method)
+		return otp.Receipt{}, fmt.Errorf("twilio receipt: method %s, expected POST", r.Method)
 	}
 	got := r.Header.Get(SignatureHeader)
 	if got == "" {
-		return "", errors.New("twilio receipt: no " + SignatureHeader + " header")
+		return otp.Receipt{}, errors.New("twilio receipt: no " + SignatureHeader + " header")
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		return "", fmt.Errorf("twilio receipt: %w", err)
+		return otp.Receipt{}, fmt.Errorf("twilio receipt: %w", err)
 	}
 	want := Signature(g.cfg.AuthToken, receiptURL, r.PostForm)
 	if !hmac.Equal([]byte(got), []byte(want)) {
-		return "", errors.New("twilio receipt: bad " + SignatureHeader + " (is the auth token the account's current one?)")
+		return otp.Receipt{}, errors.New("twilio receipt: bad " + SignatureHeader + " (is the auth token the account's current one?)")
 	}
+	rep := otp.Receipt{Gateway: g.cfg.Name, ID: r.PostForm.Get("MessageSid"), Error: r.PostForm.Get("ErrorCode")}
 	switch s := r.PostForm.Get("MessageStatus"); s {
 	case "queued", "accepted", "scheduled", "sending":
-		return otp.DeliveryQueued, nil
+		rep.Status = otp.DeliveryQueued
 	case "sent":
-		return otp.DeliverySent, nil
+		rep.Status = otp.DeliverySent
 	case "delivered", "read":
-		return otp.DeliveryDelivered, nil
+		rep.Status = otp.DeliveryDelivered
 	case "undelivered", "failed", "canceled":
-		return otp.DeliveryFailed, nil
+		rep.Status = otp.DeliveryFailed
 	default:
-		return "", fmt.Errorf("twilio receipt: unknown MessageStatus %q", s)
+		return otp.Receipt{}, fmt.Errorf("twilio receipt: unknown MessageStatus %q", s)
 	}
+	return rep, nil
 }
 
 var (
-	_ otp.VoiceGateway  = (*Gateway)(nil)
-	_ otp.ReceiptParser = (*Gateway)(nil)
+	_ otp.Caller             = (*Gateway)(nil)
+	_ otp.ReceiptParser      = (*Gateway)(nil)
+	_ otp.CapabilityReporter = (*Gateway)(nil)
 )

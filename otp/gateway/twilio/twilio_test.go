@@ -464,16 +464,25 @@ func TestTwilioParseReceipt(t *testing.T) {
 		} {
 			form := callback(status)
 			got, err := g.ParseReceipt(request(http.MethodPost, receiptURL, form, twilio.Signature(authToken, receiptURL, form)), receiptURL)
-			if err != nil || got != want {
-				t.Errorf("%s: got %q %v, want %q", status, got, err, want)
+			if err != nil || got.Status != want {
+				t.Errorf("%s: got %q %v, want %q", status, got.Status, err, want)
 			}
 		}
 	})
 	t.Run("the hand-computed signature is accepted", func(t *testing.T) {
 		t.Parallel()
 		got, err := g.ParseReceipt(request(http.MethodPost, receiptURL, callback("delivered"), "AEle1GMcJyJjxEzUSkjirLiU1z0="), receiptURL)
-		if err != nil || got != otp.DeliveryDelivered {
-			t.Fatalf("got %q %v", got, err)
+		if err != nil || got != (otp.Receipt{Gateway: "twilio", ID: "SM00000000000000000000000000000002", Status: otp.DeliveryDelivered}) {
+			t.Fatalf("got %+v %v", got, err)
+		}
+	})
+	t.Run("a failure report carries Twilio's error code", func(t *testing.T) {
+		t.Parallel()
+		form := callback("undelivered")
+		form.Set("ErrorCode", "30003")
+		got, err := g.ParseReceipt(request(http.MethodPost, receiptURL, form, twilio.Signature(authToken, receiptURL, form)), receiptURL)
+		if err != nil || got.Status != otp.DeliveryFailed || got.Error != "30003" {
+			t.Fatalf("got %+v %v", got, err)
 		}
 	})
 
@@ -502,10 +511,10 @@ func TestTwilioParseReceipt(t *testing.T) {
 			t.Parallel()
 			got, err := g.ParseReceipt(tc.r, tc.url)
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Fatalf("got %q %v, want an error containing %q", got, err, tc.err)
+				t.Fatalf("got %+v %v, want an error containing %q", got, err, tc.err)
 			}
-			if got != "" {
-				t.Errorf("status %q with an error", got)
+			if got != (otp.Receipt{}) {
+				t.Errorf("report %+v with an error", got)
 			}
 			noSecrets(t, err.Error())
 		})
