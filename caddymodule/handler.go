@@ -508,12 +508,17 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripStepupHeaders(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	readings, ok := h.rawPathReadings(r) // rawpath.go: what upstreams may make of the raw path
+	if !ok {
+		h.setPlaceholders(repl, nil, "")
+		return h.refuseOddPath(w, r)
+	}
 	if underPrefix(r.URL.Path, h.PathPrefix) {
 		h.setPlaceholders(repl, nil, "")
 		return h.serveOwn(w, r)
 	}
 	if len(h.protect) > 0 {
-		match, err := h.protect.AnyMatchWithError(r)
+		match, err := h.protects(r, readings)
 		if err != nil || !match {
 			h.setPlaceholders(repl, nil, "")
 			if err != nil {
