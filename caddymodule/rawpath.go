@@ -92,7 +92,18 @@ func pathReadings(escaped string) []string {
 		return nil
 	}
 	var out []string
+	// Most combinations give the same path before resolving and folding,
+	// which cost the most: each distinct one is finished once.
+	type prepared struct {
+		p       string
+		windows bool
+	}
+	var seen []prepared
 	add := func(p string, windows bool) {
+		if slices.Contains(seen, prepared{p, windows}) {
+			return
+		}
+		seen = append(seen, prepared{p, windows})
 		p = resolveDots(p, windows)
 		for _, q := range [2]string{p, foldPath(p)} {
 			if !slices.Contains(out, q) {
@@ -104,7 +115,7 @@ func pathReadings(escaped string) []string {
 		for _, params := range [2]bool{false, true} {
 			prep := func(p string) string {
 				if windows {
-					p = backslashes.Replace(p)
+					p = backslashesAsSlashes(p)
 				}
 				if params {
 					p = dropParams(p)
@@ -123,8 +134,15 @@ func pathReadings(escaped string) []string {
 	return out
 }
 
-// backslashes are the spellings of "\" that IIS, .NET and Tomcat (with
-// allowBackslash) take for "/".
+// backslashesAsSlashes turns the spellings of "\" that IIS, .NET and
+// Tomcat (with allowBackslash) take for "/" into "/".
+func backslashesAsSlashes(p string) string {
+	if !strings.Contains(p, `\`) && !strings.Contains(p, "%5C") && !strings.Contains(p, "%5c") {
+		return p
+	}
+	return backslashes.Replace(p)
+}
+
 var backslashes = strings.NewReplacer(`\`, "/", "%5C", "/", "%5c", "/")
 
 // dropParams removes from each segment its ";" and what follows, as
@@ -191,6 +209,9 @@ func unhex(c byte) byte {
 // trailing "/" as Caddy's own path cleaning does. On Windows a segment's
 // trailing dots and spaces are dropped ("admin." and "admin " are "admin").
 func resolveDots(p string, windows bool) string {
+	if clean(p, windows) {
+		return p
+	}
 	segs := strings.Split(p, "/")
 	out := segs[:0]
 	for _, s := range segs {
@@ -215,6 +236,30 @@ func resolveDots(p string, windows bool) string {
 		resolved += "/"
 	}
 	return resolved
+}
+
+// clean reports whether resolveDots would leave p as it is: no "//" and no
+// segment ending in "." (nor, on Windows, in " ").
+func clean(p string, windows bool) bool {
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		// A segment ends before i.
+		switch p[i-1] {
+		case '/':
+			if i < len(p) {
+				return false
+			}
+		case '.':
+			return false
+		case ' ':
+			if windows {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // foldPath maps each character to one representative of the characters a
@@ -263,17 +308,19 @@ func foldRune(r rune) rune {
 func (h *Handler) rawPathReadings(r *http.Request) (readings []string, ok bool) {
 	escaped := r.URL.EscapedPath()
 	kind := classifyPath(escaped)
-	own := underPrefix(r.URL.Path, h.PathPrefix)
 	switch {
 	case kind == pathPlain:
 		return nil, true
-	case own && kind == pathOdd, len(escaped) > maxReadPath:
+	case underPrefix(r.URL.Path, h.PathPrefix):
+		// The plugin's own pages; capitals may be part of a receipt's token.
+		return nil, kind == pathCased
+	case len(escaped) > maxReadPath:
 		return nil, false
 	}
 	readings = pathReadings(escaped)
 	prefix := foldPath(h.PathPrefix)
 	for _, p := range readings {
-		if !own && underPrefix(foldPath(p), prefix) {
+		if underPrefix(foldPath(p), prefix) {
 			return nil, false
 		}
 	}

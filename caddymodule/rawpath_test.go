@@ -1,9 +1,16 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func TestClassifyPath(t *testing.T) {
@@ -98,6 +105,37 @@ func TestPathReadings(t *testing.T) {
 	}
 }
 
+func TestResolveDots(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in      string
+		windows bool
+		want    string
+	}{
+		{"/", false, "/"},
+		{"/a/b", false, "/a/b"},
+		{"/a/b/", false, "/a/b/"},
+		{"/a/./b", false, "/a/b"},
+		{"/a/../b", false, "/b"},
+		{"/a/..", false, "/"},
+		{"/../..", false, "/"},
+		{"/a//b", false, "/a/b"},
+		{"//", false, "/"},
+		{"/a.", false, "/a."},
+		{"/a.", true, "/a"},
+		{"/a. . /b", true, "/a/b"},
+		{"/a /", true, "/a/"},
+		{"/a /", false, "/a /"},
+		{"/x/.. /a", true, "/a"},
+		{"/x/.../a", true, "/x/a"},
+		{"/.hidden/a.b", true, "/.hidden/a.b"},
+	} {
+		if got := resolveDots(c.in, c.windows); got != c.want {
+			t.Errorf("resolveDots(%q, windows %t) = %q, want %q", c.in, c.windows, got, c.want)
+		}
+	}
+}
+
 func TestFoldPath(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
@@ -148,6 +186,17 @@ func FuzzPathReadings(f *testing.F) {
 				t.Fatalf("pathReadings(%q) has %q twice", path, r)
 			}
 		}
+		for _, windows := range []bool{false, true} {
+			r := resolveDots(path, windows)
+			if again := resolveDots(r, windows); again != r {
+				t.Fatalf("resolveDots(%q, %t) = %q, and again %q", path, windows, r, again)
+			}
+			for _, seg := range strings.Split(r, "/")[1:] {
+				if windows && seg != "" && strings.TrimRight(seg, ". ") != seg {
+					t.Fatalf("resolveDots(%q, windows) = %q keeps a trailing dot or space", path, r)
+				}
+			}
+		}
 		switch classifyPath(path) {
 		case pathPlain:
 			if !slices.Equal(got, []string{path}) {
@@ -158,5 +207,57 @@ func FuzzPathReadings(f *testing.F) {
 				t.Fatalf("cased path %q has readings %q, want %q", path, got, want)
 			}
 		}
+	})
+}
+
+// TestReadingsAreMatchedOnACopy: a matcher run on a reading sees the
+// reading through its placeholders, and leaves the request that goes on as
+// it was: its path, its vars and its placeholders.
+func TestReadingsAreMatchedOnACopy(t *testing.T) {
+	t.Parallel()
+	e := htNew(t, nil, func(h *Handler) {
+		h.ProtectRaw = caddyhttp.RawMatcherSets{
+			{"vars": json.RawMessage(`{"{http.request.uri.path}": ["/admin"]}`)},
+			{"path_regexp": json.RawMessage(`{"name": "p", "pattern": "^/(settings)$"}`)},
+		}
+	})
+	stepped := e.browser("alice")
+	stepped.stepUp()
+	for _, path := range []string{"/x/..;/admin", "/x/..;/settings"} {
+		r := stepped.request(http.MethodGet, path, nil)
+		start := time.Unix(1, 0)
+		caddyhttp.SetVar(r.Context(), "start_time", start)
+		var seen *http.Request
+		next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+			seen = r
+			return nil
+		})
+		if err := e.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil || seen == nil {
+			t.Fatalf("%s with a step-up: err %v, reached the next handler %t", path, err, seen != nil)
+		}
+		repl := seen.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if got, _ := repl.GetString("http.request.uri.path"); got != path || seen.URL.Path != path {
+			t.Errorf("%s: the next handler sees the path %q (placeholder %q)", path, seen.URL.Path, got)
+		}
+		if got, ok := repl.GetString("http.regexp.p.1"); ok && got != "" {
+			t.Errorf("%s: the reading's path_regexp capture leaked: {http.regexp.p.1} = %q", path, got)
+		}
+		if got := caddyhttp.GetVar(seen.Context(), "start_time"); got != start {
+			t.Errorf("%s: start_time became %v", path, got)
+		}
+	}
+	w, _ := e.browser("bob").get("/x/..;/admin")
+	if w.Code != http.StatusSeeOther {
+		t.Errorf("/x/..;/admin without a step-up under a vars matcher on {http.request.uri.path}: %d, want 303", w.Code)
+	}
+}
+
+// BenchmarkServeHTTPOddPath is an unprotected path that must be read
+// every way (Japanese, percent-encoded): what such a path costs.
+func BenchmarkServeHTTPOddPath(b *testing.B) {
+	e := htNew(b, nil, nil)
+	br := e.browser("alice")
+	htBench(b, e, func() *http.Request {
+		return br.request(http.MethodGet, "/docs/%E6%97%A5%E6%9C%AC/%E8%A8%AD%E5%AE%9A;v=1", nil)
 	})
 }
