@@ -546,12 +546,17 @@ func (h *Handler) Validate() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	first := removeClientValues(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	readings, ok := h.rawPathReadings(r) // rawpath.go: what upstreams may make of the raw path
+	if !ok {
+		h.setPlaceholders(repl, nil, "")
+		return h.refuseOddPath(w, r)
+	}
 	if underPrefix(r.URL.Path, h.PathPrefix) {
 		blankPlaceholders(repl, first)
 		return h.serveOwn(w, r)
 	}
 	if len(h.protect) > 0 {
-		match, err := h.protect.AnyMatchWithError(r)
+		match, err := h.protects(r, readings)
 		if err != nil || !match {
 			blankPlaceholders(repl, first)
 			if err != nil {
