@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,6 +75,20 @@ type Handler struct {
 	PhoneFile string `json:"phone_file,omitempty"`
 	// Where the plugin's pages live. Default: /_stepup.
 	PathPrefix string `json:"path_prefix,omitempty"`
+	// Handlers that share step-ups on purpose name one realm: a step-up
+	// made on one passes the others (each still checks its own max_age).
+	// Without one a handler takes only step-ups made on it, on its sites
+	// and path_prefix. The handlers of a realm must share identity,
+	// session, phone source, enroll settings, signing key and store; a
+	// config where they don't is refused.
+	Realm string `json:"realm,omitempty"`
+	// The addresses of the handler's site, as the site block wrote them;
+	// the Caddyfile adapter fills them in. With path_prefix they name the
+	// handler's scope, and they name the service when service_name is
+	// unset. Without them the scope is the server's listen addresses and
+	// path_prefix. Two handlers of one config that would share a scope
+	// without a realm are refused, unless their configs are the same.
+	Sites []string `json:"sites,omitempty"`
 	// Where to send a request without identity. Default: a 401 page.
 	LoginURL string `json:"login_url,omitempty"`
 
@@ -145,8 +160,9 @@ type Handler struct {
 	MaxIdentitiesPerNumber int `json:"max_identities_per_number,omitempty"`
 	// Send limits, counted in the store so they hold across instances.
 	Limits *LimitsConfig `json:"limits,omitempty"`
-	// Name shown on pages and in the SMS. Default: the request's host on
-	// pages, "Step-up" in the SMS.
+	// Name shown on pages and in the SMS. Default: the host of the
+	// first of sites ("Step-up" without one), never the request's Host
+	// header.
 	ServiceName string `json:"service_name,omitempty"`
 	// SMS text per locale ("en", "ja"), as a text/template with
 	// {{.Service}}, {{.Code}} and {{.Minutes}}. It must show the code.
@@ -202,6 +218,12 @@ type Handler struct {
 	logger  *zap.Logger
 	clock   otp.Clock
 	maxAge  time.Duration
+
+	// The handler's scope (scope.go): the aud of its tokens and the scope
+	// of its CSRF tokens; how errors name the handler; the service's name.
+	audience     string
+	scopeLabel   string
+	serviceLabel string
 
 	// The keys of identity and session when each is a single placeholder.
 	identityKey string
@@ -278,13 +300,13 @@ const (
 	DefaultPathPrefix = "/_stepup"
 	DefaultTokenTTL   = 15 * time.Minute
 	tokenIssuer       = "caddy-sms-stepup"
-	tokenAudience     = "caddy-sms-stepup"
 )
 
 // Provision sets up the handler. Whatever it started is undone by Cleanup,
 // even when it fails half way.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	defer registerLive(ctx, h, configFingerprint(h)) // for the admin API (admin.go): only once Provision succeeded, until the config unloads
+	config := configFingerprint(h)     // of the config as given, before defaults are filled in
+	defer registerLive(ctx, h, config) // for the admin API (admin.go): only once Provision succeeded, until the config unloads
 	h.logger = ctx.Logger()
 	h.devCookieOnce = new(sync.Once)
 	h.revocationWarned = new(atomic.Int64)
@@ -301,6 +323,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.PathPrefix = DefaultPathPrefix
 	}
 	h.PathPrefix = strings.TrimRight(h.PathPrefix, "/")
+	h.provisionScope(ctx)
 	h.identityKey, h.sessionKey = placeholderKey(h.Identity), placeholderKey(h.Session)
 	upstream, err := parseUpstreamHeaders(h.UpstreamHeaders)
 	if err != nil {
@@ -319,14 +342,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if maxSegments == 0 {
 		maxSegments = 1
 	}
-	if err := msgs.CheckSegments(cfg.ServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments); err != nil {
+	if cfg.ServiceName, err = h.fitServiceName(msgs, cfg, maxSegments); err != nil {
 		return err
 	}
 	cfg.Messages = msgs
 	if h.TokenTTL == 0 {
 		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
 	}
-	h.maxAge = time.Duration(h.MaxAge)
+	// Every route checks freshness against its own max_age, not only the
+	// cookie's expiry: a realm's cookie may come from a handler whose
+	// tokens live longer (SECURITY.md rule 27).
+	h.maxAge = time.Duration(cmp.Or(h.MaxAge, h.TokenTTL))
 
 	if h.ProtectRaw != nil {
 		mods, err := ctx.LoadModule(h, "ProtectRaw")
@@ -397,7 +423,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.tokens, err = otp.NewTokens(otp.TokenConfig{
 		Issuer:   tokenIssuer,
-		Audience: tokenAudience,
+		Audience: h.audience,
 		TTL:      time.Duration(h.TokenTTL),
 		Keys:     tokenKeys,
 		EdKeys:   edKeys,
@@ -406,6 +432,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if err := h.joinLoad(ctx, config); err != nil {
+		return err
+	}
 	if h.StoreRaw == nil {
 		h.StoreRaw = json.RawMessage(`{"type":"memory"}`)
 	}
@@ -452,9 +481,7 @@ func (h *Handler) otpConfig() otp.Config {
 	if h.MaxAttempts != 0 {
 		cfg.MaxAttempts = h.MaxAttempts
 	}
-	if h.ServiceName != "" {
-		cfg.ServiceName = h.ServiceName
-	}
+	cfg.ServiceName = cmp.Or(h.serviceLabel, h.ServiceName, cfg.ServiceName)
 	if h.MaxCalls != 0 {
 		cfg.MaxCalls = h.MaxCalls
 	}
@@ -478,6 +505,9 @@ func (h *Handler) Validate() error {
 		return errors.New("no phone source: set phone <placeholder>, phone_file <path> or enroll")
 	}
 	if _, err := parseUpstreamHeaders(h.UpstreamHeaders); err != nil {
+		return err
+	}
+	if err := h.validateScope(); err != nil {
 		return err
 	}
 	if h.MaxIdentitiesPerNumber < 0 {
