@@ -426,6 +426,7 @@ func TestSecurityRule30_ServiceNeverNamedByTheClient(t *testing.T) {
 		{"a catch-all site is named by a fixed neutral name", "evil.example", neutralServiceName, scSites(":8443")},
 		{"a handler that knows no site is named by the neutral name", "evil.example", neutralServiceName, nil},
 		{"service_name, when set, names the service on any site", "evil.example", "Example Corp", secAll(scSites("*.example.com"), func(h *Handler) { h.ServiceName = "Example Corp" })},
+		{"a site address too long for one SMS gives way to the neutral name rather than failing the config", "evil.example", neutralServiceName, scSites("a-very-long-host-name-for-a-step-up.example.com")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
