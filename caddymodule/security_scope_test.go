@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,11 @@ func scRealm(realm, site string) func(*Handler) {
 	return func(h *Handler) { h.Realm, h.Sites = realm, []string{site} }
 }
 
+// scCaddyGlobals serialises what sets Caddy's process-wide state
+// (provisioning a config's storage makes it certmagic's default), so that
+// parallel subtests do not race on it.
+var scCaddyGlobals sync.Mutex
+
 // scAdaptConfig adapts a Caddyfile into the config Caddy would load.
 func scAdaptConfig(t *testing.T, caddyfile string) (*caddy.Config, []byte) {
 	t.Helper()
@@ -56,7 +62,9 @@ func scAdaptConfig(t *testing.T, caddyfile string) (*caddy.Config, []byte) {
 func scLoad(t *testing.T, dir, caddyfile string) map[string]*htEnv {
 	t.Helper()
 	cfg, out := scAdaptConfig(t, caddyfile)
+	scCaddyGlobals.Lock()
 	base, err := caddy.ProvisionContext(&caddy.Config{StorageRaw: cfg.StorageRaw})
+	scCaddyGlobals.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +99,8 @@ func scValidate(t *testing.T, config string) error {
 	} else {
 		cfg, _ = scAdaptConfig(t, config)
 	}
+	scCaddyGlobals.Lock()
+	defer scCaddyGlobals.Unlock()
 	return caddy.Validate(cfg)
 }
 
