@@ -119,7 +119,7 @@ func (h *Handler) csrfToken(v *visit) string {
 		// A second call within this request must see the same nonce.
 		v.r.Header.Add("Cookie", h.cookieName(v.r, csrfCookie)+"="+nonce)
 	}
-	return h.keys.CSRFToken(nonce, v.identity, v.sessionHash)
+	return h.keys.CSRFToken(h.csrfBinding(v, nonce), h.clock.Now())
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) error {

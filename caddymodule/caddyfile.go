@@ -34,6 +34,7 @@ func init() {
 //		enroll
 //		max_identities_per_number <n>
 //		path_prefix    <path>
+//		realm          <name>
 //		login_url      <url>
 //		code_length    <6-10>
 //		code_ttl       <duration, at most 10m>
@@ -93,11 +94,20 @@ func init() {
 // cookie read whole, or from its numbered parts name_0, name_1, ... where
 // it was split (oauth2-proxy splits large ones). A configured session that
 // comes out empty refuses the step-up.
+//
+// A step-up is good only for the handler that made it: the adapter writes
+// the site block's addresses into the handler (its "sites"), and with
+// path_prefix they name its scope, which its tokens carry. Handlers that
+// are to share step-ups, say across sites of one application, name the
+// same realm, and must then take the identity and the phone number from
+// the same source, with the same signing key and store. The site's first
+// address also names the service when service_name is unset.
 func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	handler := new(Handler)
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
+	handler.Sites = siteAddresses(h)
 	if handler.namedMatcher != "" {
 		// The matcher's own token, not re-lexed text: re-lexing an argument
 		// that holds quotes or "<<" could end the process.
@@ -113,7 +123,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return h.NewRoute(nil, handler), nil
 }
 
-var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "login_url",
+var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
@@ -186,6 +196,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.PathPrefix, err = oneArg(d)
 			if err == nil && !validPrefix(h.PathPrefix) {
 				return d.Errf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)
+			}
+		case "realm":
+			h.Realm, err = oneArg(d)
+			if err == nil && !validRealm(h.Realm) {
+				return d.Errf("realm %q: expected a name of up to 64 letters, digits, '.', '_' and '-', such as corp", h.Realm)
 			}
 		case "login_url":
 			h.LoginURL, err = oneArg(d)

@@ -144,6 +144,11 @@ func TestUnmarshalCaddyfileSetsEachOption(t *testing.T) {
 			want:  func(h *Handler) { h.PathPrefix = "/_verify" },
 		},
 		{
+			name:  "realm names the handlers that share step-ups",
+			input: cfWith("realm corp-apps.v2"),
+			want:  func(h *Handler) { h.Realm = "corp-apps.v2" },
+		},
+		{
 			name:  "login_url",
 			input: cfWith("login_url https://sso.example.com/login"),
 			want:  func(h *Handler) { h.LoginURL = "https://sso.example.com/login" },
@@ -439,7 +444,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			at:    "Testfile:5",
 			words: []string{
 				`unknown sms_stepup option "colour"`,
-				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, enroll, max_identities_per_number, path_prefix, login_url, code_length, " +
+				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, enroll, max_identities_per_number, path_prefix, realm, login_url, code_length, " +
 					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, revocation_refresh, upstream_headers, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
 					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},
@@ -515,6 +520,24 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			input: cfWith("path_prefix /_stepup*"),
 			at:    "Testfile:4",
 			words: []string{`path_prefix "/_stepup*"`, "expected a plain path"},
+		},
+		{
+			name:  "realm without a name",
+			input: cfWith("realm"),
+			at:    "Testfile:4",
+			words: []string{"realm: expected one value"},
+		},
+		{
+			name:  "realm with two names",
+			input: cfWith("realm corp shop"),
+			at:    "Testfile:4",
+			words: []string{"realm: expected one value", `"shop"`},
+		},
+		{
+			name:  "a realm name with a colon or a slash",
+			input: cfWith("realm corp:shop/x"),
+			at:    "Testfile:4",
+			words: []string{`realm "corp:shop/x"`, "expected a name of up to 64 letters, digits, '.', '_' and '-'"},
 		},
 		{
 			name:  "store without a module name",

@@ -505,19 +505,20 @@ func (h *Handler) methodNotAllowed(v *visit, allow string) error {
 }
 
 // csrfOK checks a POST: the Origin (when sent) is this site, and the form's
-// token matches this browser's nonce cookie, identity and session.
+// token is this handler's, for this browser's nonce cookie, identity and
+// session, and less than an hour old.
 func (h *Handler) csrfOK(v *visit) bool {
 	if !originOK(v.r) {
 		return false
 	}
-	nonce := cookieValue(v.r, h.cookieName(v.r, csrfCookie))
-	token := v.r.PostForm.Get("csrf")
-	if h.keys.CheckCSRFToken(token, nonce, v.identity, v.sessionHash) {
+	bound := h.csrfBinding(v, cookieValue(v.r, h.cookieName(v.r, csrfCookie)))
+	token, now := v.r.PostForm.Get("csrf"), h.clock.Now()
+	if h.keys.CheckCSRFToken(token, bound, now) {
 		return true
 	}
 	// A page loaded just before a key rotation still works.
 	for _, k := range h.retired {
-		if k.CheckCSRFToken(token, nonce, v.identity, v.sessionHash) {
+		if k.CheckCSRFToken(token, bound, now) {
 			return true
 		}
 	}
@@ -544,7 +545,7 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	data.Lang = v.lang
 	data.T = pages.Catalog(v.lang, "{phone}", unbreakable.Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
 	data.Nonce = nonce
-	data.Service = h.serviceName(v.r)
+	data.Service = h.serviceName()
 	data.Brand = h.brand
 	data.Prefix = h.PathPrefix
 	data.Return = v.ret
@@ -575,14 +576,13 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 	return h.render(v, status, pages.Error, v.msg(key))
 }
 
-func (h *Handler) serviceName(r *http.Request) string {
+// serviceName is the service's name on pages: from the config, never from
+// the request (SECURITY.md rule 30).
+func (h *Handler) serviceName() string {
 	if h.Brand != nil && h.Brand.Name != "" {
 		return h.Brand.Name
 	}
-	if h.ServiceName != "" {
-		return h.ServiceName
-	}
-	return r.Host
+	return h.serviceLabel
 }
 
 func clientIP(r *http.Request) string {

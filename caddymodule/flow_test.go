@@ -208,6 +208,8 @@ type htBrowser struct {
 	user  string
 	jar   *cookiejar.Jar
 	token string // the CSRF token, once a page gave it
+	// tokenAt is when (on the fake clock) the page gave it.
+	tokenAt time.Time
 }
 
 func (e *htEnv) browser(user string) *htBrowser {
@@ -284,10 +286,19 @@ func (b *htBrowser) setCookie(name, value string) {
 var htFieldRE = regexp.MustCompile(`<input type="hidden" name="([a-z]+)" value="([^"]*)">`)
 
 // csrf returns the CSRF token of the step-up page, opening the page the
-// first time (the token stays the same for one browser and identity).
+// first time. A token lives an hour (otp.CSRFLifetime): once the fake clock
+// has moved half that since, the browser gets a new one for the nonce
+// cookie it holds, as a reload of the page would give it (the page itself
+// may answer 429 by then).
 func (b *htBrowser) csrf() string {
 	b.t.Helper()
+	if b.token != "" && b.e.clock.Now().Sub(b.tokenAt) < otp.CSRFLifetime/2 {
+		return b.token
+	}
 	if b.token != "" {
+		r := b.request(http.MethodGet, "/_stepup/", nil)
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		b.keepCSRF(b.e.h.csrfToken(b.e.h.newVisit(httptest.NewRecorder(), r, repl, b.user)))
 		return b.token
 	}
 	w, body := b.get("/_stepup/?r=%2Fsettings")
@@ -296,12 +307,17 @@ func (b *htBrowser) csrf() string {
 	}
 	for _, m := range htFieldRE.FindAllStringSubmatch(body, -1) {
 		if m[1] == "csrf" {
-			b.token = html.UnescapeString(m[2])
+			b.keepCSRF(html.UnescapeString(m[2]))
 			return b.token
 		}
 	}
 	b.t.Fatalf("step-up page has no csrf field:\n%s", body)
 	return ""
+}
+
+// keepCSRF keeps the CSRF token a page gave, and when.
+func (b *htBrowser) keepCSRF(token string) {
+	b.token, b.tokenAt = token, b.e.clock.Now()
 }
 
 // postSend asks for a code (or a new one, when the browser has a

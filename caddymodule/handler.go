@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,6 +97,20 @@ type Handler struct {
 	PhoneFile string `json:"phone_file,omitempty"`
 	// Where the plugin's pages live. Default: /_stepup.
 	PathPrefix string `json:"path_prefix,omitempty"`
+	// Handlers that share step-ups on purpose name one realm: a step-up
+	// made on one passes the others (each still checks its own max_age).
+	// Without one a handler takes only step-ups made on it, on its sites
+	// and path_prefix. The handlers of a realm must share identity,
+	// session, phone source, enroll settings, signing key and store; a
+	// config where they don't is refused.
+	Realm string `json:"realm,omitempty"`
+	// The addresses of the handler's site, as the site block wrote them;
+	// the Caddyfile adapter fills them in. With path_prefix they name the
+	// handler's scope, and they name the service when service_name is
+	// unset. Without them the scope is the server's listen addresses and
+	// path_prefix. Two handlers of one config that would share a scope
+	// without a realm are refused, unless their configs are the same.
+	Sites []string `json:"sites,omitempty"`
 	// Where to send a request without identity. Default: a 401 page.
 	LoginURL string `json:"login_url,omitempty"`
 
@@ -168,8 +183,9 @@ type Handler struct {
 	MaxIdentitiesPerNumber int `json:"max_identities_per_number,omitempty"`
 	// Send limits, counted in the store so they hold across instances.
 	Limits *LimitsConfig `json:"limits,omitempty"`
-	// Name shown on pages and in the SMS. Default: the request's host on
-	// pages, "Step-up" in the SMS.
+	// Name shown on pages and in the SMS. Default: the host of the
+	// first of sites ("Step-up" without one), never the request's Host
+	// header.
 	ServiceName string `json:"service_name,omitempty"`
 	// SMS text per locale ("en", "ja"), as a text/template with
 	// {{.Service}}, {{.Code}} and {{.Minutes}}. It must show the code.
@@ -225,6 +241,12 @@ type Handler struct {
 	logger  *zap.Logger
 	clock   otp.Clock
 	maxAge  time.Duration
+
+	// The handler's scope (scope.go): the aud of its tokens and the scope
+	// of its CSRF tokens; how errors name the handler; the service's name.
+	audience     string
+	scopeLabel   string
+	serviceLabel string
 
 	// The keys of identity and session when each is a single placeholder.
 	identityKey string
@@ -310,7 +332,6 @@ const (
 	DefaultPathPrefix = "/_stepup"
 	DefaultTokenTTL   = 15 * time.Minute
 	tokenIssuer       = "caddy-sms-stepup"
-	tokenAudience     = "caddy-sms-stepup"
 )
 
 // Provision sets up the handler. The handler has no Cleanup of its own:
@@ -318,7 +339,8 @@ const (
 // config, even when Provision fails half way; the admin API's entry and
 // the budget gauge drop the handler when the config's context ends.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	defer registerLive(ctx, h, ConfigFingerprint(h)) // for the admin API (live.go): only once Provision succeeded, until the config unloads
+	config := ConfigFingerprint(h)     // of the config as given, before defaults are filled in
+	defer registerLive(ctx, h, config) // for the admin API (live.go): only once Provision succeeded, until the config unloads
 	h.logger = ctx.Logger()
 	h.devCookieOnce = new(sync.Once)
 	h.revocationWarned = new(atomic.Int64)
@@ -335,6 +357,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.PathPrefix = DefaultPathPrefix
 	}
 	h.PathPrefix = strings.TrimRight(h.PathPrefix, "/")
+	h.provisionScope(ctx)
 	h.identityKey, h.sessionKey = placeholderKey(h.Identity), placeholderKey(h.Session)
 	if err := h.provisionTrust(); err != nil {
 		return err
@@ -357,14 +380,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if maxSegments == 0 {
 		maxSegments = 1
 	}
-	if err := msgs.CheckSegments(cfg.ServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments); err != nil {
+	if cfg.ServiceName, err = h.fitServiceName(msgs, cfg, maxSegments); err != nil {
 		return err
 	}
 	cfg.Messages = msgs
 	if h.TokenTTL == 0 {
 		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
 	}
-	h.maxAge = time.Duration(h.MaxAge)
+	// Every route checks freshness against its own max_age, not only the
+	// cookie's expiry: a realm's cookie may come from a handler whose
+	// tokens live longer (SECURITY.md rule 27).
+	h.maxAge = time.Duration(cmp.Or(h.MaxAge, h.TokenTTL))
 
 	if h.ProtectRaw != nil {
 		mods, err := ctx.LoadModule(h, "ProtectRaw")
@@ -435,7 +461,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.tokens, err = otp.NewTokens(otp.TokenConfig{
 		Issuer:   tokenIssuer,
-		Audience: tokenAudience,
+		Audience: h.audience,
 		TTL:      time.Duration(h.TokenTTL),
 		Keys:     tokenKeys,
 		EdKeys:   edKeys,
@@ -444,6 +470,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if err := h.joinLoad(ctx, config); err != nil {
+		return err
+	}
 	if h.StoreRaw == nil {
 		h.StoreRaw = json.RawMessage(`{"type":"memory"}`)
 	}
@@ -484,9 +513,7 @@ func (h *Handler) otpConfig() otp.Config {
 	if h.MaxAttempts != 0 {
 		cfg.MaxAttempts = h.MaxAttempts
 	}
-	if h.ServiceName != "" {
-		cfg.ServiceName = h.ServiceName
-	}
+	cfg.ServiceName = cmp.Or(h.serviceLabel, h.ServiceName, cfg.ServiceName)
 	if h.MaxCalls != 0 {
 		cfg.MaxCalls = h.MaxCalls
 	}
@@ -516,6 +543,9 @@ func (h *Handler) Validate() error {
 		return err
 	}
 	if err := h.validateSession(); err != nil {
+		return err
+	}
+	if err := h.validateScope(); err != nil {
 		return err
 	}
 	if h.MaxIdentitiesPerNumber < 0 {

@@ -94,6 +94,10 @@ http://localhost:{{http}} {
 	sms_stepup /private* {
 		identity {http.request.header.X-User}
 		headers_set_by trusted_proxy
+		# Behind a load balancer the instances would serve one site
+		# address; here each has a port of its own, so they share their
+		# step-ups through a realm.
+		realm instances
 		phone_file {{dir}}/phones.csv
 		signing_key "shared-signing-key-for-both-instances-0123456789"
 		revocation_refresh 1s

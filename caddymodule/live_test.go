@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,6 +40,11 @@ func regLoad(t *testing.T, ctx caddy.Context, raw string) (*Handler, string) {
 		t.Fatal(err)
 	}
 	return mod.(*Handler), ConfigFingerprint(&given)
+}
+
+// regSiteConfig is regConfig for a handler of site.
+func regSiteConfig(prefix, site string) string {
+	return strings.Replace(regConfig(prefix), "{", `{"sites":[`+strconv.Quote(site)+`],`, 1)
 }
 
 // regHandler provisions a handler at prefix with a store of its own.
@@ -110,8 +116,10 @@ func TestLiveRegistry(t *testing.T) {
 	t.Run("handlers of one config with the same path_prefix are told apart by fingerprint", func(t *testing.T) {
 		prefix := regPrefix()
 		ctx, _ := regContext(t)
-		first, fp1 := regHandler(t, ctx, prefix)
-		second, fp2 := regHandler(t, ctx, prefix)
+		// On two sites: without sites they would share a scope, which
+		// refuses the config.
+		first, fp1 := regLoad(t, ctx, regSiteConfig(prefix, "a.example.com"))
+		second, fp2 := regLoad(t, ctx, regSiteConfig(prefix, "b.example.com"))
 		if fp1 == fp2 {
 			t.Fatal("two configs with different stores have one fingerprint")
 		}

@@ -199,7 +199,7 @@ func secCSRF(b *htBrowser, extra ...string) string {
 	}
 	for _, m := range htFieldRE.FindAllStringSubmatch(body, -1) {
 		if m[1] == "csrf" {
-			b.token = html.UnescapeString(m[2])
+			b.keepCSRF(html.UnescapeString(m[2]))
 			return b.token
 		}
 	}

@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // MinKeyLength is the shortest signing key accepted, in bytes: an HS256 key
@@ -116,24 +118,64 @@ func (k *Keys) LimitKey(kind, value string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
-// CSRFToken returns the token a form must carry: bound to the browser's
-// CSRF nonce cookie, the identity and the session.
-func (k *Keys) CSRFToken(nonce, identity, sessionHash string) string {
+// CSRFLifetime is how long a CSRF token is taken after its page was made:
+// a form left open longer is refused, and the page, reloaded, carries a
+// new one.
+const CSRFLifetime = time.Hour
+
+// csrfSkew is how far in the future a CSRF token's time may be: another
+// instance's clock may run a little ahead of this one's.
+const csrfSkew = time.Minute
+
+// CSRFBinding is what a CSRF token is bound to: the browser's nonce
+// cookie, the identity and session, and the scope of the handler whose
+// page made it, so that a token from one handler's page is refused by
+// another's (whose pages share the site's nonce cookie and the key).
+type CSRFBinding struct {
+	Nonce       string
+	Identity    string
+	SessionHash string
+	Scope       string
+}
+
+// CSRFToken returns the token a form must carry, made at issued: the time
+// in Unix seconds, a dot, and an HMAC over the time and the binding.
+func (k *Keys) CSRFToken(b CSRFBinding, issued time.Time) string {
+	unix := strconv.FormatInt(issued.Unix(), 10)
 	m := hmac.New(sha256.New, k.csrf)
-	for _, s := range [...]string{nonce, identity, sessionHash} {
+	for _, s := range [...]string{unix, b.Nonce, b.Identity, b.SessionHash, b.Scope} {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
 	}
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return unix + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// CheckCSRFToken compares a submitted token in constant time.
-func (k *Keys) CheckCSRFToken(token, nonce, identity, sessionHash string) bool {
-	if token == "" || nonce == "" {
+// CheckCSRFToken reports whether token was made for b less than
+// CSRFLifetime before now, comparing in constant time. The token is made
+// again from the time it names, so a time that was changed, or written
+// another way, fails the comparison.
+func (k *Keys) CheckCSRFToken(token string, b CSRFBinding, now time.Time) bool {
+	if token == "" || b.Nonce == "" {
 		return false
 	}
-	want := k.CSRFToken(nonce, identity, sessionHash)
-	return hmac.Equal([]byte(token), []byte(want))
+	issued, ok := csrfIssued(token)
+	if !ok || now.Sub(issued) >= CSRFLifetime || issued.Sub(now) > csrfSkew {
+		return false
+	}
+	return hmac.Equal([]byte(token), []byte(k.CSRFToken(b, issued)))
+}
+
+// csrfIssued reads the time a CSRF token names.
+func csrfIssued(token string) (time.Time, bool) {
+	unix, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(unix, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
 }
 
 func (k *Keys) short(key []byte, s string) string {

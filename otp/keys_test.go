@@ -5,8 +5,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
@@ -118,28 +120,45 @@ func TestSessionAndPhoneHashes(t *testing.T) {
 func TestCSRFToken(t *testing.T) {
 	t.Parallel()
 	k := mustKeys(t, rootKey)
-	token := k.CSRFToken("nonce", "alice", "session")
-	if !k.CheckCSRFToken(token, "nonce", "alice", "session") {
-		t.Fatal("a token does not check against what it was made for")
+	bound := otp.CSRFBinding{Nonce: "nonce", Identity: "alice", SessionHash: "session", Scope: "urn:caddy-sms-stepup:site:a.example:%2F_stepup"}
+	with := func(change func(*otp.CSRFBinding)) otp.CSRFBinding {
+		b := bound
+		change(&b)
+		return b
 	}
+	token := k.CSRFToken(bound, t0)
+	for _, at := range []time.Duration{0, otp.CSRFLifetime - time.Second, -time.Minute} {
+		if !k.CheckCSRFToken(token, bound, t0.Add(at)) {
+			t.Fatalf("a token does not check against what it was made for, %s after it was made", at)
+		}
+	}
+	unix, mac, _ := strings.Cut(token, ".")
 	cases := []struct {
-		name                            string
-		token, nonce, identity, session string
+		name  string
+		token string
+		b     otp.CSRFBinding
+		now   time.Time
 	}{
-		{"a token with another nonce fails", token, "nonce2", "alice", "session"},
-		{"a token for another identity fails", token, "nonce", "bob", "session"},
-		{"a token for another session fails", token, "nonce", "alice", "session2"},
-		{"a token for no session fails", token, "nonce", "alice", ""},
-		{"an empty token fails", "", "nonce", "alice", "session"},
-		{"an empty nonce fails even with its own token", k.CSRFToken("", "alice", "session"), "", "alice", "session"},
-		{"a token from another key fails", mustKeys(t, otherKey).CSRFToken("nonce", "alice", "session"), "nonce", "alice", "session"},
-		{"a truncated token fails", token[:len(token)-1], "nonce", "alice", "session"},
-		{"fields shifted across the separator fail", k.CSRFToken("nonc", "ealice", "session"), "nonce", "alice", "session"},
+		{"a token with another nonce fails", token, with(func(b *otp.CSRFBinding) { b.Nonce = "nonce2" }), t0},
+		{"a token for another identity fails", token, with(func(b *otp.CSRFBinding) { b.Identity = "bob" }), t0},
+		{"a token for another session fails", token, with(func(b *otp.CSRFBinding) { b.SessionHash = "session2" }), t0},
+		{"a token for no session fails", token, with(func(b *otp.CSRFBinding) { b.SessionHash = "" }), t0},
+		{"a token of another handler's scope fails", token, with(func(b *otp.CSRFBinding) { b.Scope = "urn:caddy-sms-stepup:site:b.example:%2F_stepup" }), t0},
+		{"a token an hour old fails", token, bound, t0.Add(otp.CSRFLifetime)},
+		{"a token made more than a minute in the future fails", k.CSRFToken(bound, t0.Add(2*time.Minute)), bound, t0},
+		{"a token whose time was moved forward fails", strconv.FormatInt(t0.Unix()+3600, 10) + "." + mac, bound, t0.Add(otp.CSRFLifetime)},
+		{"a token whose time is written with a plus sign fails", "+" + unix + "." + mac, bound, t0},
+		{"a token without its time fails", mac, bound, t0},
+		{"an empty token fails", "", bound, t0},
+		{"an empty nonce fails even with its own token", k.CSRFToken(with(func(b *otp.CSRFBinding) { b.Nonce = "" }), t0), with(func(b *otp.CSRFBinding) { b.Nonce = "" }), t0},
+		{"a token from another key fails", mustKeys(t, otherKey).CSRFToken(bound, t0), bound, t0},
+		{"a truncated token fails", token[:len(token)-1], bound, t0},
+		{"fields shifted across the separator fail", k.CSRFToken(with(func(b *otp.CSRFBinding) { b.Nonce, b.Identity = "nonc", "ealice" }), t0), bound, t0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if k.CheckCSRFToken(tc.token, tc.nonce, tc.identity, tc.session) {
+			if k.CheckCSRFToken(tc.token, tc.b, tc.now) {
 				t.Fatal("the token was accepted")
 			}
 		})

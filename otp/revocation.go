@@ -47,17 +47,38 @@ func (c Config) RevocationInterval() time.Duration {
 // Revoke makes every step-up token of subject authenticated before now stop
 // passing, on every instance sharing the store (within each instance's
 // revocation refresh interval; at once on this one), and kills the
-// subject's challenges in flight. It returns the not-before it set.
+// subject's challenges in flight. It returns the not-before it set: now,
+// rounded up to the millisecond, the precision at which it is compared
+// with a token's auth time (see Revokes).
 func (s *Service) Revoke(ctx context.Context, subject string) (time.Time, error) {
 	if subject == "" {
 		return time.Time{}, errors.New("revoke: empty identity")
 	}
 	now := s.clock.Now()
-	if err := s.store.Revoke(ctx, subject, now); err != nil {
+	nb := time.UnixMilli(msCeil(now))
+	if err := s.store.Revoke(ctx, subject, nb); err != nil {
 		return time.Time{}, storeErr(err)
 	}
-	s.remember(subject, now, now)
-	return now, nil
+	s.remember(subject, nb, now)
+	return nb, nil
+}
+
+// Revokes reports whether a not-before revokes a step-up authenticated at
+// authTime. Both are compared in whole milliseconds, the precision of a
+// token's auth time and of a stored not-before, with the not-before
+// rounded up: a step-up made before it never counts, one made at or after
+// it always does, even within the same second.
+func Revokes(notBefore, authTime time.Time) bool {
+	return !notBefore.IsZero() && authTime.UnixMilli() < msCeil(notBefore)
+}
+
+// msCeil is t in Unix milliseconds, rounded up.
+func msCeil(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
 }
 
 // NotBefore returns subject's not-before as the store has it (zero if
@@ -74,10 +95,8 @@ func (s *Service) NotBefore(ctx context.Context, subject string) (time.Time, err
 // been revoked. It reads the store at most once per identity per
 // RevocationRefresh; in between it answers from memory, so the hot path
 // stays off the store. While one call reads an identity's not-before
-// again, concurrent calls answer from what was read before. A token's
-// auth_time has whole seconds while a not-before has milliseconds, so a
-// token made later in the same second as a revocation counts as revoked:
-// the error is towards asking again.
+// again, concurrent calls answer from what was read before. The times are
+// compared as Revokes does.
 //
 // When the store cannot be read, Revoked keeps the last answer it had (no
 // revocation if it never had one) and reports the error; it then tries the
@@ -102,7 +121,7 @@ func (s *Service) Revoked(ctx context.Context, subject string, authTime time.Tim
 
 // revokes reports whether a token authenticated at authTime is revoked.
 func (nb notBefore) revokes(authTime time.Time) bool {
-	return !nb.at.IsZero() && authTime.Before(nb.at)
+	return Revokes(nb.at, authTime)
 }
 
 // dueForRead returns what is known of subject's not-before, and whether it

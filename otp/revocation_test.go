@@ -95,17 +95,51 @@ func TestRevokeRevokesTokensAuthenticatedBeforeIt(t *testing.T) {
 	}
 }
 
-func TestRevokeInTheMiddleOfASecondRevokesTokensOfThatSecond(t *testing.T) {
+// TestRevokeSplitsASecond: a token's auth time and a revocation's
+// not-before are compared at one precision, so within one second a step-up
+// verified after the revocation counts and one verified before it does
+// not, through the token's own claims as the hot path reads them.
+func TestRevokeSplitsASecond(t *testing.T) {
 	t.Parallel()
 	f := newOperatorFixture(t, otp.DefaultConfig())
-	f.clock.Advance(time.Minute + 500*time.Millisecond)
-	if _, err := f.svc.Revoke(t.Context(), "alice"); err != nil {
+	tokens := newTokens(t, f.clock, mustKeys(t, rootKey))
+	setClock := func(at time.Duration) { f.clock.Advance(t0.Add(at).Sub(f.clock.Now())) }
+	authAt := func(at time.Duration) time.Time {
+		t.Helper()
+		setClock(at)
+		tok := issue(t, tokens, "alice", "", f.clock.Now())
+		v, err := tokens.Check(tok, "alice", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.AuthTime
+	}
+	before := authAt(time.Minute + 100*time.Millisecond)
+	setClock(time.Minute + 300*time.Millisecond)
+	nb, err := f.svc.Revoke(t.Context(), "alice")
+	if err != nil {
 		t.Fatal(err)
 	}
-	// A token authenticated 300 ms after the revocation carries an
-	// auth_time of whole seconds: t0+1m, before the not-before.
-	f.wantRevoked(t, "alice", t0.Add(time.Minute), true)
-	f.wantRevoked(t, "alice", t0.Add(time.Minute+time.Second), false)
+	if !nb.Equal(t0.Add(time.Minute + 300*time.Millisecond)) {
+		t.Fatalf("revoke at t0+1m300ms set the not-before at t0+%s", nb.Sub(t0))
+	}
+	atOnce := authAt(time.Minute + 300*time.Millisecond)
+	after := authAt(time.Minute + 700*time.Millisecond)
+	f.wantRevoked(t, "alice", before, true)
+	f.wantRevoked(t, "alice", atOnce, false)
+	f.wantRevoked(t, "alice", after, false)
+
+	// A revocation within a millisecond takes effect at the next whole
+	// one: a step-up of that millisecond is before it, never after.
+	setClock(2*time.Minute + 500*time.Microsecond)
+	if _, err := f.svc.Revoke(t.Context(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	f.wantRevoked(t, "bob", t0.Add(2*time.Minute), true)
+	f.wantRevoked(t, "bob", t0.Add(2*time.Minute+time.Millisecond), false)
+	if !otp.Revokes(t0.Add(time.Second+time.Microsecond), t0.Add(time.Second)) || otp.Revokes(t0.Add(time.Second+time.Microsecond), t0.Add(time.Second+time.Millisecond)) {
+		t.Error("Revokes does not round the not-before up to the millisecond")
+	}
 }
 
 func TestRevokeKillsTheChallengeInFlight(t *testing.T) {

@@ -37,8 +37,13 @@ type TokenClaims struct {
 	// SessionHash binds the token to the application session (keyed hash,
 	// empty when no session is configured).
 	SessionHash string `json:"sid,omitempty"`
-	// AuthTime is when the code was verified (OIDC's auth_time).
+	// AuthTime is when the code was verified (OIDC's auth_time), in
+	// whole seconds, for upstreams that read it.
 	AuthTime int64 `json:"auth_time"`
+	// AuthTimeMS is the same in Unix milliseconds: a revocation's
+	// not-before has milliseconds, and an auth time of whole seconds
+	// would put a step-up made just after a revocation before it.
+	AuthTimeMS int64 `json:"auth_time_ms,omitempty"`
 	// AMR says how: a one-time code by SMS (RFC 8176 "sms", "otp").
 	AMR []string `json:"amr,omitempty"`
 }
@@ -47,8 +52,10 @@ type TokenClaims struct {
 type Verified struct {
 	Subject     string
 	SessionHash string
-	AuthTime    time.Time
-	Expires     time.Time
+	// AuthTime is when the code was verified, to the millisecond (to the
+	// second for a token without auth_time_ms).
+	AuthTime time.Time
+	Expires  time.Time
 	// AuthTimeRFC3339 (UTC) and AuthTimeUnix (seconds) are AuthTime as
 	// text for the upstream. They are formatted once, when the token is
 	// first verified, and cached with it, so the hot path formats nothing.
@@ -177,6 +184,7 @@ func (t *Tokens) Issue(subject, sessionHash string, authTime time.Time) (string,
 		},
 		SessionHash: sessionHash,
 		AuthTime:    authTime.Unix(),
+		AuthTimeMS:  authTime.UnixMilli(),
 		AMR:         []string{"sms", "otp"},
 	}
 	var tok *jwt.Token
@@ -247,17 +255,31 @@ func (t *Tokens) verified(token string) (Verified, error) {
 	if claims.Subject == "" || claims.ExpiresAt == nil || claims.IssuedAt == nil {
 		return Verified{}, ErrTokenInvalid
 	}
-	authTime := time.Unix(claims.AuthTime, 0)
+	authTime, ok := claimedAuthTime(claims)
+	if !ok {
+		return Verified{}, ErrTokenInvalid
+	}
 	v = Verified{
 		Subject:         claims.Subject,
 		SessionHash:     claims.SessionHash,
 		AuthTime:        authTime,
 		Expires:         claims.ExpiresAt.Time,
-		AuthTimeRFC3339: authTime.UTC().Format(time.RFC3339),
+		AuthTimeRFC3339: time.Unix(claims.AuthTime, 0).UTC().Format(time.RFC3339),
 		AuthTimeUnix:    strconv.FormatInt(claims.AuthTime, 10),
 	}
 	t.remember(token, v)
 	return v, nil
+}
+
+// claimedAuthTime is a token's auth time: auth_time_ms when the token has
+// it, which must fall in the second auth_time names (the upstream reads
+// auth_time), else auth_time.
+func claimedAuthTime(c TokenClaims) (time.Time, bool) {
+	if c.AuthTimeMS == 0 {
+		return time.Unix(c.AuthTime, 0), true
+	}
+	at := time.UnixMilli(c.AuthTimeMS)
+	return at, at.Unix() == c.AuthTime
 }
 
 func (t *Tokens) key(tok *jwt.Token) (any, error) {

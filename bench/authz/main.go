@@ -29,11 +29,12 @@ import (
 )
 
 // Token settings of the plugin (caddymodule/handler.go, otp/token.go,
-// otp/keys.go).
+// otp/keys.go); the audience is the scope of bench/Caddyfile's realm
+// (caddymodule/scope.go).
 const (
 	tokenType = "stepup+jwt"
 	issuer    = "caddy-sms-stepup"
-	audience  = "caddy-sms-stepup"
+	audience  = "urn:caddy-sms-stepup:realm:bench"
 )
 
 type claims struct {
