@@ -578,7 +578,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	readings, ok := h.rawPathReadings(r) // rawpath.go: what upstreams may make of the raw path
 	if !ok {
-		h.setPlaceholders(repl, nil, "")
+		blankPlaceholders(repl, first)
 		return h.refuseOddPath(w, r)
 	}
 	if underPrefix(r.URL.Path, h.PathPrefix) {

@@ -28,12 +28,18 @@ var tcCaddyfile = template.Must(template.New("Caddyfile").Parse(`{
 	skip_install_trust
 	grace_period 1ns
 	default_bind 127.0.0.1
+	servers {
+		trusted_proxies static 127.0.0.1/32
+	}
 }
 
 http://localhost:{{.Ports.HTTP}} {
 	header X-It-Config {{.Marker}}
 	sms_stepup /admin /admin/* /settings /settings/* {
+		# The test client stands for a proxy in front that signs users in
+		# and sets X-User.
 		identity {http.request.header.X-User}
+		headers_set_by trusted_proxy
 		phone_file {{.Phones}}
 		signing_key {{.Key}}
 		store memory {{.Store}}

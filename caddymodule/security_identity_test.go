@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,8 +120,10 @@ func (c *siConfig) stepup(name string, extra ...string) string {
 	lines := []string{
 		"phone_file " + c.phones,
 		"signing_key " + itKey,
-		fmt.Sprintf("store memory si-%s-%d-%d", name, os.Getpid(), itSeq.Add(1)),
 		"gateway console {\n\toutbox " + filepath.Join(c.dir, name+".jsonl") + "\n}",
+	}
+	if !slices.ContainsFunc(extra, func(l string) bool { return strings.HasPrefix(l, "store ") }) {
+		lines = append(lines, fmt.Sprintf("store memory si-%s-%d-%d", name, os.Getpid(), itSeq.Add(1)))
 	}
 	return strings.Join(append(extra, lines...), "\n")
 }
@@ -504,6 +507,9 @@ func TestTwoStepupHandlersInOneSiteLeaveEachOthersValuesAlone(t *testing.T) {
 	upstream := siRecorder(t)
 	c := siNewConfig(t)
 	marker := fmt.Sprintf("config-%d", itSeq.Add(1))
+	// One realm, so the second handler takes the first's step-ups; a realm
+	// shares its store.
+	realmStore := fmt.Sprintf("store memory si-two-%d-%d", os.Getpid(), itSeq.Add(1))
 	e := c.site("two", itPorts.HTTP, fmt.Sprintf(`header X-It-Config %s
 %s
 sms_stepup /admin* {
@@ -516,13 +522,13 @@ reverse_proxy %s {
 	header_up X-Ph-Identity {http.sms_stepup.identity}
 	header_up X-Ph-Verified-At {http.sms_stepup.verified_at}
 }`, marker, siBasic(t, "pw-two"),
-		c.stepup("two", "identity {http.auth.user.id}", "upstream_headers identity verified_at"),
-		c.stepup("two-billing", "identity {http.auth.user.id}", "path_prefix /_stepup_billing", "upstream_headers identity"),
+		c.stepup("two", "identity {http.auth.user.id}", "realm two", realmStore, "upstream_headers identity verified_at"),
+		c.stepup("two-billing", "identity {http.auth.user.id}", "realm two", realmStore, "path_prefix /_stepup_billing", "upstream_headers identity"),
 		upstream))
 	c.load(marker)
 	b := e.browser("")
 	b.basic = []string{"alice", "pw-two"}
-	b.stepUp("/admin/users") // at the first handler; the second takes its token too (same key)
+	b.stepUp("/admin/users") // at the first handler; the second takes its token too (same realm)
 
 	// want checks one header the upstream got: value, or "*" for one
 	// non-empty value, or "" for none (or one empty, as header_up sends an

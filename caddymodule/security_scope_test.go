@@ -528,7 +528,17 @@ func findHandlers(cfgJSON []byte) ([]scHandlerRef, error) {
 						return err
 					}
 				case "sms_stepup":
-					refs = append(refs, scHandlerRef{index: len(refs), raw: raw})
+					// The module's own config, without the key that names it.
+					var fields map[string]json.RawMessage
+					if err := json.Unmarshal(raw, &fields); err != nil {
+						return err
+					}
+					delete(fields, "handler")
+					own, err := json.Marshal(fields)
+					if err != nil {
+						return err
+					}
+					refs = append(refs, scHandlerRef{index: len(refs), raw: own})
 				}
 			}
 		}
