@@ -171,8 +171,7 @@ func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
 	case errors.Is(err, errNoPhone) && h.Enroll:
 		return h.renderEnroll(v, status, data)
 	case errors.Is(err, errNoPhone) || otp.IsPhoneRefusal(err):
-		h.logPhoneProblem(v, err)
-		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+		return h.noPhone(v, err)
 	default:
 		return h.unavailable(v, err)
 	}
@@ -196,6 +195,19 @@ func (h *Handler) renderCode(v *visit, status int, c *otp.Challenge, data pages.
 		data.Delivery, data.DeliveryStatus = pages.Msg(v.lang, key), "error"
 	}
 	return h.render(v, status, pages.Code, data)
+}
+
+// noPhone answers when the identity has no number that can get a code. A
+// number the identity enrolled that today's policy refuses can only be
+// replaced after an operator's reset (SECURITY.md rule 32), so the page
+// says so, as the change page does; anything else is the administrator's.
+func (h *Handler) noPhone(v *visit, err error) error {
+	h.logPhoneProblem(v, err)
+	key := "no_phone"
+	if otp.IsPhoneRefusal(err) && h.Enroll && !h.operatorPhone(v.repl, v.identity) {
+		key = "number_needs_reset"
+	}
+	return h.render(v, http.StatusForbidden, pages.Error, v.msg(key))
 }
 
 func (h *Handler) logPhoneProblem(v *visit, err error) {
@@ -223,8 +235,7 @@ func (h *Handler) send(v *visit, voice bool) error {
 			if !errors.Is(err, errNoPhone) && !otp.IsPhoneRefusal(err) {
 				return h.unavailable(v, err)
 			}
-			h.logPhoneProblem(v, err)
-			return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+			return h.noPhone(v, err)
 		}
 	}
 	res, err := h.service.Send(ctx, otp.SendRequest{
@@ -391,13 +402,9 @@ func (h *Handler) verify(v *visit) error {
 	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
-	// A code for a number being enrolled binds it once verified.
-	pending, enrolling := h.pendingPhone(v)
-	if enrolling {
-		if c := h.liveChallenge(v); c == nil || c.PhoneHash != h.service.PhoneHash(pending) {
-			enrolling = false
-		}
-	}
+	// Which number the code went to is read before the code is checked,
+	// since a code that works is consumed with its challenge.
+	sentTo := h.liveChallenge(v)
 	res, err := h.service.Verify(ctx, otp.VerifyInput{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,
@@ -419,7 +426,16 @@ func (h *Handler) verify(v *visit) error {
 	now := h.clock.Now()
 	switch res.Status {
 	case otp.VerifyOK:
-		if enrolling {
+		purpose, pending, err := h.codePurpose(ctx, v, sentTo)
+		switch {
+		case err != nil:
+			return h.unavailable(v, err)
+		case purpose == purposeNone:
+			h.audit(zapcore.WarnLevel, "verify refused: the code went to a number this browser is no longer enrolling", "verify",
+				append(logFields, zap.String("result", "enrolment_lost"))...)
+			h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
+			return h.renderSend(v, http.StatusUnprocessableEntity, v.msg("no_challenge"))
+		case purpose == purposeEnrol:
 			if ok, err := h.bindEnrolled(ctx, v, pending); !ok {
 				return err
 			}
