@@ -2,14 +2,8 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
-	"net/url"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
@@ -47,30 +41,12 @@ func (h *Handler) serveAPI(v *visit, endpoint string) error {
 	if mt, _, _ := mime.ParseMediaType(v.r.Header.Get("Content-Type")); mt != "application/json" {
 		return h.render(v, http.StatusUnsupportedMediaType, pages.Error, v.msg("api_json"))
 	}
-	var body struct {
-		Code   string `json:"code"`
-		Return string `json:"r"`
-		Lang   string `json:"lang"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(v.w, v.r.Body, 16<<10))
-	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+	req, ok := readJSON(v.w, v.r)
+	if !ok {
 		return h.render(v, http.StatusBadRequest, pages.Error, v.msg("api_json"))
 	}
-	v.lang = pages.Lang(body.Lang, v.r.Header.Get("Accept-Language"))
-	v.ret = returnPath(body.Return)
-	v.r.PostForm = url.Values{"csrf": {v.r.Header.Get("X-CSRF-Token")}, "code": {body.Code}}
-	if !h.csrfOK(v) {
-		h.audit(zapcore.WarnLevel, "API call refused: CSRF token or origin check failed", "csrf_refused",
-			zap.String("identity", v.identity), zap.String("client_ip", clientIP(v.r)), zap.String("path", v.r.URL.Path))
-		return h.render(v, http.StatusForbidden, pages.Error, v.msg("csrf"))
-	}
-	switch endpoint {
-	case "send":
-		return h.send(v, false)
-	case "call":
-		return h.call(v)
-	}
-	return h.verify(v)
+	v.req = req
+	return h.servePost(v, endpoint, "API call refused: CSRF token or origin check failed")
 }
 
 // apiBody is a page's outcome as JSON: "error" is a stable word (the

@@ -16,11 +16,9 @@ func (h *Handler) call(v *visit) error {
 	if h.service.CanCall() {
 		return h.send(v, true)
 	}
-	h.audit(zapcore.InfoLevel, "call refused: the gateway cannot place calls", "call_refused",
+	o := outcome{}
+	o.audit(zapcore.InfoLevel, "call refused: the gateway cannot place calls", "call_refused",
 		zap.String("identity", v.identity), zap.String("client_ip", clientIP(v.r)))
 	data := v.msg("call_unavailable")
-	if c := h.liveChallenge(v); c != nil {
-		return h.renderCode(v, http.StatusConflict, c, data)
-	}
-	return h.renderSend(v, http.StatusConflict, data)
+	return h.respond(v, h.withChallenge(v, o, http.StatusConflict, data, data))
 }

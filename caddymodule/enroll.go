@@ -114,7 +114,7 @@ func (h *Handler) enroll(v *visit) error {
 	if !h.Enroll {
 		return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
 	}
-	if v.r.PostForm.Get("reset") != "" {
+	if v.req.Reset {
 		h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
 		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
 		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret), http.StatusSeeOther)
@@ -131,14 +131,14 @@ func (h *Handler) enroll(v *visit) error {
 	var refused *otp.PhoneRefusal
 	switch {
 	case errors.As(err, &refused):
-		return h.refuseRebind(v, refused, h.maskedInput(v.r.PostForm.Get("phone")))
+		return h.refuseRebind(v, refused, h.maskedInput(v.req.Phone))
 	case err == nil && !h.freshStepUp(v):
 		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(h.PathPrefix+"/change"), http.StatusSeeOther)
 		return nil
 	case err != nil && !errors.Is(err, errNoPhone):
 		return h.unavailable(v, err)
 	}
-	phone, err := h.policy.Check(v.r.PostForm.Get("phone"))
+	phone, err := h.policy.Check(v.req.Phone)
 	if err != nil {
 		var refusal *otp.PhoneRefusal
 		errors.As(err, &refusal)
@@ -168,18 +168,19 @@ func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
 	return ok
 }
 
-// bindEnrolled binds the number just verified; it returns false (having
-// answered) when the number can't be bound. The old number is read again
+// bindEnrolled binds the number just verified; it returns the answer when
+// the number can't be bound, nil when it was. The old number is read again
 // here: the policy may have come to refuse it since the enrolment began,
 // and a change it can't be told of must not happen.
-func (h *Handler) bindEnrolled(ctx context.Context, v *visit, phone otp.Phone) (bool, error) {
+func (h *Handler) bindEnrolled(ctx context.Context, v *visit, phone otp.Phone) *outcome {
 	old, oldErr := h.boundPhone(ctx, v.identity)
 	var refused *otp.PhoneRefusal
 	switch {
 	case errors.As(oldErr, &refused):
-		return false, h.refuseRebind(v, refused, phone.Masked)
+		o := h.rebindRefused(v, refused, phone.Masked)
+		return &o
 	case oldErr != nil && !errors.Is(oldErr, errNoPhone):
-		return false, h.unavailable(v, oldErr)
+		return &outcome{unavailable: oldErr}
 	}
 	max := h.MaxIdentitiesPerNumber
 	if max == 0 {
@@ -193,10 +194,11 @@ func (h *Handler) bindEnrolled(ctx context.Context, v *visit, phone otp.Phone) (
 		// the number serves another account.
 		h.audit(zapcore.WarnLevel, "number refused at enrollment: already bound to the allowed number of identities", "policy_refusal",
 			append(logFields, zap.String("reason", "number_taken"))...)
-		h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
-		return false, h.renderEnroll(v, http.StatusUnprocessableEntity, pages.Data{Changing: oldErr == nil, Message: pages.Msg(v.lang, "phone_refused"), Key: "phone_refused"})
+		o := answerPage(http.StatusUnprocessableEntity, pages.Enroll, pages.Data{Changing: oldErr == nil, Message: pages.Msg(v.lang, "phone_refused"), Key: "phone_refused"})
+		o.setCookie(enrollCookie, "", -1, http.SameSiteStrictMode)
+		return &o
 	case err != nil:
-		return false, h.unavailable(v, err)
+		return &outcome{unavailable: err}
 	}
 	h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
 	if oldErr == nil && old.E164 != phone.E164 {
@@ -209,5 +211,5 @@ func (h *Handler) bindEnrolled(ctx context.Context, v *visit, phone otp.Phone) (
 	} else {
 		h.audit(zapcore.InfoLevel, "phone number enrolled", "enrollment", logFields...)
 	}
-	return true, nil
+	return nil
 }

@@ -23,22 +23,28 @@ import (
 // replacement.
 
 // refuseRebind answers an attempt to replace old, a bound number today's
-// policy refuses: an audit event (masked numbers only; newMasked is the
-// number asked for, if known) and a page (or, for JSON clients, the error
-// "number_needs_reset") that sends the user to an operator. Any number
-// being enrolled is forgotten.
+// policy refuses, with rebindRefused.
 func (h *Handler) refuseRebind(v *visit, old *otp.PhoneRefusal, newMasked string) error {
+	return h.respond(v, h.rebindRefused(v, old, newMasked))
+}
+
+// rebindRefused is the answer to an attempt to replace old: an audit event
+// (masked numbers only; newMasked is the number asked for, if known) and a
+// page (or, for JSON clients, the error "number_needs_reset") that sends
+// the user to an operator. Any number being enrolled is forgotten.
+func (h *Handler) rebindRefused(v *visit, old *otp.PhoneRefusal, newMasked string) outcome {
 	fields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", old.Masked),
 		zap.String("reason", "old_number_refused"), zap.String("policy_reason", old.Reason), zap.String("client_ip", clientIP(v.r))}
 	if newMasked != "" {
 		fields = append(fields, zap.String("new_phone", newMasked))
 	}
-	h.audit(zapcore.WarnLevel, "number change refused: today's policy refuses the bound number, so only an operator's reset-number can replace it",
-		"number_change_refused", fields...)
-	h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
 	data := v.msg("number_needs_reset")
 	data.Title = pages.Msg(v.lang, "change_number")
-	return h.render(v, http.StatusForbidden, pages.Error, data)
+	o := answerPage(http.StatusForbidden, pages.Error, data)
+	o.audit(zapcore.WarnLevel, "number change refused: today's policy refuses the bound number, so only an operator's reset-number can replace it",
+		"number_change_refused", fields...)
+	o.setCookie(enrollCookie, "", -1, http.SameSiteStrictMode)
+	return o
 }
 
 // maskedInput is what a typed number looks like in a log: its mask when

@@ -1,0 +1,167 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
+)
+
+// renderSend shows the send page: the number being enrolled read back in
+// full, or the identity's own masked, or the enrolment form when it has
+// none.
+func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
+	if pending, ok := h.pendingPhone(v); ok {
+		// Enrolling: read the whole number back for confirmation.
+		data.Enrolling, data.Formatted = true, pending.Formatted
+		return h.render(v, status, pages.Send, data)
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	phone, err := h.phoneFor(ctx, v.identity, v.repl)
+	switch {
+	case err == nil:
+	case errors.Is(err, errNoPhone) && h.Enroll:
+		return h.renderEnroll(v, status, data)
+	case errors.Is(err, errNoPhone) || otp.IsPhoneRefusal(err):
+		return h.respond(v, h.noPhone(v, err))
+	default:
+		return h.unavailable(v, err)
+	}
+	data.Masked = phone.Masked
+	data.CanChange = h.Enroll && !h.operatorPhone(v.repl, v.identity)
+	return h.render(v, status, pages.Send, data)
+}
+
+func (h *Handler) renderCode(v *visit, status int, c *otp.Challenge, data pages.Data) error {
+	data.Masked = c.PhoneMasked
+	data.Remaining = c.Remaining()
+	data.CanCall = h.service.CanCall() && c.Calls < h.service.Config().MaxCalls
+	switch c.Delivery {
+	case otp.DeliveryDelivered:
+		data.Delivery, data.DeliveryStatus = pages.Msg(v.lang, "delivery_delivered"), "notice"
+	case otp.DeliveryFailed:
+		key := "delivery_failed"
+		if data.CanCall {
+			key = "delivery_failed_call"
+		}
+		data.Delivery, data.DeliveryStatus = pages.Msg(v.lang, key), "error"
+	}
+	return h.render(v, status, pages.Code, data)
+}
+
+// noPhone answers when the identity has no number that can get a code. A
+// number the identity enrolled that today's policy refuses can only be
+// replaced after an operator's reset (SECURITY.md rule 32), so the page
+// says so, as the change page does; anything else is the administrator's.
+func (h *Handler) noPhone(v *visit, err error) outcome {
+	key := "no_phone"
+	if otp.IsPhoneRefusal(err) && h.Enroll && !h.operatorPhone(v.repl, v.identity) {
+		key = "number_needs_reset"
+	}
+	o := answerPage(http.StatusForbidden, pages.Error, v.msg(key))
+	var refusal *otp.PhoneRefusal
+	if errors.As(err, &refusal) {
+		o.audit(zapcore.WarnLevel, "phone number refused by policy", "policy_refusal", zap.String("identity", v.identity),
+			zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked))
+		return o
+	}
+	o.audit(zapcore.WarnLevel, "no phone number for identity", "no_phone", zap.String("identity", v.identity))
+	return o
+}
+
+func (h *Handler) locked(v *visit, until time.Time) error {
+	if otp.IsHardLock(until, h.clock.Now()) {
+		// Waiting will not help: say who can, and give no Retry-After.
+		data := v.msg("locked_hard_lead")
+		data.Key = "locked_hard"
+		return h.render(v, http.StatusTooManyRequests, pages.Locked, data)
+	}
+	minutes := int((until.Sub(h.clock.Now()) + time.Minute - 1) / time.Minute)
+	if minutes < 1 {
+		minutes = 1
+	}
+	v.w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(h.clock.Now())/time.Second)+1))
+	data := v.msg("locked_lead", "{m}", strconv.Itoa(minutes))
+	data.Key = "locked"
+	return h.render(v, http.StatusTooManyRequests, pages.Locked, data)
+}
+
+// unavailable answers when the store cannot be reached: fail closed, say
+// so, send nothing.
+func (h *Handler) unavailable(v *visit, err error) error {
+	h.audit(zapcore.ErrorLevel, "store unavailable: failing closed", "store_unavailable", zap.String("identity", v.identity), zap.Error(err))
+	v.w.Header().Set("Retry-After", "30")
+	data := v.msg("unavailable_lead")
+	data.Key = "unavailable"
+	return h.render(v, http.StatusServiceUnavailable, pages.Unavailable, data)
+}
+
+// render writes a page with the security headers every page carries
+// (SECURITY.md 22), a fresh CSP nonce and the browser's CSRF token. API
+// clients get the same outcome as JSON.
+func (h *Handler) render(v *visit, status int, page string, data pages.Data) error {
+	hdr := v.w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
+	if v.api || (wantsJSON(v.r) && page != pages.Send && page != pages.Code) {
+		return writeJSON(v.w, status, h.apiBody(v, status, page, data))
+	}
+	nonce, err := randomToken(16)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	cfg := h.service.Config()
+	data.Lang = v.lang
+	data.T = pages.Catalog(v.lang, "{phone}", unbreakable.Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
+	data.Nonce = nonce
+	data.Service = h.serviceName()
+	data.Brand = h.brand
+	data.Prefix = h.PathPrefix
+	data.Return = v.ret
+	data.CSRF = h.csrfToken(v)
+	data.CodeLength = cfg.CodeLength
+	data.OtherLang = "ja"
+	if v.lang == "ja" {
+		data.OtherLang = "en"
+	}
+	data.OtherLabel = pages.LangName(data.OtherLang)
+	data.OtherURL = h.PathPrefix + "/?r=" + urlQueryEscape(v.ret) + "&lang=" + data.OtherLang
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Language", v.lang)
+	v.w.WriteHeader(status)
+	return h.pages.Render(v.w, page, data)
+}
+
+// unbreakable turns a masked number's hyphens and spaces into non-breaking
+// ones, which keep it on one line in prose. Built once: a Replacer builds
+// its tables on first use.
+var unbreakable = strings.NewReplacer("-", "\u2011", " ", "\u00a0")
+
+// renderError is render for requests that are not to the plugin's pages.
+func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key string) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	v := h.newVisit(w, r, repl, "")
+	return h.render(v, status, pages.Error, v.msg(key))
+}
+
+// serviceName is the service's name on pages: from the config, never from
+// the request (SECURITY.md rule 30).
+func (h *Handler) serviceName() string {
+	if h.Brand != nil && h.Brand.Name != "" {
+		return h.Brand.Name
+	}
+	return h.serviceLabel
+}

@@ -1,0 +1,74 @@
+package caddymodule
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
+)
+
+// visit is one request to the plugin's own pages, with what every page
+// needs worked out once.
+type visit struct {
+	w           http.ResponseWriter
+	r           *http.Request
+	repl        *caddy.Replacer
+	identity    string
+	sessionHash string
+	lang        string
+	ret         string
+	// api is a call to the JSON endpoints: answers are JSON, never pages
+	// or redirects.
+	api bool
+	// req is what a POST sent, read from its form or its JSON body.
+	req postRequest
+}
+
+// msg is page data carrying one message of the visitor's language.
+func (v *visit) msg(key string, args ...string) pages.Data {
+	return pages.Data{Message: pages.Msg(v.lang, key, args...), Key: key}
+}
+
+func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) *visit {
+	return &visit{
+		w:           w,
+		r:           r,
+		repl:        repl,
+		identity:    identity,
+		sessionHash: h.sessionHash(r, repl),
+		lang:        pages.Lang(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")),
+		ret:         "/",
+	}
+}
+
+// liveChallenge is the browser's challenge if it is still live.
+func (h *Handler) liveChallenge(v *visit) *otp.Challenge {
+	id := cookieValue(v.r, h.cookieName(v.r, challengeCookie))
+	if id == "" {
+		return nil
+	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	c, err := h.service.Challenge(ctx, v.identity, v.sessionHash, id)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+// retryIn is the whole seconds from now until t, at least 0.
+func retryIn(now, t time.Time) int {
+	if !now.Before(t) {
+		return 0
+	}
+	return int((t.Sub(now) + time.Second - 1) / time.Second)
+}
