@@ -39,7 +39,7 @@ func cfWith(lines ...string) string {
 
 // cfBase is the handler cfWith parses to before its extra lines.
 func cfBase() Handler {
-	return Handler{Identity: "{http.auth.user.id}", Phone: "{http.request.header.X-Phone}"}
+	return Handler{IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: "{http.request.header.X-Phone}"}}
 }
 
 func cfParse(input string) (*Handler, error) {
