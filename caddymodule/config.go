@@ -76,6 +76,9 @@ type Handler struct {
 	// A named matcher from the Caddyfile, resolved by parseCaddyfile.
 	namedMatcher      string
 	namedMatcherToken caddyfile.Token
+	// Where the Caddyfile wrote each option, by JSON name ("" for the
+	// directive), so that Validate's errors can name the line.
+	caddyfileAt map[string]caddyfile.Token
 
 	protect caddyhttp.MatcherSets
 	service *otp.Service

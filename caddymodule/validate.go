@@ -234,7 +234,7 @@ func (h *Handler) validateBrand() error {
 		return onOption("brand.logo_url", err)
 	}
 	if pages.CheckBrand(pages.Brand{Color: h.Brand.Color}) != nil {
-		return optionErrorf("brand.color", `brand color %q: expected # and 3 or 6 hex digits, such as "#1a56db" (in a Caddyfile also 1a56db)`, h.Brand.Color)
+		return optionErrorf("brand.color", `brand color %q: expected 3 or 6 hex digits after #, such as "#1a56db" (in a Caddyfile also 1a56db)`, h.Brand.Color)
 	}
 	return nil
 }
