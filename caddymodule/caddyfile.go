@@ -11,8 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 func init() {
@@ -108,6 +106,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 		return nil, err
 	}
 	handler.Sites = siteAddresses(h)
+	// The same checks as a JSON config gets, pointing at the line.
+	if err := handler.validateCaddyfile(); err != nil {
+		return nil, err
+	}
 	if handler.namedMatcher != "" {
 		// The matcher's own token, not re-lexed text: re-lexing an argument
 		// that holds quotes or "<<" could end the process.
@@ -130,10 +132,12 @@ var blockOptions = []string{"identity", "headers_set_by", "session", "session_co
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
-// knows the site's matcher definitions.
+// knows the site's matcher definitions. It only parses: what a value may
+// be is Validate's to say (validateCaddyfile), as for a JSON config; it
+// records where each option was written, for those errors.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive's name
-	directiveLine := d.Line()
+	h.caddyfileAt = map[string]caddyfile.Token{"": d.Token()}
 	var paths []string
 	for d.NextArg() {
 		arg := d.Val()
@@ -161,26 +165,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		h.caddyfileAt[jsonOption(opt)] = d.Token()
 		var err error
 		switch opt {
 		case "identity":
 			h.Identity, err = oneArg(d)
 		case "headers_set_by":
 			h.HeadersSetBy, err = oneArg(d)
-			if err == nil {
-				if _, err := parseHeadersSetBy(h.HeadersSetBy); err != nil {
-					return d.Errf("%v", err)
-				}
-			}
 		case "session":
 			h.Session, err = oneArg(d)
 		case "session_cookie":
 			h.SessionCookie, err = oneArg(d)
-			if err == nil {
-				if err := checkCookieName(h.SessionCookie); err != nil {
-					return d.Errf("%v", err)
-				}
-			}
 		case "phone":
 			h.Phone, err = oneArg(d)
 		case "phone_file":
@@ -191,42 +186,33 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Enroll = true
 		case "max_identities_per_number":
-			h.MaxIdentitiesPerNumber, err = intArg(d, 1, 1000)
+			h.MaxIdentitiesPerNumber, err = intArg(d, opt)
 		case "path_prefix":
 			h.PathPrefix, err = oneArg(d)
-			if err == nil && !validPrefix(h.PathPrefix) {
-				return d.Errf("path_prefix %q: expected a plain path such as /_stepup", h.PathPrefix)
-			}
 		case "realm":
 			h.Realm, err = oneArg(d)
-			if err == nil && !validRealm(h.Realm) {
-				return d.Errf("realm %q: expected a name of up to 64 letters, digits, '.', '_' and '-', such as corp", h.Realm)
-			}
 		case "login_url":
 			h.LoginURL, err = oneArg(d)
 		case "code_length":
-			h.CodeLength, err = intArg(d, otp.MinCodeLength, otp.MaxCodeLength)
+			h.CodeLength, err = intArg(d, opt)
 		case "max_attempts":
-			h.MaxAttempts, err = intArg(d, 1, 10)
+			h.MaxAttempts, err = intArg(d, opt)
 		case "resend_cooldown":
-			h.ResendCooldown, err = durationArg(d, otp.DefaultConfig().CooldownMax)
+			h.ResendCooldown, err = durationArg(d, opt)
 		case "failure_budget":
-			h.FailureBudget, err = intArg(d, 1, 100)
+			h.FailureBudget, err = intArg(d, opt)
 		case "code_ttl":
-			h.CodeTTL, err = durationArg(d, otp.MaxCodeTTL)
+			h.CodeTTL, err = durationArg(d, opt)
 		case "token_ttl":
-			h.TokenTTL, err = durationArg(d, 24*time.Hour)
+			h.TokenTTL, err = durationArg(d, opt)
 		case "max_age":
-			h.MaxAge, err = durationArg(d, 24*time.Hour)
+			h.MaxAge, err = durationArg(d, opt)
 		case "revocation_refresh":
-			h.RevocationRefresh, err = revocationRefreshArg(d)
+			h.RevocationRefresh, err = durationArg(d, opt)
 		case "upstream_headers":
 			h.UpstreamHeaders = d.RemainingArgs()
 			if len(h.UpstreamHeaders) == 0 {
 				return d.Errf("upstream_headers: expected identity, verified_at, auth_time and token, any of them, or none")
-			}
-			if _, err := parseUpstreamHeaders(h.UpstreamHeaders); err != nil {
-				return d.Errf("%v", err)
 			}
 		case "signing_key":
 			h.SigningKey, err = oneArg(d)
@@ -268,7 +254,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Limits = new(LimitsConfig)
 			}
 			var n int
-			n, err = intArg(d, 0, 100000000)
+			n, err = intArg(d, "limits.daily_budget")
 			h.Limits.DailyBudget = &n
 		case "limits":
 			if d.NextArg() {
@@ -279,13 +265,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
 				sub := d.Val()
+				h.caddyfileAt["limits."+sub] = d.Token()
 				if sub == "window" {
-					if h.Limits.Window, err = durationArg(d, 24*time.Hour); err != nil {
+					if h.Limits.Window, err = durationArg(d, "limits.window"); err != nil {
 						return err
 					}
 					continue
 				}
-				n, err := intArg(d, 0, 100000000)
+				n, err := intArg(d, "limits."+sub)
 				if err != nil {
 					return err
 				}
@@ -322,17 +309,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Messages[args[0]] = args[1]
 		case "max_segments":
-			h.MaxSegments, err = intArg(d, 1, 10)
+			h.MaxSegments, err = intArg(d, opt)
 		case "webotp_host":
 			h.WebOTPHost, err = oneArg(d)
 		case "receipts_url":
 			h.ReceiptsURL, err = oneArg(d)
 		case "max_calls":
-			h.MaxCalls, err = intArg(d, 1, 5)
+			h.MaxCalls, err = intArg(d, opt)
 		case "templates":
 			h.Templates, err = oneArg(d)
 		case "brand":
-			h.Brand, err = parseBrand(d)
+			h.Brand, err = parseBrand(d, h.caddyfileAt)
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":
@@ -343,15 +330,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return err
 		}
-	}
-	if strings.TrimSpace(h.Identity) == "" {
-		return d.Errf("sms_stepup (line %d): identity is required: a placeholder naming the signed-in user, e.g. identity {http.auth.user.id}", directiveLine)
-	}
-	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
-		return d.Errf("sms_stepup (line %d): no phone source: expected phone <placeholder>, phone_file <path> or enroll", directiveLine)
-	}
-	if h.Session != "" && h.SessionCookie != "" {
-		return d.Errf("sms_stepup (line %d): session and session_cookie: expected one of them, not both", directiveLine)
 	}
 	return nil
 }
@@ -369,43 +347,40 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 	return v, nil
 }
 
-func intArg(d *caddyfile.Dispenser, min, max int) (int, error) {
-	opt := d.Val()
+// intArg reads a whole number for option (its JSON name). Its range is
+// Validate's to check, but for 0: in JSON 0 is an option left unset, so a
+// Caddyfile that writes 0 where 0 means "the default" is refused here,
+// with the message Validate gives for a value out of range.
+func intArg(d *caddyfile.Dispenser, option string) (int, error) {
 	s, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
+	r, _ := rangeOf(option)
 	n, err := strconv.Atoi(s)
-	if err != nil || n < min || n > max {
-		return 0, d.Errf("%s %q: expected a whole number from %d to %d", opt, s, min, max)
+	if err != nil {
+		return 0, d.Errf("%s %q: expected a whole number from %d to %d", option, s, r.min, r.max)
+	}
+	if n == 0 && r.min > 0 {
+		return 0, d.WrapErr(r.check(0))
 	}
 	return n, nil
 }
 
-func durationArg(d *caddyfile.Dispenser, max time.Duration) (caddy.Duration, error) {
-	opt := d.Val()
+// durationArg reads a duration for option (its JSON name). As with
+// intArg, its range is Validate's to check but for 0 where 0 means "the
+// default" (every duration option but revocation_refresh).
+func durationArg(d *caddyfile.Dispenser, option string) (caddy.Duration, error) {
 	s, err := oneArg(d)
 	if err != nil {
 		return 0, err
 	}
 	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur <= 0 || dur > max {
-		return 0, d.Errf("%s %q: expected a duration such as 5m, more than 0 and at most %s", opt, s, max)
-	}
-	return caddy.Duration(dur), nil
-}
-
-// revocationRefreshArg reads revocation_refresh: 0 (the default) up to
-// otp.MaxRevocationRefresh.
-func revocationRefreshArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	s, err := oneArg(d)
 	if err != nil {
-		return 0, err
+		return 0, d.Errf("%s %q: expected a duration such as 5m", option, s)
 	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur < 0 || dur > otp.MaxRevocationRefresh {
-		return 0, d.Errf("revocation_refresh %q: expected a duration such as 10s, from 0 (the default, %s) to %s",
-			s, otp.DefaultRevocationRefresh, otp.MaxRevocationRefresh)
+	if r, ok := durationRangeOf(option); ok && dur == 0 {
+		return 0, d.WrapErr(r.check(0))
 	}
 	return caddy.Duration(dur), nil
 }
@@ -432,4 +407,34 @@ func guestModule(d *caddyfile.Dispenser, namespace, opt, example string) (json.R
 func validPrefix(p string) bool {
 	p = strings.TrimRight(p, "/")
 	return strings.HasPrefix(p, "/") && len(p) > 1 && !strings.Contains(p, "//") && !strings.ContainsAny(p, "*?#{} \\")
+}
+
+// boundedIntArg reads a whole number from min to max, for the guest
+// modules (gateways, stores), which check their options as they parse.
+func boundedIntArg(d *caddyfile.Dispenser, min, max int) (int, error) {
+	opt := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, d.Errf("%s %q: expected a whole number from %d to %d", opt, s, min, max)
+	}
+	return n, nil
+}
+
+// boundedDurationArg reads a duration more than 0 and at most max, for the
+// guest modules.
+func boundedDurationArg(d *caddyfile.Dispenser, max time.Duration) (caddy.Duration, error) {
+	opt := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 || dur > max {
+		return 0, d.Errf("%s %q: expected a duration such as 5m, more than 0 and at most %s", opt, s, max)
+	}
+	return caddy.Duration(dur), nil
 }

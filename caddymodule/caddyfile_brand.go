@@ -4,8 +4,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-
-	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
 // parseBrand reads the brand block:
@@ -15,23 +13,22 @@ import (
 //		logo_url </path or data: URL>
 //		color    <rrggbb or "#rrggbb">
 //	}
-func parseBrand(d *caddyfile.Dispenser) (*BrandConfig, error) {
+//
+// at records where each of its options was written (brand.name ...).
+func parseBrand(d *caddyfile.Dispenser, at map[string]caddyfile.Token) (*BrandConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	b := new(BrandConfig)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		var err error
-		switch sub := d.Val(); sub {
+		sub := d.Val()
+		at["brand."+sub] = d.Token()
+		switch sub {
 		case "name":
 			b.Name, err = oneArg(d)
 		case "logo_url":
 			b.LogoURL, err = oneArg(d)
-			if err == nil {
-				if bad := pages.CheckBrand(pages.Brand{LogoURL: b.LogoURL}); bad != nil {
-					err = d.Errf("%v", bad)
-				}
-			}
 		case "color":
 			b.Color, err = brandColor(d)
 		default:
@@ -57,12 +54,8 @@ func brandColor(d *caddyfile.Dispenser) (string, error) {
 	if d.NextArg() {
 		return "", d.Errf("brand color: expected one value, got another: %q", d.Val())
 	}
-	color := raw
-	if !strings.HasPrefix(color, "#") {
-		color = "#" + color
+	if !strings.HasPrefix(raw, "#") {
+		return "#" + raw, nil
 	}
-	if pages.CheckBrand(pages.Brand{Color: color}) != nil {
-		return "", d.Errf(`brand color %q: expected 3 or 6 hex digits, such as 1a56db or "#1a56db"`, raw)
-	}
-	return color, nil
+	return raw, nil
 }

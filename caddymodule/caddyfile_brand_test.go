@@ -16,6 +16,9 @@ import (
 func brandParse(line string) (*Handler, error) {
 	h := new(Handler)
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("sms_stepup {\n\tidentity {http.auth.user.id}\n\tenroll\n\tbrand {\n\t\t" + line + "\n\t}\n}"))
+	if err == nil {
+		err = h.validateCaddyfile()
+	}
 	return h, err
 }
 
@@ -39,7 +42,7 @@ func TestBrandColor(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, line, want string }{
 		{"an unquoted #rrggbb, which the comment eats, says to quote it or drop the #", "color #1a56db", `quote it (color "#1a56db")`},
-		{"a colour that is not hex is refused", "color 1a56dg", `brand color "1a56dg": expected 3 or 6 hex digits`},
+		{"a colour that is not hex is refused", "color 1a56dg", `brand color "#1a56dg": expected 3 or 6 hex digits`},
 		{"a quoted colour of five digits is refused", `color "#12345"`, `brand color "#12345": expected 3 or 6 hex digits`},
 		{"a CSS injection is refused", "color red;background:url(//evil)", "expected 3 or 6 hex digits"},
 		{"two values are refused", "color 1a56db 000000", "expected one value"},

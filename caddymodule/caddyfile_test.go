@@ -39,12 +39,17 @@ func cfWith(lines ...string) string {
 
 // cfBase is the handler cfWith parses to before its extra lines.
 func cfBase() Handler {
-	return Handler{Identity: "{http.auth.user.id}", Phone: "{http.request.header.X-Phone}"}
+	return Handler{IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: "{http.request.header.X-Phone}"}}
 }
 
+// cfParse parses and validates as the adapter does (without sites).
 func cfParse(input string) (*Handler, error) {
 	h := new(Handler)
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	if err == nil {
+		err = h.validateCaddyfile()
+	}
+	h.caddyfileAt = nil // where each option was written; not a setting
 	return h, err
 }
 
@@ -346,13 +351,13 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			name:  "code_length 5 is below the minimum",
 			input: cfWith("code_length 5"),
 			at:    "Testfile:4",
-			words: []string{`code_length "5"`, "expected a whole number from 6 to 10"},
+			words: []string{"code_length 5:", "expected a whole number from 6 to 10"},
 		},
 		{
 			name:  "code_length 11 is above the maximum",
 			input: cfWith("code_length 11"),
 			at:    "Testfile:4",
-			words: []string{`code_length "11"`, "expected a whole number from 6 to 10"},
+			words: []string{"code_length 11:", "expected a whole number from 6 to 10"},
 		},
 		{
 			name:  "code_length must be a number",
@@ -364,13 +369,13 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			name:  "code_ttl 11m is longer than 10 minutes",
 			input: cfWith("code_ttl 11m"),
 			at:    "Testfile:4",
-			words: []string{`code_ttl "11m"`, "expected a duration such as 5m", "at most 10m0s"},
+			words: []string{"code_ttl 11m:", "expected a duration such as 5m", "at most 10m"},
 		},
 		{
 			name:  "code_ttl 0s is not a lifetime",
 			input: cfWith("code_ttl 0s"),
 			at:    "Testfile:4",
-			words: []string{`code_ttl "0s"`, "more than 0"},
+			words: []string{"code_ttl 0s:", "more than 0"},
 		},
 		{
 			name:  "code_ttl must be a duration",
@@ -382,37 +387,37 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			name:  "max_attempts 0 allows no attempt",
 			input: cfWith("max_attempts 0"),
 			at:    "Testfile:4",
-			words: []string{`max_attempts "0"`, "expected a whole number from 1 to 10"},
+			words: []string{"max_attempts 0:", "expected a whole number from 1 to 10"},
 		},
 		{
 			name:  "max_attempts 11 is above the maximum",
 			input: cfWith("max_attempts 11"),
 			at:    "Testfile:4",
-			words: []string{`max_attempts "11"`, "expected a whole number from 1 to 10"},
+			words: []string{"max_attempts 11:", "expected a whole number from 1 to 10"},
 		},
 		{
 			name:  "token_ttl longer than a day",
 			input: cfWith("token_ttl 25h"),
 			at:    "Testfile:4",
-			words: []string{`token_ttl "25h"`, "at most 24h0m0s"},
+			words: []string{"token_ttl 25h:", "at most 24h"},
 		},
 		{
 			name:  "max_age negative",
 			input: cfWith("max_age -5m"),
 			at:    "Testfile:4",
-			words: []string{`max_age "-5m"`, "more than 0"},
+			words: []string{"max_age -5m:", "more than 0"},
 		},
 		{
 			name:  "revocation_refresh above five minutes",
 			input: cfWith("revocation_refresh 6m"),
 			at:    "Testfile:4",
-			words: []string{`revocation_refresh "6m"`, "from 0 (the default, 10s) to 5m0s"},
+			words: []string{"revocation_refresh 6m:", "from 0 (the default, 10s) to 5m"},
 		},
 		{
 			name:  "revocation_refresh negative",
 			input: cfWith("revocation_refresh -1s"),
 			at:    "Testfile:4",
-			words: []string{`revocation_refresh "-1s"`, "expected a duration"},
+			words: []string{"revocation_refresh -1s:", "expected a duration"},
 		},
 		{
 			name:  "revocation_refresh without a value",
@@ -452,20 +457,20 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 		{
 			name:  "identity is required",
 			input: "sms_stepup {\n\tphone {http.request.header.X-Phone}\n}\n",
-			at:    "Testfile:3",
-			words: []string{"sms_stepup (line 1)", "identity is required", "identity {http.auth.user.id}"},
+			at:    "Testfile:1",
+			words: []string{"identity is required", "identity {http.auth.user.id}"},
 		},
 		{
 			name:  "an identity of blanks is no identity",
 			input: "sms_stepup {\n\tidentity \" \"\n\tphone {http.request.header.X-Phone}\n}\n",
-			at:    "Testfile:4",
+			at:    "Testfile:2",
 			words: []string{"identity is required"},
 		},
 		{
 			name:  "a phone source is required",
 			input: "sms_stepup {\n\tidentity {http.auth.user.id}\n}\n",
-			at:    "Testfile:3",
-			words: []string{"sms_stepup (line 1)", "no phone source", "expected phone <placeholder>, phone_file <path> or enroll"},
+			at:    "Testfile:1",
+			words: []string{"no phone source", "expected phone <placeholder>, phone_file <path> or enroll"},
 		},
 		{
 			name:  "an option without its value",
@@ -632,8 +637,8 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 		{
 			name:  "session and session_cookie together",
 			input: cfWith("session {http.request.cookie.s}", "session_cookie s"),
-			at:    "Testfile:6",
-			words: []string{"sms_stepup (line 1)", "session and session_cookie: expected one of them"},
+			at:    "Testfile:5",
+			words: []string{"session and session_cookie: expected one of them"},
 		},
 		{
 			name:  "an argument that is neither path nor matcher",
@@ -772,7 +777,7 @@ func TestAdaptCodeLength4NamesTheLine(t *testing.T) {
 	if err == nil {
 		t.Fatal("adapt accepted code_length 4")
 	}
-	for _, w := range []string{"Caddyfile:5", `code_length "4"`, "from 6 to 10"} {
+	for _, w := range []string{"Caddyfile:5", "code_length 4:", "from 6 to 10"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not say %q", err, w)
 		}

@@ -155,13 +155,12 @@ func htNew(t testing.TB, clock *htClock, configure func(*Handler)) *htEnv {
 	store, _ := json.Marshal(map[string]string{"type": "memory", "name": fmt.Sprintf("flow-%d-%d", os.Getpid(), htSeq.Add(1))})
 	gateway, _ := json.Marshal(map[string]string{"type": "console", "outbox": outbox})
 	h := &Handler{
-		ProtectRaw: caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/settings*"]`)}},
-		Identity:   "{http.auth.user.id}",
-		Phone:      htNumber,
-		SigningKey: htKey,
-		StoreRaw:   store,
-		GatewayRaw: gateway,
-		clock:      clock,
+		ProtectRaw:      caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/settings*"]`)}},
+		IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: htNumber},
+		TokenOptions:    TokenOptions{SigningKey: htKey},
+		StoreRaw:        store,
+		GatewayRaw:      gateway,
+		clock:           clock,
 	}
 	if configure != nil {
 		configure(h)

@@ -129,7 +129,11 @@ func FuzzCaddyfile(f *testing.F) {
 			return
 		}
 		h := new(Handler)
-		if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+		err = h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+		if err == nil {
+			err = h.validateCaddyfile() // as parseCaddyfile does
+		}
+		if err != nil {
 			if !strings.Contains(err.Error(), "Testfile:") {
 				t.Fatalf("UnmarshalCaddyfile(%q): error %q does not name the file and line", input, err)
 			}

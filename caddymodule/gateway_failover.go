@@ -114,9 +114,9 @@ func (g *FailoverGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch name := d.Val(); name {
 		case "failure_threshold":
-			g.FailureThreshold, err = intArg(d, 1, 100)
+			g.FailureThreshold, err = boundedIntArg(d, 1, 100)
 		case "open_for":
-			g.OpenFor, err = durationArg(d, time.Hour)
+			g.OpenFor, err = boundedDurationArg(d, time.Hour)
 		default:
 			if _, merr := caddy.GetModule("sms_stepup.gateways." + name); merr != nil {
 				return d.Errf("failover: unknown gateway %q: expected a gateway (console, kannel, twilio, http), failure_threshold or open_for", name)

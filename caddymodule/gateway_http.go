@@ -299,7 +299,7 @@ func (g *HTTPGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				g.SuccessStatus = append(g.SuccessStatus, s)
 			}
 		case "timeout":
-			g.Timeout, err = durationArg(d, time.Minute)
+			g.Timeout, err = boundedDurationArg(d, time.Minute)
 		case "hmac_header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

@@ -147,7 +147,7 @@ func (g *KannelGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.DLR = true
 		case "timeout":
-			g.Timeout, err = durationArg(d, time.Minute)
+			g.Timeout, err = boundedDurationArg(d, time.Minute)
 		default:
 			return d.Errf("unknown kannel gateway option %q: expected url, username, password, from, dlr or timeout", opt)
 		}

@@ -137,7 +137,7 @@ func (g *TwilioGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "base_url":
 			g.BaseURL, err = oneArg(d)
 		case "timeout":
-			g.Timeout, err = durationArg(d, time.Minute)
+			g.Timeout, err = boundedDurationArg(d, time.Minute)
 		case "status_callback":
 			if d.NextArg() {
 				return d.Errf("status_callback takes no value, got %q", d.Val())

@@ -20,12 +20,10 @@ func TestUnsetIdentityPlaceholderIsRefused(t *testing.T) {
 	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	h := &Handler{
-		Identity:   "{http.auth.user.id}",
-		Session:    "{http.request.cookie.app_session}",
-		Phone:      "{http.request.header.X-Phone}",
-		SigningKey: strings.Repeat("s", 32),
-		GatewayRaw: []byte(`{"type":"console","outbox":"` + filepath.Join(t.TempDir(), "outbox") + `"}`),
-		StoreRaw:   []byte(`{"type":"memory","name":"identity-test"}`),
+		IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Session: "{http.request.cookie.app_session}", Phone: "{http.request.header.X-Phone}"},
+		TokenOptions:    TokenOptions{SigningKey: strings.Repeat("s", 32)},
+		GatewayRaw:      []byte(`{"type":"console","outbox":"` + filepath.Join(t.TempDir(), "outbox") + `"}`),
+		StoreRaw:        []byte(`{"type":"memory","name":"identity-test"}`),
 	}
 	if err := h.Provision(cctx); err != nil {
 		t.Fatal(err)
@@ -56,7 +54,7 @@ func TestUnsetIdentityPlaceholderIsRefused(t *testing.T) {
 func TestSigningKeyPlaceholderMustResolve(t *testing.T) {
 	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{SigningKey: "{env.STEPUP_TEST_UNSET_SIGNING_KEY_VARIABLE_XYZ}"}
+	h := &Handler{TokenOptions: TokenOptions{SigningKey: "{env.STEPUP_TEST_UNSET_SIGNING_KEY_VARIABLE_XYZ}"}}
 	if _, err := h.signingKey(cctx); err == nil {
 		t.Fatal("an unset {env.*} signing key was accepted (as its own readable text)")
 	}

@@ -20,11 +20,11 @@ func TestMessageTemplatesAreCheckedAtProvision(t *testing.T) {
 		err  string
 	}{
 		{"a Japanese template over 70 characters with max_segments 1 is refused",
-			Handler{Messages: map[string]string{"ja": long}}, "message ja is 72 UCS-2 characters, 2 SMS segments"},
+			Handler{MessageOptions: MessageOptions{Messages: map[string]string{"ja": long}}}, "message ja is 72 UCS-2 characters, 2 SMS segments"},
 		{"a template without the code is refused",
-			Handler{Messages: map[string]string{"en": "Hello from {{.Service}}"}}, "must show the code"},
+			Handler{MessageOptions: MessageOptions{Messages: map[string]string{"en": "Hello from {{.Service}}"}}}, "must show the code"},
 		{"a WebOTP line that pushes Japanese past one segment is refused",
-			Handler{WebOTPHost: "a-rather-long-host-name.example.com", ServiceName: "Example Corporation"}, "more than max_segments 1"},
+			Handler{MessageOptions: MessageOptions{WebOTPHost: "a-rather-long-host-name.example.com", ServiceName: "Example Corporation"}}, "more than max_segments 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -43,9 +43,14 @@ func TestMessageTemplatesAreCheckedAtProvision(t *testing.T) {
 		t.Parallel()
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		defer cancel()
-		h := Handler{Identity: "{http.auth.user.id}", Phone: "{http.request.header.X-Phone}", SigningKey: strings.Repeat("k", 32),
-			Messages: map[string]string{"ja": long}, MaxSegments: 2, CodeLength: 10,
-			StoreRaw: []byte(`{"type":"memory","name":"messages-test"}`), GatewayRaw: []byte(`{"type":"console","outbox":"` + t.TempDir() + `/o"}`)}
+		h := Handler{
+			IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: "{http.request.header.X-Phone}"},
+			TokenOptions:    TokenOptions{SigningKey: strings.Repeat("k", 32)},
+			MessageOptions:  MessageOptions{Messages: map[string]string{"ja": long}, MaxSegments: 2},
+			CodeOptions:     CodeOptions{CodeLength: 10},
+			StoreRaw:        []byte(`{"type":"memory","name":"messages-test"}`),
+			GatewayRaw:      []byte(`{"type":"console","outbox":"` + t.TempDir() + `/o"}`),
+		}
 		if err := h.Provision(ctx); err != nil {
 			t.Fatal(err)
 		}

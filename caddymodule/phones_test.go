@@ -259,9 +259,9 @@ func TestPhoneForPrecedence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := &Handler{
-				Phone:  tt.phone,
-				policy: policy,
-				phones: map[string]otp.Phone{"alice": fromFile},
+				IdentityOptions: IdentityOptions{Phone: tt.phone},
+				policy:          policy,
+				phones:          map[string]otp.Phone{"alice": fromFile},
 			}
 			repl := caddy.NewReplacer()
 			if tt.header != nil {

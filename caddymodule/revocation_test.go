@@ -198,7 +198,7 @@ func TestRevocationRefreshValidated(t *testing.T) {
 	}{
 		{0, true}, {time.Second, true}, {5 * time.Minute, true}, {-time.Second, false}, {5*time.Minute + time.Second, false},
 	} {
-		h := &Handler{Identity: "{http.auth.user.id}", Phone: htNumber, PathPrefix: DefaultPathPrefix, RevocationRefresh: caddy.Duration(tc.refresh)}
+		h := &Handler{IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: htNumber}, ScopeOptions: ScopeOptions{PathPrefix: DefaultPathPrefix}, TokenOptions: TokenOptions{RevocationRefresh: caddy.Duration(tc.refresh)}}
 		err := h.Validate()
 		if tc.ok && err != nil {
 			t.Errorf("revocation_refresh %s: %v", tc.refresh, err)

@@ -115,11 +115,11 @@ func (h *Handler) fitServiceName(msgs *otp.Messages, cfg otp.Config, maxSegments
 // validateScope checks realm and sites.
 func (h *Handler) validateScope() error {
 	if h.Realm != "" && !validRealm(h.Realm) {
-		return fmt.Errorf("realm %q: expected a name of up to 64 letters, digits, '.', '_' and '-', such as corp", h.Realm)
+		return optionErrorf("realm", "realm %q: expected a name of up to 64 letters, digits, '.', '_' and '-', such as corp", h.Realm)
 	}
 	for _, s := range h.Sites {
 		if s == "" || strings.ContainsAny(s, ", \t\r\n") {
-			return fmt.Errorf("sites %q: expected site addresses such as app.example.com, without spaces or commas", s)
+			return optionErrorf("sites", "sites %q: expected site addresses such as app.example.com, without spaces or commas", s)
 		}
 	}
 	return nil

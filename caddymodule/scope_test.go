@@ -8,7 +8,7 @@ import (
 func TestScopeIsOneStringPerSetOfSites(t *testing.T) {
 	t.Parallel()
 	at := func(prefix string, sites ...string) string {
-		h := &Handler{PathPrefix: prefix, Sites: sites}
+		h := &Handler{ScopeOptions: ScopeOptions{PathPrefix: prefix, Sites: sites}}
 		return h.scopeOf(nil)
 	}
 	if a, b := at("/_stepup", "B.example.com", "a.example.com"), at("/_stepup", "a.example.com", "b.example.com", "a.example.com"); a != b {
@@ -17,8 +17,8 @@ func TestScopeIsOneStringPerSetOfSites(t *testing.T) {
 	for _, pair := range [][2]string{
 		{at("/_stepup", "a.example.com,b.example.com"), at("/_stepup", "a.example.com", "b.example.com")},
 		{at("/_stepup", "a.example.com:/x"), at("/x", "a.example.com")},
-		{at("/_stepup", "a.example.com"), (&Handler{PathPrefix: "/_stepup", Realm: "a.example.com"}).scopeOf(nil)},
-		{at("/_stepup"), (&Handler{PathPrefix: "/_stepup"}).scopeOf([]string{":443"})},
+		{at("/_stepup", "a.example.com"), (&Handler{ScopeOptions: ScopeOptions{PathPrefix: "/_stepup", Realm: "a.example.com"}}).scopeOf(nil)},
+		{at("/_stepup"), (&Handler{ScopeOptions: ScopeOptions{PathPrefix: "/_stepup"}}).scopeOf([]string{":443"})},
 	} {
 		if pair[0] == pair[1] {
 			t.Errorf("two different handlers share the scope %q", pair[0])

@@ -107,13 +107,12 @@ func secProvision(t *testing.T, configure func(*Handler)) error {
 	store, _ := json.Marshal(map[string]string{"type": "memory", "name": fmt.Sprintf("sec-prov-%d-%d", os.Getpid(), htSeq.Add(1))})
 	gateway, _ := json.Marshal(map[string]string{"type": "console", "outbox": filepath.Join(t.TempDir(), "outbox.jsonl")})
 	h := &Handler{
-		ProtectRaw: caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/settings*"]`)}},
-		Identity:   "{http.auth.user.id}",
-		Phone:      htNumber,
-		SigningKey: htKey,
-		StoreRaw:   store,
-		GatewayRaw: gateway,
-		clock:      htNewClock(),
+		ProtectRaw:      caddyhttp.RawMatcherSets{{"path": json.RawMessage(`["/settings*"]`)}},
+		IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: htNumber},
+		TokenOptions:    TokenOptions{SigningKey: htKey},
+		StoreRaw:        store,
+		GatewayRaw:      gateway,
+		clock:           htNewClock(),
 	}
 	configure(h)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})

@@ -14,7 +14,7 @@ import (
 
 func TestSessionCookieReadsTheCookieOrItsNumberedParts(t *testing.T) {
 	t.Parallel()
-	h := &Handler{SessionCookie: "_oauth2_proxy"}
+	h := &Handler{IdentityOptions: IdentityOptions{SessionCookie: "_oauth2_proxy"}}
 	h.provisionSession()
 	var many []string
 	for i := range maxSessionCookieParts + 1 {
@@ -97,9 +97,9 @@ func TestSessionOptionsValidated(t *testing.T) {
 		h    Handler
 		want string
 	}{
-		{"session and session_cookie together", Handler{Session: "{http.request.cookie.s}", SessionCookie: "s"}, "not both"},
-		{"a session_cookie with a space", Handler{SessionCookie: "a b"}, "expected a cookie name"},
-		{"a session_cookie with a brace", Handler{SessionCookie: "{s}"}, "expected a cookie name"},
+		{"session and session_cookie together", Handler{IdentityOptions: IdentityOptions{Session: "{http.request.cookie.s}", SessionCookie: "s"}}, "not both"},
+		{"a session_cookie with a space", Handler{IdentityOptions: IdentityOptions{SessionCookie: "a b"}}, "expected a cookie name"},
+		{"a session_cookie with a brace", Handler{IdentityOptions: IdentityOptions{SessionCookie: "{s}"}}, "expected a cookie name"},
 	} {
 		t.Run(tt.name+" is refused", func(t *testing.T) {
 			if err := tt.h.validateSession(); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -249,9 +249,9 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "key_prefix":
 			s.KeyPrefix, err = oneArg(d)
 		case "dial_timeout":
-			s.DialTimeout, err = durationArg(d, time.Minute)
+			s.DialTimeout, err = boundedDurationArg(d, time.Minute)
 		case "command_timeout":
-			s.CommandTimeout, err = durationArg(d, time.Minute)
+			s.CommandTimeout, err = boundedDurationArg(d, time.Minute)
 		default:
 			return d.Errf("unknown redis store option %q: expected url, addresses, master_name, username, password, db, tls, key_prefix, dial_timeout or command_timeout", opt)
 		}

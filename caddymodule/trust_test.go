@@ -35,7 +35,7 @@ func TestPlaceholderKeys(t *testing.T) {
 func TestUntrustedHeaders(t *testing.T) {
 	t.Parallel()
 	newHandler := func(t *testing.T, identity, by string) *Handler {
-		h := &Handler{Identity: identity, HeadersSetBy: by, logger: zap.NewNop()}
+		h := &Handler{IdentityOptions: IdentityOptions{Identity: identity, HeadersSetBy: by}, logger: zap.NewNop()}
 		if err := h.provisionTrust(); err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestUntrustedHeaders(t *testing.T) {
 func TestStartWarnsOfEveryClientSetIdentityOrPhone(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zap.WarnLevel)
-	h := &Handler{Identity: "{http.request.header.Remote-User}", Phone: "{http.request.cookie.phone}", logger: zap.New(core)}
+	h := &Handler{IdentityOptions: IdentityOptions{Identity: "{http.request.header.Remote-User}", Phone: "{http.request.cookie.phone}"}, logger: zap.New(core)}
 	if err := h.provisionTrust(); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestStartWarnsOfEveryClientSetIdentityOrPhone(t *testing.T) {
 			t.Errorf("the start-up warnings do not say %q:\n%s", want, all)
 		}
 	}
-	if err := (&Handler{HeadersSetBy: "anyone"}).provisionTrust(); err == nil {
+	if err := (&Handler{IdentityOptions: IdentityOptions{HeadersSetBy: "anyone"}}).provisionTrust(); err == nil {
 		t.Error("headers_set_by anyone was accepted")
 	}
 }

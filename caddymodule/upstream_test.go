@@ -172,7 +172,7 @@ func TestUpstreamHeadersValidated(t *testing.T) {
 		{nil, true}, {[]string{"none"}, true}, {[]string{"identity", "token"}, true},
 		{[]string{"phone"}, false}, {[]string{"none", "identity"}, false}, {[]string{""}, false},
 	} {
-		h := &Handler{Identity: "{http.auth.user.id}", Phone: htNumber, PathPrefix: DefaultPathPrefix, UpstreamHeaders: tc.values}
+		h := &Handler{IdentityOptions: IdentityOptions{Identity: "{http.auth.user.id}", Phone: htNumber}, ScopeOptions: ScopeOptions{PathPrefix: DefaultPathPrefix}, TokenOptions: TokenOptions{UpstreamHeaders: tc.values}}
 		err := h.Validate()
 		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "upstream_headers")) {
 			t.Errorf("upstream_headers %q: error %v", tc.values, err)
