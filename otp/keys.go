@@ -31,6 +31,10 @@ type Keys struct {
 	limit   []byte
 	receipt cipher.AEAD
 	seal    cipher.AEAD
+	// lookup and lookupSeal keep phone sources' answers in the store
+	// (lookup.go).
+	lookup     []byte
+	lookupSeal cipher.AEAD
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -51,6 +55,10 @@ func DeriveKeys(root []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	lookupSeal, err := newGCM(derive("lookup-seal"))
+	if err != nil {
+		return nil, err
+	}
 	return &Keys{
 		receipt: receipt,
 		seal:    seal,
@@ -61,6 +69,9 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		csrf:    derive("csrf"),
 		session: derive("session"),
 		phone:   derive("phone"),
+
+		lookup:     derive("lookup"),
+		lookupSeal: lookupSeal,
 	}, nil
 }
 

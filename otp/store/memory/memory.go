@@ -38,6 +38,9 @@ type Store struct {
 	bindings map[string]otp.BoundPhone
 	numbers  map[string]map[string]bool
 
+	// lookups holds phone-source answers (lookups.go).
+	lookups lookupCache
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -118,6 +121,7 @@ func (s *Store) Sweep(now time.Time) {
 		sh.mu.Unlock()
 	}
 	s.sweepLimits(now)
+	s.sweepLookups(now)
 }
 
 // Len reports how many identities and challenges are held (for tests and
