@@ -39,7 +39,8 @@ type PhoneSource interface {
 // Errors that an *Error wraps, for callers to tell failures apart.
 var (
 	// ErrUnavailable: the source could not be reached, refused the
-	// credentials, or did not answer within its time-out.
+	// credentials, failed the query, or did not answer within its
+	// time-out.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrBadAnswer: the source answered, but not with one phone number
 	// (several rows or entries, several values, a value that is not

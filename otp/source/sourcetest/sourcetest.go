@@ -61,7 +61,6 @@ func HostileIdentities() []Hostile {
 		{Name: "a fragment", Identity: `admin#alice`},
 		{Name: "a backslash path", Identity: `..\admin`},
 		{Name: "a header injected through CR LF", Identity: "alice\r\nX-Identity: admin"},
-		{Name: "the name with a space after it", Identity: "admin "},
 		{Name: "1000 bytes of LDAP filter", Identity: strings.Repeat("*)(uid=*", 125)},
 		{Name: "a NUL byte that cuts the name short", Identity: "admin\x00evil", Refused: true},
 		{Name: "a 4 KB string", Identity: strings.Repeat("A", 4096), Refused: true},
@@ -209,5 +208,6 @@ func FailsWithin(t *testing.T, limit time.Duration, lookup func(ctx context.Cont
 		t.Errorf("failed after %s, want within %s", elapsed, limit)
 	}
 	NoNumberIn(t, err)
+	t.Logf("failed closed after %s: %v", elapsed.Round(time.Millisecond), err)
 	return err
 }
