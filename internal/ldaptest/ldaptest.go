@@ -35,7 +35,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/testproc"
 )
 
@@ -119,8 +118,9 @@ func Start(t testing.TB, people ...Person) *Server {
 	// A port found free can be taken before slapd binds it, by a test
 	// running at the same time: then try others.
 	for attempt := 1; ; attempt++ {
-		s.URL = "ldap://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+		ports := freePorts(t, 2)
+		s.URL = "ldap://127.0.0.1:" + strconv.Itoa(ports[0])
+		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(ports[1])
 		err := s.Start()
 		if err == nil {
 			return s
@@ -131,8 +131,24 @@ func Start(t testing.TB, people ...Person) *Server {
 	}
 }
 
+// freePorts returns n distinct loopback ports nobody listens on right now:
+// held open together, so that no two are the same.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
 // Start (re)starts slapd on the same ports and directory, and returns once
-// it has opened its listeners and says it is starting.
+// both ports take connections.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -140,14 +156,39 @@ func (s *Server) Start() error {
 		return nil
 	}
 	// -d keeps slapd in the foreground; level 32768 prints only what it
-	// always prints, among it "slapd starting" once the listeners are open.
+	// always prints, among it "slapd starting" once its sockets are bound.
 	cmd := exec.Command(s.slapd, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-f", filepath.Join(s.dir, "slapd.conf"), "-d", "32768")
 	proc, err := testproc.Start(cmd, "slapd starting", 20*time.Second)
 	if err != nil {
 		return fmt.Errorf("slapd on %s: %w", s.URL, err)
 	}
 	s.proc = proc
+	// slapd prints that line before it calls listen(), and says nothing
+	// once it has: ask each port until it answers.
+	for _, u := range []string{s.URL, s.LDAPSURL} {
+		if err := waitForPort(strings.TrimPrefix(strings.TrimPrefix(u, "ldaps://"), "ldap://"), 10*time.Second); err != nil {
+			proc.Stop()
+			s.proc = nil
+			return fmt.Errorf("slapd: %w\n%s", err, proc.Output())
+		}
+	}
 	return nil
+}
+
+// waitForPort dials addr until it connects, within timeout.
+func waitForPort(addr string, timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-deadline:
+			return fmt.Errorf("%s does not take connections within %s: %w", addr, timeout, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // Stop shuts slapd down (SIGTERM) and waits for it; a lookup then finds
