@@ -76,7 +76,7 @@ func TestLDAPSource(t *testing.T) {
 			cfg := config(srv)
 			change(&cfg)
 			src := newSource(t, cfg)
-			sourcetest.CheckPeople(t, src)
+			sourcetest.CheckPeople(t, src, sourcetest.People)
 			sourcetest.CheckHostile(t, src)
 		})
 	}

@@ -75,9 +75,9 @@ func newSource(t *testing.T, driver, dsn, query string) *stepsql.Source {
 func checkDatabase(t *testing.T, driver, dsn string) {
 	ph := placeholders[driver]
 	src := newSource(t, driver, dsn, "SELECT phone FROM people WHERE login = "+ph)
-	t.Run("everyone is found by exactly their login", func(t *testing.T) { sourcetest.CheckPeople(t, src) })
+	t.Run("everyone is found by exactly their login", func(t *testing.T) { sourcetest.CheckPeople(t, src, sourcetest.People) })
 	t.Run("hostile identities", func(t *testing.T) { sourcetest.CheckHostile(t, src) })
-	t.Run("everyone is still found after the hostile identities", func(t *testing.T) { sourcetest.CheckPeople(t, src) })
+	t.Run("everyone is still found after the hostile identities", func(t *testing.T) { sourcetest.CheckPeople(t, src, sourcetest.People) })
 
 	for _, tc := range []struct {
 		name, query, identity string
@@ -159,7 +159,7 @@ func TestMariaDBSource(t *testing.T) {
 		if raw, found, err := exact.Lookup(t.Context(), "ADMIN "); err != nil || found {
 			t.Errorf("COLLATE utf8mb4_nopad_bin: %q, %v, %v; want no number", raw, found, err)
 		}
-		sourcetest.CheckPeople(t, exact)
+		sourcetest.CheckPeople(t, exact, sourcetest.People)
 	})
 	checkMisbehaving(t, stepsql.MySQL, func(addr string) string { return "root@tcp(" + addr + ")/test" })
 	t.Run("a database that is down fails closed at once", func(t *testing.T) {
