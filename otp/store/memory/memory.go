@@ -4,9 +4,10 @@
 // with its own mutex, so different identities do not wait for one another;
 // the send limits have one mutex (a Limit spans several counters and must
 // raise all or none), and the phone bindings another (a bind spans the
-// identity's binding and the number's index). A sweeper drops expired
-// entries so an idle store shrinks back to nothing (phone bindings and
-// revocations, which do not expire, excepted).
+// identity's binding and the number's index), and the phone-source answers
+// (lookups.go) another. A sweeper drops expired entries so an idle store
+// shrinks back to nothing (phone bindings and revocations, which do not
+// expire, excepted).
 package memory
 
 import (
