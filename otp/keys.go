@@ -34,6 +34,10 @@ type Keys struct {
 	receipt cipher.AEAD
 	seal    cipher.AEAD
 	subject cipher.AEAD
+	// lookup and lookupSeal keep phone sources' answers in the store
+	// (lookup.go).
+	lookup     []byte
+	lookupSeal cipher.AEAD
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -58,6 +62,10 @@ func DeriveKeys(root []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	lookupSeal, err := newGCM(derive("lookup-seal"))
+	if err != nil {
+		return nil, err
+	}
 	return &Keys{
 		receipt: receipt,
 		seal:    seal,
@@ -69,6 +77,9 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		csrf:    derive("csrf"),
 		session: derive("session"),
 		phone:   derive("phone"),
+
+		lookup:     derive("lookup"),
+		lookupSeal: lookupSeal,
 	}, nil
 }
 

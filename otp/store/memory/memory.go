@@ -4,9 +4,10 @@
 // with its own mutex, so different identities do not wait for one another;
 // the send limits have one mutex (a send spans several counters and must
 // raise all or none), and the phone bindings another (a bind spans the
-// identity's binding and the number's index). A sweeper drops expired
-// entries so an idle store shrinks back to nothing (phone bindings and
-// revocations, which do not expire, excepted).
+// identity's binding and the number's index), and the phone-source answers
+// (lookups.go) another. A sweeper drops expired entries so an idle store
+// shrinks back to nothing (phone bindings and revocations, which do not
+// expire, excepted).
 package memory
 
 import (
@@ -37,6 +38,9 @@ type Store struct {
 	// bindings by subject, and the subjects bound to each phone hash.
 	bindings map[string]otp.BoundPhone
 	numbers  map[string]map[string]bool
+
+	// lookups holds phone-source answers (lookups.go).
+	lookups lookupCache
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -118,6 +122,7 @@ func (s *Store) Sweep(now time.Time) {
 		sh.mu.Unlock()
 	}
 	s.sweepLimits(now)
+	s.sweepLookups(now)
 }
 
 // Len reports how many identities and challenges are held (for tests and

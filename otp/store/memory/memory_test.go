@@ -360,3 +360,33 @@ func TestIdentitiesInParallelWithTheSweeper(t *testing.T) {
 	wg.Wait()
 	wantLen(t, s, identities, identities)
 }
+
+func TestLookupCacheConformance(t *testing.T) {
+	storetest.RunLookupCache(t, func(t *testing.T) otp.LookupCache {
+		s := memory.New(&clock{now: t0}, time.Hour)
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestLookupCacheExpires moves the time each call is given: an answer is
+// there until its lifetime ends and gone from then on, and the sweeper
+// drops it.
+func TestLookupCacheExpires(t *testing.T) {
+	s := memory.New(&clock{now: t0}, time.Hour)
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	if err := s.CacheLookup(ctx, "k", []byte("v"), t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.CachedLookup(ctx, "k", t0.Add(time.Minute-time.Nanosecond)); !ok {
+		t.Error("the answer was gone before its lifetime ended")
+	}
+	if _, ok, _ := s.CachedLookup(ctx, "k", t0.Add(time.Minute)); ok {
+		t.Error("the answer outlived its lifetime")
+	}
+	s.Sweep(t0.Add(time.Minute))
+	if _, ok, _ := s.CachedLookup(ctx, "k", t0); ok {
+		t.Error("the sweeper kept an expired answer")
+	}
+}
