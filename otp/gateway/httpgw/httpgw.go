@@ -195,14 +195,25 @@ func New(cfg Config) (*Gateway, error) {
 		mediaType = strings.ToLower(strings.TrimSpace(mediaType))
 		g.jsonBody = mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
 	}
-	withURL, err := g.render(sample)
-	if err != nil {
-		return nil, fmt.Errorf("http gateway: the templates fail on a sample message: %w", err)
-	}
 	if cfg.Receipt != nil {
 		if g.receipts, err = newReceiptParser(g.name, *cfg.Receipt); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.checkTemplates(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// checkTemplates renders a sample message: the templates must work, and
+// pass {{.ReceiptURL}} to the provider exactly when delivery reports are
+// read, since a URL that nothing reads answers 404 and reports nobody reads
+// are lost.
+func (g *Gateway) checkTemplates() error {
+	withURL, err := g.render(sample)
+	if err != nil {
+		return fmt.Errorf("http gateway: the templates fail on a sample message: %w", err)
 	}
 	noURL := sample
 	noURL.ReceiptURL = ""
@@ -210,11 +221,11 @@ func New(cfg Config) (*Gateway, error) {
 	passesURL := err != nil || !withURL.same(withoutURL)
 	switch {
 	case g.receipts != nil && !passesURL:
-		return nil, errors.New("http gateway: receipt is set, but no template passes {{.ReceiptURL}} to the provider: put it where the provider takes the URL for its delivery reports")
+		return errors.New("http gateway: receipt is set, but no template passes {{.ReceiptURL}} to the provider: put it where the provider takes the URL for its delivery reports")
 	case g.receipts == nil && passesURL:
-		return nil, errors.New("http gateway: the templates pass {{.ReceiptURL}}, but no receipt setting says how to read the reports that come to it: add one, or leave .ReceiptURL out")
+		return errors.New("http gateway: the templates pass {{.ReceiptURL}}, but no receipt setting says how to read the reports that come to it: add one, or leave .ReceiptURL out")
 	}
-	return g, nil
+	return nil
 }
 
 // Capabilities implements otp.CapabilityReporter: delivery reports when the
