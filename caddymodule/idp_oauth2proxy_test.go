@@ -39,8 +39,9 @@ var (
 )
 
 // TestOAuth2ProxyExample runs examples/oauth2-proxy.Caddyfile and
-// examples/oauth2-proxy.cfg as written (only addresses, paths and the
-// store's name changed) with a real oauth2-proxy, an OIDC provider and a
+// examples/oauth2-proxy.cfg as written (only addresses, paths, secrets and
+// the store's name changed, and a header added that tells this config from
+// the last) with a real oauth2-proxy, an OIDC provider and a
 // small app: users sign in through the provider, step up by SMS, and reach
 // the app; a step-up ends with the sign-in it was made in, whether the
 // session cookie is whole or split.
