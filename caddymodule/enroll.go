@@ -164,8 +164,8 @@ func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
 	if h.Phone != "" && repl.ReplaceAll(h.Phone, "") != "" {
 		return true
 	}
-	_, ok := h.phones[identity]
-	return ok
+	_, listed, _ := h.filePhone(identity)
+	return listed
 }
 
 // bindEnrolled binds the number just verified; it returns the answer when
