@@ -16,6 +16,8 @@ import (
 //	POST {prefix}/api/send    send a code (or a new one)
 //	POST {prefix}/api/call    a new code read out by phone
 //	POST {prefix}/api/verify  {"code": "123456"}; sets the step-up cookie
+//	POST {prefix}/api/enroll  {"phone": "..."}: the number to register,
+//	                          as the enrolment form (api_enroll.go)
 //
 // POSTs carry the token in an X-CSRF-Token header and a JSON body; a
 // cross-site Origin is refused, and requiring application/json keeps plain
@@ -30,7 +32,7 @@ func (h *Handler) serveAPI(v *visit, endpoint string) error {
 			return h.render(v, http.StatusMethodNotAllowed, pages.Error, v.msg("method_not_allowed"))
 		}
 		return h.showPage(v, "", "")
-	case "send", "call", "verify":
+	case "send", "call", "verify", "enroll":
 	default:
 		return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
 	}
@@ -75,9 +77,10 @@ func (h *Handler) apiBody(v *visit, status int, page string, data pages.Data) ma
 			out["delivery"] = data.Delivery
 		}
 	}
-	if v.api && v.identity != "" && (page == pages.Send || page == pages.Code) {
+	if v.api && v.identity != "" && (page == pages.Send || page == pages.Code || page == pages.Enroll) {
 		out["csrf"] = h.csrfToken(v)
 		out["code_length"] = h.service.Config().CodeLength
+		enrollState(out, page, data)
 	}
 	return out
 }

@@ -29,6 +29,7 @@ func init() {
 //		session_cookie <name>
 //		phone          <placeholder>
 //		phone_file     <path>
+//		phone_file_refresh <duration, at most 1h>
 //		enroll
 //		max_identities_per_number <n>
 //		path_prefix    <path>
@@ -125,7 +126,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return h.NewRoute(nil, handler), nil
 }
 
-var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
+var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
@@ -180,6 +181,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Phone, err = oneArg(d)
 		case "phone_file":
 			h.PhoneFile, err = oneArg(d)
+		case "phone_file_refresh":
+			h.PhoneFileRefresh, err = durationArg(d, opt)
 		case "enroll":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -214,6 +214,11 @@ func TestUnmarshalCaddyfileSetsEachOption(t *testing.T) {
 			want:  func(*Handler) {},
 		},
 		{
+			name:  "phone_file_refresh",
+			input: cfWith("phone_file phones.csv", "phone_file_refresh 1m"),
+			want:  func(h *Handler) { h.PhoneFile, h.PhoneFileRefresh = "phones.csv", caddy.Duration(time.Minute) },
+		},
+		{
 			name:  "upstream_headers lists the headers to set",
 			input: cfWith("upstream_headers identity verified_at auth_time token"),
 			want:  func(h *Handler) { h.UpstreamHeaders = []string{"identity", "verified_at", "auth_time", "token"} },
@@ -426,6 +431,24 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			words: []string{"revocation_refresh: expected one value"},
 		},
 		{
+			name:  "phone_file_refresh 0, which would silently mean the default",
+			input: cfWith("phone_file phones.csv", "phone_file_refresh 0"),
+			at:    "Testfile:5",
+			words: []string{"phone_file_refresh 0s:", "more than 0 and at most 1h"},
+		},
+		{
+			name:  "phone_file_refresh above an hour",
+			input: cfWith("phone_file phones.csv", "phone_file_refresh 2h"),
+			at:    "Testfile:5",
+			words: []string{"phone_file_refresh 2h:", "more than 0 and at most 1h"},
+		},
+		{
+			name:  "phone_file_refresh without phone_file",
+			input: cfWith("phone_file_refresh 30s"),
+			at:    "Testfile:4",
+			words: []string{"phone_file_refresh: expected phone_file too"},
+		},
+		{
 			name:  "upstream_headers with an unknown header",
 			input: cfWith("upstream_headers identity phone"),
 			at:    "Testfile:4",
@@ -449,7 +472,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			at:    "Testfile:5",
 			words: []string{
 				`unknown sms_stepup option "colour"`,
-				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, enroll, max_identities_per_number, path_prefix, realm, login_url, code_length, " +
+				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, phone_file_refresh, enroll, max_identities_per_number, path_prefix, realm, login_url, code_length, " +
 					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, revocation_refresh, upstream_headers, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
 					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
 			},

@@ -86,16 +86,17 @@ type Handler struct {
 	keys    *otp.Keys
 	retired []*otp.Keys
 	policy  *otp.PhonePolicy
-	phones  map[string]otp.Phone
-	store   otp.Store
-	gateway otp.Gateway
-	pages   *pages.Set
-	brand   pages.Brand
-	events  *caddyevents.App
-	ctx     caddy.Context
-	logger  *zap.Logger
-	clock   otp.Clock
-	maxAge  time.Duration
+	// phone_file's table, read again when the file changes.
+	phoneFile *phoneFile
+	store     otp.Store
+	gateway   otp.Gateway
+	pages     *pages.Set
+	brand     pages.Brand
+	events    *caddyevents.App
+	ctx       caddy.Context
+	logger    *zap.Logger
+	clock     otp.Clock
+	maxAge    time.Duration
 
 	// The handler's scope (scope.go): the aud of its tokens and the scope
 	// of its CSRF tokens; how errors name the handler; the service's name.
@@ -151,7 +152,10 @@ type IdentityOptions struct {
 	// the identity provider).
 	Phone string `json:"phone,omitempty"`
 	// A CSV file of `identity,phone` lines (# starts a comment), read at
-	// provision and on every config reload.
+	// provision and again when it changes (see phone_file_refresh). A row
+	// that can't be parsed or whose number the policy refuses is skipped
+	// and logged, and its identity gets no number; a file that can't be
+	// read fails the load.
 	PhoneFile string `json:"phone_file,omitempty"`
 }
 
@@ -259,6 +263,9 @@ type PhoneOptions struct {
 	MaxIdentitiesPerNumber int `json:"max_identities_per_number,omitempty"`
 	// Send limits, counted in the store so they hold across instances.
 	Limits *LimitsConfig `json:"limits,omitempty"`
+	// How often phone_file is looked at for changes, at most: a change
+	// is in use by the first step-up after it. At most 1h. Default: 10s.
+	PhoneFileRefresh caddy.Duration `json:"phone_file_refresh,omitempty"`
 }
 
 // MessageOptions shape the SMS.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -108,54 +107,71 @@ func (h *Handler) changeNumber(v *visit) error {
 	return h.renderEnroll(v, http.StatusOK, pages.Data{Changing: true})
 }
 
-// enroll handles POST {prefix}/enroll: a number to register (or, with
-// reset, forget the one being registered).
+// enroll handles POST {prefix}/enroll and, for JSON clients, POST
+// {prefix}/api/enroll: the same checks and cookies, answered as a page or
+// a redirect, or as JSON.
 func (h *Handler) enroll(v *visit) error {
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	return h.respond(v, h.decideEnroll(ctx, v))
+}
+
+// decideEnroll takes a number to register (or, with reset, forgets the one
+// being registered). Replacing a bound number needs a fresh step-up on it
+// (SECURITY.md rule 13), or an operator when today's policy refuses it
+// (rule 32).
+func (h *Handler) decideEnroll(ctx context.Context, v *visit) outcome {
 	if !h.Enroll {
-		return h.render(v, http.StatusNotFound, pages.Error, v.msg("not_found"))
+		return answerPage(http.StatusNotFound, pages.Error, v.msg("not_found"))
 	}
 	if v.req.Reset {
-		h.setCookie(v.w, v.r, enrollCookie, "", -1, http.SameSiteStrictMode)
-		h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
-		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret), http.StatusSeeOther)
-		return nil
+		o := outcome{redirect: h.PathPrefix + "/?r=" + urlQueryEscape(v.ret), body: map[string]any{"status": "reset"}}
+		o.setCookie(enrollCookie, "", -1, http.SameSiteStrictMode)
+		o.clearChallenge()
+		return o
 	}
 	if h.operatorPhone(v.repl, v.identity) {
 		// The operator supplies this identity's number (even one today's
 		// policy refuses); it can't be changed here.
-		return h.render(v, http.StatusForbidden, pages.Error, v.msg("no_phone"))
+		return answerPage(http.StatusForbidden, pages.Error, v.msg("no_phone"))
 	}
-	ctx, cancel := requestContext(v.r)
-	defer cancel()
 	current, err := h.boundPhone(ctx, v.identity)
 	var refused *otp.PhoneRefusal
 	switch {
 	case errors.As(err, &refused):
-		return h.refuseRebind(v, refused, h.maskedInput(v.req.Phone))
+		return h.rebindRefused(v, refused, h.maskedInput(v.req.Phone))
 	case err == nil && !h.freshStepUp(v):
-		http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(h.PathPrefix+"/change"), http.StatusSeeOther)
-		return nil
+		if v.api {
+			// The client steps up on the current number (api/send,
+			// api/verify), then sends the new one again.
+			return answerPage(http.StatusForbidden, pages.Error, v.msg("change_needs_step_up"))
+		}
+		return outcome{redirect: h.PathPrefix + "/?r=" + urlQueryEscape(h.PathPrefix+"/change")}
 	case err != nil && !errors.Is(err, errNoPhone):
-		return h.unavailable(v, err)
+		return outcome{unavailable: err}
 	}
 	phone, err := h.policy.Check(v.req.Phone)
 	if err != nil {
 		var refusal *otp.PhoneRefusal
 		errors.As(err, &refusal)
-		h.audit(zapcore.WarnLevel, "number refused at enrollment", "policy_refusal", zap.String("identity", v.identity),
+		o := answerPage(http.StatusUnprocessableEntity, pages.Enroll, pages.Data{Changing: current.E164 != "", Message: pages.Msg(v.lang, "phone_refused"), Key: "phone_refused"})
+		o.audit(zapcore.WarnLevel, "number refused at enrollment", "policy_refusal", zap.String("identity", v.identity),
 			zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked),
 			zap.String("client_ip", clientIP(v.r)))
-		return h.renderEnroll(v, http.StatusUnprocessableEntity, pages.Data{Changing: current.E164 != "", Message: pages.Msg(v.lang, "phone_refused"), Key: "phone_refused"})
+		return o
 	}
 	sealed, err := h.keys.SealPhone(v.identity, phone.E164)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return outcome{failure: err}
 	}
-	h.setCookie(v.w, v.r, enrollCookie, base64.RawURLEncoding.EncodeToString(sealed), 10*time.Minute, http.SameSiteStrictMode)
+	o := outcome{redirect: h.PathPrefix + "/?r=" + urlQueryEscape(v.ret) + "&lang=" + v.lang}
+	// The number is read back in full, as the page does, for the person
+	// to check it is theirs before a code goes to it.
+	o.body = map[string]any{"status": "enrolling", "masked": phone.Masked, "formatted": phone.Formatted, "message": pages.Msg(v.lang, "enroll_confirm")}
+	o.setCookie(enrollCookie, base64.RawURLEncoding.EncodeToString(sealed), 10*time.Minute, http.SameSiteStrictMode)
 	// A challenge to the old number is no use for the new one.
-	h.setCookie(v.w, v.r, challengeCookie, "", -1, http.SameSiteStrictMode)
-	http.Redirect(v.w, v.r, h.PathPrefix+"/?r="+urlQueryEscape(v.ret)+"&lang="+v.lang, http.StatusSeeOther)
-	return nil
+	o.clearChallenge()
+	return o
 }
 
 // operatorPhone reports whether the operator's sources (placeholder or
@@ -164,8 +180,8 @@ func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
 	if h.Phone != "" && repl.ReplaceAll(h.Phone, "") != "" {
 		return true
 	}
-	_, ok := h.phones[identity]
-	return ok
+	_, listed, _ := h.filePhone(identity)
+	return listed
 }
 
 // bindEnrolled binds the number just verified; it returns the answer when

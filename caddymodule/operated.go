@@ -33,9 +33,12 @@ func (h *Handler) CheckPhone(raw string) (otp.Phone, error) { return h.policy.Ch
 // none enrolled: phone_file (with the number, masked), the phone
 // placeholder (read per request), or nowhere ("none").
 func (h *Handler) ConfiguredPhone(identity string) (masked, source string) {
+	p, listed, err := h.filePhone(identity)
 	switch {
-	case h.phones[identity].E164 != "":
-		return h.phones[identity].Masked, "phone_file"
+	case listed && err == nil:
+		return p.Masked, "phone_file"
+	case listed:
+		return "", "phone_file (its row was skipped: see the log)"
 	case h.Phone != "":
 		return "", "phone placeholder " + h.Phone + " (read per request)"
 	}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,10 +47,14 @@ func TestLoadPhoneFileNormalisesToE164(t *testing.T) {
 		"erin@example.com,09033334444",
 	}, "\n")+"\n")
 
-	phones, err := loadPhoneFile(path, cfPolicyJP(t))
+	table, err := readPhoneFile(path, cfPolicyJP(t))
 	if err != nil {
-		t.Fatalf("loadPhoneFile: %v", err)
+		t.Fatalf("readPhoneFile: %v", err)
 	}
+	if len(table.skipped) != 0 {
+		t.Errorf("skipped %+v, want none", table.skipped)
+	}
+	phones := cfPhones(table)
 	want := map[string]string{
 		"alice":            "+819012345678",
 		"bob":              "+818087654321",
@@ -77,103 +82,130 @@ func TestLoadPhoneFileNormalisesToE164(t *testing.T) {
 
 func TestLoadPhoneFileWithoutFinalNewline(t *testing.T) {
 	t.Parallel()
-	phones, err := loadPhoneFile(cfPhoneFile(t, "alice,090-1234-5678"), cfPolicyJP(t))
+	table, err := readPhoneFile(cfPhoneFile(t, "alice,090-1234-5678"), cfPolicyJP(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	phones := cfPhones(table)
 	if phones["alice"].E164 != "+819012345678" {
 		t.Errorf("alice = %+v, want +819012345678", phones["alice"])
 	}
 }
 
-func TestLoadPhoneFileRefusesWithFileAndLine(t *testing.T) {
+// A bad row is skipped, with its line, and the rest is served. The
+// identity it names (if any) is held refused, never dropped: dropped, it
+// could enrol a number of its choosing.
+func TestReadPhoneFileSkipsBadRowsWithTheirLine(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		content string
-		line    string
-		words   []string
-		reason  string // PhoneRefusal.Reason, when the policy refused
+		name     string
+		content  string
+		line     int
+		words    string
+		held     string // the identity held refused, if the row names one
+		reason   string // PhoneRefusal.Reason, when the policy refused
+		masked   string
+		identity string // the identity as the log shows it
 	}{
 		{
 			name:    "a line without a comma",
 			content: "# users\nalice,090-1234-5678\n\nbob 080-8765-4321\n",
-			line:    ":4: ",
-			words:   []string{"expected `identity,phone`"},
+			line:    4,
+			words:   "expected `identity,phone`",
 		},
 		{
 			name:    "an empty identity",
 			content: "alice,090-1234-5678\n , 080-8765-4321\n",
-			line:    ":2: ",
-			words:   []string{"expected `identity,phone`"},
+			line:    2,
+			words:   "expected `identity,phone`",
 		},
 		{
-			name:    "an empty phone",
-			content: "alice,\n",
-			line:    ":1: ",
-			words:   []string{"expected `identity,phone`"},
+			name:     "an empty phone",
+			content:  "alice,090-1234-5678\nbob,\n",
+			line:     2,
+			words:    "expected `identity,phone`",
+			held:     "bob",
+			identity: "bob",
 		},
 		{
-			name:    "an identity listed twice",
-			content: "alice,090-1234-5678\nbob,080-8765-4321\nalice,080-1111-2222\n",
-			line:    ":3: ",
-			words:   []string{`identity "alice" is listed twice`},
+			name:     "an identity listed twice",
+			content:  "bob,080-8765-4321\nalice,090-1234-5678\nbob,080-1111-2222\n",
+			line:     3,
+			words:    "listed twice",
+			held:     "bob",
+			identity: "bob",
 		},
 		{
-			name:    "an invalid number",
-			content: "alice,090-1234-5678\nbob,12345\n",
-			line:    ":2: ",
-			words:   []string{`phone of "bob"`, "not a valid phone number"},
-			reason:  "invalid",
+			name:     "an invalid number",
+			content:  "alice,090-1234-5678\nbob,12345\n",
+			line:     2,
+			words:    "not a valid phone number",
+			held:     "bob",
+			reason:   "invalid",
+			identity: "bob",
 		},
 		{
-			name:    "a 050 VoIP number",
-			content: "alice,050-1234-5678\n",
-			line:    ":1: ",
-			words:   []string{`phone of "alice"`, "numbers of type voip are not accepted"},
-			reason:  "type",
+			name:     "a 050 VoIP number",
+			content:  "alice,090-1234-5678\nbob,050-1234-5678\n",
+			line:     2,
+			words:    "numbers of type voip are not accepted",
+			held:     "bob",
+			reason:   "type",
+			masked:   "+81 50-****-5678",
+			identity: "bob",
 		},
 		{
-			name:    "a number of a country not allowed",
-			content: "alice,090-1234-5678\n# the UK is not allowed by default\nbob,+44 7911 123456\n",
-			line:    ":3: ",
-			words:   []string{`phone of "bob"`, "country are not accepted"},
-			reason:  "country",
+			name:     "a number of a country not allowed",
+			content:  "alice,090-1234-5678\n# the UK is not allowed by default\nbob,+44 7911 123456\n",
+			line:     3,
+			words:    "country are not accepted",
+			held:     "bob",
+			reason:   "country",
+			masked:   "+44 79** **3456",
+			identity: "bob",
+		},
+		{
+			name:     "the columns swapped: the identity is a number, and is logged masked",
+			content:  "alice,090-1234-5678\n080-8765-4321,bob\n",
+			line:     2,
+			words:    "not a valid phone number",
+			held:     "080-8765-4321",
+			reason:   "invalid",
+			identity: "+81 80-****-4321",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			path := cfPhoneFile(t, tt.content)
-			phones, err := loadPhoneFile(path, cfPolicyJP(t))
-			if err == nil {
-				t.Fatalf("loadPhoneFile accepted %q: %v", tt.content, phones)
+			table, err := readPhoneFile(cfPhoneFile(t, tt.content), cfPolicyJP(t))
+			if err != nil {
+				t.Fatalf("readPhoneFile: %v", err)
 			}
-			if phones != nil {
-				t.Errorf("loadPhoneFile returned %v with its error, want nothing", phones)
+			if got := table.rows["alice"].phone.E164; got != "+819012345678" || table.served != 1 {
+				t.Errorf("alice = %q, served %d: the good row should be served alone", got, table.served)
 			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, path+tt.line) {
-				t.Errorf("error %q does not start with %q", msg, path+tt.line)
+			if len(table.skipped) != 1 {
+				t.Fatalf("skipped %+v, want the one bad row", table.skipped)
 			}
-			for _, w := range tt.words {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not say %q", msg, w)
-				}
+			row := table.skipped[0]
+			if row.line != tt.line || !strings.Contains(row.err.Error(), tt.words) || row.masked != tt.masked || row.identity != tt.identity {
+				t.Errorf("skipped row %+v (%v), want line %d saying %q, masked %q, identity %q", row, row.err, tt.line, tt.words, tt.masked, tt.identity)
 			}
 			var refusal *otp.PhoneRefusal
-			if got := errors.As(err, &refusal); got != (tt.reason != "") {
-				t.Fatalf("error %q is a policy refusal: %v, want %v", msg, got, tt.reason != "")
+			if got := errors.As(row.err, &refusal); got != (tt.reason != "") || (got && refusal.Reason != tt.reason) {
+				t.Errorf("reason %v, want a policy refusal %q", row.err, tt.reason)
 			}
-			if refusal != nil && refusal.Reason != tt.reason {
-				t.Errorf("refusal reason = %q, want %q", refusal.Reason, tt.reason)
+			if tt.held != "" {
+				held, ok := table.rows[tt.held]
+				if !ok || !otp.IsPhoneRefusal(held.err) || held.phone.E164 != "" {
+					t.Errorf("%s = %+v, %v: want held refused, not dropped and not given a number", tt.held, held, ok)
+				}
 			}
-			// Numbers are logged masked (SECURITY.md 23); the error is logged.
-			// The temporary path holds random digits, so it is left out.
-			rest := strings.TrimPrefix(msg, path)
-			for _, digits := range []string{"12345678", "1234-5678", "7911 123456", "8765-4321"} {
-				if strings.Contains(rest, digits) {
-					t.Errorf("error %q shows the number %q", msg, digits)
+			// Numbers are logged masked (SECURITY.md 23).
+			logged := row.err.Error() + " " + row.identity + " " + row.masked
+			for _, digits := range []string{"12345678", "1234-5678", "7911 123456", "8765-4321", "87654321", "1111-2222"} {
+				if strings.Contains(logged, digits) {
+					t.Errorf("the log of the row %q shows the number %q", logged, digits)
 				}
 			}
 		})
@@ -183,7 +215,7 @@ func TestLoadPhoneFileRefusesWithFileAndLine(t *testing.T) {
 func TestLoadPhoneFileMissingFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nope.csv")
-	_, err := loadPhoneFile(path, cfPolicyJP(t))
+	_, err := readPhoneFile(path, cfPolicyJP(t))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("error %v, want one wrapping os.ErrNotExist", err)
 	}
@@ -261,7 +293,8 @@ func TestPhoneForPrecedence(t *testing.T) {
 			h := &Handler{
 				IdentityOptions: IdentityOptions{Phone: tt.phone},
 				policy:          policy,
-				phones:          map[string]otp.Phone{"alice": fromFile},
+				phoneFile:       cfPhoneTable(map[string]otp.Phone{"alice": fromFile}),
+				clock:           otp.SystemClock{},
 			}
 			repl := caddy.NewReplacer()
 			if tt.header != nil {
@@ -291,3 +324,26 @@ func TestPhoneForPrecedence(t *testing.T) {
 }
 
 func cfPtr(s string) *string { return &s }
+
+// cfPhones is the numbers of a reading of phone_file, by identity.
+func cfPhones(t *phoneTable) map[string]otp.Phone {
+	out := map[string]otp.Phone{}
+	for id, row := range t.rows {
+		if row.err == nil {
+			out[id] = row.phone
+		}
+	}
+	return out
+}
+
+// cfPhoneTable is a phone_file table that is never looked at again.
+func cfPhoneTable(phones map[string]otp.Phone) *phoneFile {
+	f := &phoneFile{}
+	t := &phoneTable{rows: map[string]phoneRow{}}
+	for id, p := range phones {
+		t.rows[id] = phoneRow{phone: p}
+	}
+	f.table.Store(t)
+	f.nextCheck.Store(math.MaxInt64)
+	return f
+}

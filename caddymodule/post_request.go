@@ -15,10 +15,9 @@ type postRequest struct {
 	Code   string `json:"code"`
 	Return string `json:"r"`
 	Lang   string `json:"lang"`
-	// Phone and Reset are the enrolment form's; the JSON API has no
-	// enrolment endpoint.
-	Phone string `json:"-"`
-	Reset bool   `json:"-"`
+	// Phone and Reset are the enrolment's (form and api/enroll).
+	Phone string `json:"phone"`
+	Reset bool   `json:"reset"`
 }
 
 // maxPostBody bounds what a POST may send.

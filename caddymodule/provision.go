@@ -150,10 +150,7 @@ func (h *Handler) provisionPhonePolicy(*provisioning) error {
 	if h.policy, err = otp.NewPhonePolicy(pcfg); err != nil {
 		return err
 	}
-	if h.PhoneFile != "" {
-		h.phones, err = loadPhoneFile(h.PhoneFile, h.policy)
-	}
-	return err
+	return h.provisionPhoneFile()
 }
 
 // provisionKeys derives the keys and sets up the tokens they sign.

@@ -2132,7 +2132,7 @@ func TestSecurityRule20_CSRFAndOriginOnEveryPost(t *testing.T) {
 		b.setCookie("__Host-stepup_csrf", from.cookie("__Host-stepup_csrf"))
 		return b
 	}
-	endpoints := []string{"/_stepup/send", "/_stepup/verify", "/_stepup/call", "/_stepup/enroll", "/_stepup/api/send", "/_stepup/api/verify", "/_stepup/api/call"}
+	endpoints := []string{"/_stepup/send", "/_stepup/verify", "/_stepup/call", "/_stepup/enroll", "/_stepup/api/send", "/_stepup/api/verify", "/_stepup/api/call", "/_stepup/api/enroll"}
 	post := func(t *testing.T, b *htBrowser, path, token string, extra ...string) *httptest.ResponseRecorder {
 		var r *http.Request
 		if strings.Contains(path, "/api/") {

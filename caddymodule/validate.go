@@ -172,6 +172,7 @@ var durationRanges = []durationRange{
 	{"token_ttl", 0, 24 * time.Hour},
 	{"max_age", 0, 24 * time.Hour},
 	{"limits.window", time.Minute, 24 * time.Hour},
+	{"phone_file_refresh", 0, maxPhoneFileRefresh},
 }
 
 func durationRangeOf(option string) (durationRange, bool) {
@@ -198,6 +199,10 @@ func (h *Handler) validateDurations() error {
 	values := map[string]caddy.Duration{"code_ttl": h.CodeTTL, "resend_cooldown": h.ResendCooldown, "token_ttl": h.TokenTTL, "max_age": h.MaxAge}
 	if h.Limits != nil {
 		values["limits.window"] = h.Limits.Window
+	}
+	values["phone_file_refresh"] = h.PhoneFileRefresh
+	if h.PhoneFileRefresh != 0 && h.PhoneFile == "" {
+		return optionErrorf("phone_file_refresh", "phone_file_refresh: expected phone_file too; it says how often that file is looked at for changes")
 	}
 	for _, r := range durationRanges {
 		if d := values[r.option]; d != 0 {

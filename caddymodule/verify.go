@@ -92,6 +92,9 @@ func (h *Handler) verified(ctx context.Context, v *visit, sentTo *otp.Challenge,
 	o.noStore = true
 	o.redirect = v.ret
 	o.body = map[string]any{"status": "verified", "return": v.ret}
+	if purpose == purposeEnrol {
+		o.body["enrolled"] = true
+	}
 	return o
 }
 
