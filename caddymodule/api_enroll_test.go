@@ -53,6 +53,9 @@ func TestJSONEnrollment(t *testing.T) {
 
 	t.Run("a JSON client enrols: the state says so, the number is read back, and the code binds it and steps up", func(t *testing.T) {
 		b := e.browser("je-alice")
+		if w, body := b.get("/settings", "Accept: application/json"); w.Code != http.StatusUnauthorized || !strings.Contains(body, `"enroll_url":"/_stepup/api/enroll"`) {
+			t.Fatalf("the 401 of a handler that enrols does not name its enrol endpoint: %d %s", w.Code, body)
+		}
 		state := jeState(t, b)
 		if state["enroll"] != true || state["page"] != "enroll" || state["csrf"] == "" {
 			t.Fatalf("state of an identity without a number: %v", state)

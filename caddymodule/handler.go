@@ -276,7 +276,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description="SMS step-up required", max_age="%d"`, maxAge))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
-		return json.NewEncoder(w).Encode(map[string]any{
+		body := map[string]any{
 			"error":             "insufficient_user_authentication",
 			"error_description": "SMS step-up required",
 			"max_age":           maxAge,
@@ -284,7 +284,11 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 			"state_url":         h.PathPrefix + "/api/state",
 			"send_url":          h.PathPrefix + "/api/send",
 			"verify_url":        h.PathPrefix + "/api/verify",
-		})
+		}
+		if h.Enroll {
+			body["enroll_url"] = h.PathPrefix + "/api/enroll"
+		}
+		return json.NewEncoder(w).Encode(body)
 	}
 	http.Redirect(w, r, stepURL, http.StatusSeeOther)
 	return nil
