@@ -87,6 +87,7 @@ type Handler struct {
 	retired []*otp.Keys
 	policy  *otp.PhonePolicy
 	phones  map[string]otp.Phone
+	sources *phoneSources
 	store   otp.Store
 	gateway otp.Gateway
 	pages   *pages.Set
@@ -259,6 +260,25 @@ type PhoneOptions struct {
 	MaxIdentitiesPerNumber int `json:"max_identities_per_number,omitempty"`
 	// Send limits, counted in the store so they hold across instances.
 	Limits *LimitsConfig `json:"limits,omitempty"`
+	// Where to look numbers up in the application's own data: modules of
+	// the sms_stepup.phone_sources namespace (sql, ldap, http), asked in
+	// order after phone and phone_file and before enrolment. A source
+	// that fails fails the request closed (503); only when none knows the
+	// identity does enrolment take over. A number a source gives passes
+	// the phone policy like any other, and can't be replaced by enrolling.
+	PhoneSourcesRaw []json.RawMessage `json:"phone_sources,omitempty" caddy:"namespace=sms_stepup.phone_sources inline_key=type"`
+	// How long the answers of the phone sources are kept in the store.
+	PhoneSourceCache *PhoneSourceCacheConfig `json:"phone_source_cache,omitempty"`
+}
+
+// PhoneSourceCacheConfig is how long answers of the phone sources are
+// kept, each from 1s to 1h: minutes, so that a number the application
+// changes reaches the step-up soon. Failures are never kept.
+type PhoneSourceCacheConfig struct {
+	// A number found. Default: 5m.
+	Found caddy.Duration `json:"found,omitempty"`
+	// The news that no source knows the identity. Default: 1m.
+	NotFound caddy.Duration `json:"not_found,omitempty"`
 }
 
 // MessageOptions shape the SMS.

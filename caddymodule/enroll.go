@@ -158,14 +158,14 @@ func (h *Handler) enroll(v *visit) error {
 	return nil
 }
 
-// operatorPhone reports whether the operator's sources (placeholder or
-// file) give this identity a number.
+// operatorPhone reports whether the operator's sources (placeholder, file
+// or a phone source) give this identity a number.
 func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
 	if h.Phone != "" && repl.ReplaceAll(h.Phone, "") != "" {
 		return true
 	}
 	_, ok := h.phones[identity]
-	return ok
+	return ok || h.sourceGives(identity)
 }
 
 // bindEnrolled binds the number just verified; it returns the answer when

@@ -31,13 +31,16 @@ func (h *Handler) CheckPhone(raw string) (otp.Phone, error) { return h.policy.Ch
 
 // ConfiguredPhone says where identity's number comes from when it has
 // none enrolled: phone_file (with the number, masked), the phone
-// placeholder (read per request), or nowhere ("none").
+// placeholder (read per request), the phone sources (asked per request),
+// or nowhere ("none").
 func (h *Handler) ConfiguredPhone(identity string) (masked, source string) {
 	switch {
 	case h.phones[identity].E164 != "":
 		return h.phones[identity].Masked, "phone_file"
 	case h.Phone != "":
 		return "", "phone placeholder " + h.Phone + " (read per request)"
+	case h.sources != nil:
+		return "", "phone sources (looked up per request)"
 	}
 	return "", "none"
 }
@@ -49,6 +52,15 @@ func (h *Handler) GatewayName() string { return moduleName(h.gateway) }
 // works, without sending anything.
 func (h *Handler) GatewayHealth(ctx context.Context) otp.GatewayHealth {
 	return otp.CheckHealth(ctx, moduleName(h.gateway), h.gateway)
+}
+
+// PhoneSourceHealth asks each phone source, past the cache, whether it
+// answers; nil when none is configured.
+func (h *Handler) PhoneSourceHealth(ctx context.Context) []PhoneSourceHealth {
+	if h.sources == nil {
+		return nil
+	}
+	return h.sources.health(ctx)
 }
 
 // DescribeStore names the store's type and where it is, never with a

@@ -53,7 +53,8 @@ func loadPhoneFile(path string, policy *otp.PhonePolicy) (map[string]otp.Phone, 
 }
 
 // phoneFor finds the number of identity: the phone placeholder first, then
-// the phone file, then (with enroll) the number the identity enrolled.
+// the phone file, then the phone sources in order (phone_sources.go), then
+// (with enroll) the number the identity enrolled.
 func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Replacer) (otp.Phone, error) {
 	if h.Phone != "" {
 		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
@@ -62,6 +63,11 @@ func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Rep
 	}
 	if p, ok := h.phones[identity]; ok {
 		return p, nil
+	}
+	if h.sources != nil {
+		if p, err := h.sourcePhone(ctx, identity); !errors.Is(err, errNoPhone) {
+			return p, err
+		}
 	}
 	if h.Enroll {
 		return h.boundPhone(ctx, identity)

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/source"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
@@ -59,8 +60,12 @@ func (h *Handler) validateSources() error {
 	if strings.TrimSpace(h.Identity) == "" {
 		return optionErrorf("identity", "identity is required: a placeholder naming the signed-in user, e.g. identity {http.auth.user.id}")
 	}
-	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
-		return optionErrorf("phone", "no phone source: expected phone <placeholder>, phone_file <path> or enroll")
+	sources := len(h.PhoneSourcesRaw) > 0 || h.sources != nil // Provision loads the modules, which drops their JSON
+	if h.Phone == "" && h.PhoneFile == "" && !sources && !h.Enroll {
+		return optionErrorf("phone", "no phone source: expected phone <placeholder>, phone_file <path>, phone_source <sql|ldap|http> or enroll")
+	}
+	if h.PhoneSourceCache != nil && !sources {
+		return optionErrorf("phone_source_cache", "phone_source_cache: expected at least one phone_source whose answers it keeps")
 	}
 	if _, err := parseHeadersSetBy(h.HeadersSetBy); err != nil {
 		return onOption("headers_set_by", err)
@@ -172,6 +177,8 @@ var durationRanges = []durationRange{
 	{"token_ttl", 0, 24 * time.Hour},
 	{"max_age", 0, 24 * time.Hour},
 	{"limits.window", time.Minute, 24 * time.Hour},
+	{"phone_source_cache.found", time.Second, source.MaxCacheTTL},
+	{"phone_source_cache.not_found", time.Second, source.MaxCacheTTL},
 }
 
 func durationRangeOf(option string) (durationRange, bool) {
@@ -198,6 +205,9 @@ func (h *Handler) validateDurations() error {
 	values := map[string]caddy.Duration{"code_ttl": h.CodeTTL, "resend_cooldown": h.ResendCooldown, "token_ttl": h.TokenTTL, "max_age": h.MaxAge}
 	if h.Limits != nil {
 		values["limits.window"] = h.Limits.Window
+	}
+	if c := h.PhoneSourceCache; c != nil {
+		values["phone_source_cache.found"], values["phone_source_cache.not_found"] = c.Found, c.NotFound
 	}
 	for _, r := range durationRanges {
 		if d := values[r.option]; d != 0 {
