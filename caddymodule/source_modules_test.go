@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -181,5 +183,58 @@ func TestPhoneSourceProvisionRefusesBadConfig(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// TestReadmePhoneSourceExampleAdapts adapts the README's phone source
+// example in a site and provisions its sources, so the README can't show
+// a block that fails to load.
+func TestReadmePhoneSourceExampleAdapts(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if strings.Contains(m[1], "phone_source sql {") {
+			block = m[1]
+		}
+	}
+	if block == "" {
+		t.Fatal("the README has no caddyfile block with `phone_source sql {`")
+	}
+	indented := regexp.MustCompile("(?m)^").ReplaceAllString(strings.TrimSuffix(block, "\n"), "\t")
+	out, warnings, err := cfAdapt([]byte("example.com {\n" + indented + "\n}\n"))
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("the README's phone source example does not adapt: %v %v\n%s", err, warnings, block)
+	}
+	var cfg any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	sources, _ := findKey(cfg, "phone_sources").([]any)
+	if len(sources) != 3 || findKey(cfg, "phone_source_cache") == nil {
+		t.Fatalf("adapted phone_sources %v and cache %v, want three sources and the cache\n%s", sources, findKey(cfg, "phone_source_cache"), out)
+	}
+	t.Setenv("APP_DB_DSN", "postgres://reader@127.0.0.1:1/app")
+	t.Setenv("LDAP_PASSWORD", "secret")
+	t.Setenv("APP_API_TOKEN", "token")
+	for i, want := range []caddy.Module{new(SQLPhoneSource), new(LDAPPhoneSource), new(HTTPPhoneSource)} {
+		fields, _ := sources[i].(map[string]any)
+		if fields["type"] != string(want.CaddyModule().ID.Name()) {
+			t.Fatalf("source %d is %v, want %s", i, fields["type"], want.CaddyModule().ID.Name())
+		}
+		delete(fields, "type")
+		raw, _ := json.Marshal(fields)
+		if err := json.Unmarshal(raw, want); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := want.(caddy.Provisioner).Provision(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("the README's phone_source %s does not provision: %v", want.CaddyModule().ID.Name(), err)
+		}
+		_ = want.(caddy.CleanerUpper).Cleanup()
 	}
 }
