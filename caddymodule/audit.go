@@ -102,6 +102,8 @@ func (h *Handler) count(event string, f map[string]any) {
 		metrics.deliveries.WithLabelValues(str("gateway"), str("status")).Inc()
 	case "store_unavailable":
 		metrics.storeErrors.Inc()
+	case "phone_source_lookup":
+		metrics.sourceLookups.WithLabelValues(str("source"), str("result")).Inc()
 	}
 }
 

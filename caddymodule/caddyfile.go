@@ -30,6 +30,11 @@ func init() {
 //		phone          <placeholder>
 //		phone_file     <path>
 //		phone_file_refresh <duration, at most 1h>
+//		phone_source   sql | ldap | http { ... }
+//		phone_source_cache {
+//			found     <duration, default 5m>
+//			not_found <duration, default 1m>
+//		}
 //		enroll
 //		max_identities_per_number <n>
 //		path_prefix    <path>
@@ -89,6 +94,13 @@ func init() {
 // earlier in the same request, trusted_proxy when the request comes from a
 // proxy in the server's trusted_proxies. Other requests are refused.
 //
+// phone_source looks numbers up in the application's own database (sql),
+// directory (ldap) or API (http); each module's documentation gives its
+// block. Several are asked in order, after phone and phone_file and before
+// enrolment; a source that fails fails the request closed with the 503
+// page. phone_source_cache says how long their answers are kept in the
+// store.
+//
 // session_cookie <name> binds the step-up to the application's session
 // cookie read whole, or from its numbered parts name_0, name_1, ... where
 // it was split (oauth2-proxy splits large ones). A configured session that
@@ -126,7 +138,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return h.NewRoute(nil, handler), nil
 }
 
-var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
+var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
@@ -183,6 +195,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.PhoneFile, err = oneArg(d)
 		case "phone_file_refresh":
 			h.PhoneFileRefresh, err = durationArg(d, opt)
+		case "phone_source":
+			var raw json.RawMessage
+			raw, err = guestModule(d, "sms_stepup.phone_sources", "phone_source", "sql")
+			h.PhoneSourcesRaw = append(h.PhoneSourcesRaw, raw)
+		case "phone_source_cache":
+			h.PhoneSourceCache, err = parsePhoneSourceCache(d, h.caddyfileAt)
 		case "enroll":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -14,6 +14,8 @@ func jsonOption(opt string) string {
 		return "messages"
 	case "daily_budget":
 		return "limits.daily_budget"
+	case "phone_source":
+		return "phone_sources"
 	}
 	return opt
 }

@@ -88,6 +88,7 @@ type Handler struct {
 	policy  *otp.PhonePolicy
 	// phone_file's table, read again when the file changes.
 	phoneFile *phoneFile
+	sources   *phoneSources
 	store     otp.Store
 	gateway   otp.Gateway
 	pages     *pages.Set
@@ -266,6 +267,25 @@ type PhoneOptions struct {
 	// How often phone_file is looked at for changes, at most: a change
 	// is in use by the first step-up after it. At most 1h. Default: 10s.
 	PhoneFileRefresh caddy.Duration `json:"phone_file_refresh,omitempty"`
+	// Where to look numbers up in the application's own data: modules of
+	// the sms_stepup.phone_sources namespace (sql, ldap, http), asked in
+	// order after phone and phone_file and before enrolment. A source
+	// that fails fails the request closed (503); only when none knows the
+	// identity does enrolment take over. A number a source gives passes
+	// the phone policy like any other, and can't be replaced by enrolling.
+	PhoneSourcesRaw []json.RawMessage `json:"phone_sources,omitempty" caddy:"namespace=sms_stepup.phone_sources inline_key=type"`
+	// How long the answers of the phone sources are kept in the store.
+	PhoneSourceCache *PhoneSourceCacheConfig `json:"phone_source_cache,omitempty"`
+}
+
+// PhoneSourceCacheConfig is how long answers of the phone sources are
+// kept, each from 1s to 1h: minutes, so that a number the application
+// changes reaches the step-up soon. Failures are never kept.
+type PhoneSourceCacheConfig struct {
+	// A number found. Default: 5m.
+	Found caddy.Duration `json:"found,omitempty"`
+	// The news that no source knows the identity. Default: 1m.
+	NotFound caddy.Duration `json:"not_found,omitempty"`
 }
 
 // MessageOptions shape the SMS.

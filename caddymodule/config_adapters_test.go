@@ -50,7 +50,12 @@ func TestValidateRefusesBadValuesAlikeInJSONAndCaddyfile(t *testing.T) {
 		{"a brand colour that is not hex", required + "brand {\n\t\t\tcolor zz\n\t\t}", map[string]any{"brand": map[string]any{"color": "#zz"}}, 6, `brand color "#zz": expected 3 or 6 hex digits after #`},
 		{"a brand logo from another origin", required + "brand {\n\t\t\tlogo_url https://cdn.example.net/logo.svg\n\t\t}", map[string]any{"brand": map[string]any{"logo_url": "https://cdn.example.net/logo.svg"}}, 6, `brand logo_url "https://cdn.example.net/logo.svg": expected a path on this site`},
 		{"no identity", "phone {http.request.header.X-Phone}", map[string]any{"identity": ""}, 2, "identity is required: a placeholder naming the signed-in user"},
-		{"no phone source", "identity {http.auth.user.id}", map[string]any{"phone": ""}, 2, "no phone source: expected phone <placeholder>, phone_file <path> or enroll"},
+		{"no phone source", "identity {http.auth.user.id}", map[string]any{"phone": ""}, 2, "no phone source: expected phone <placeholder>, phone_file <path>, phone_source <sql|ldap|http> or enroll"},
+		{"phone_source_cache without a phone_source", required + "phone_source_cache {\n\t\t\tfound 5m\n\t\t}", map[string]any{"phone_source_cache": map[string]any{"found": "5m"}}, 5,
+			"phone_source_cache: expected at least one phone_source whose answers it keeps"},
+		{"a phone_source_cache found over an hour", required + "phone_source http {\n\t\t\turl https://app.internal/users/{identity}\n\t\t\tfield phone\n\t\t}\n\t\tphone_source_cache {\n\t\t\tfound 2h\n\t\t}",
+			map[string]any{"phone_sources": []any{map[string]any{"type": "http", "url": "https://app.internal/users/{identity}", "field": "phone"}}, "phone_source_cache": map[string]any{"found": "2h"}}, 10,
+			"phone_source_cache.found 2h: expected a duration such as 5m, from 1s to 1h"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

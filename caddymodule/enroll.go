@@ -174,14 +174,14 @@ func (h *Handler) decideEnroll(ctx context.Context, v *visit) outcome {
 	return o
 }
 
-// operatorPhone reports whether the operator's sources (placeholder or
-// file) give this identity a number.
+// operatorPhone reports whether the operator's sources (placeholder, file
+// or a phone source) give this identity a number.
 func (h *Handler) operatorPhone(repl *caddy.Replacer, identity string) bool {
 	if h.Phone != "" && repl.ReplaceAll(h.Phone, "") != "" {
 		return true
 	}
 	_, listed, _ := h.filePhone(identity)
-	return listed
+	return listed || h.sourceGives(identity)
 }
 
 // bindEnrolled binds the number just verified; it returns the answer when

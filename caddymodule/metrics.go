@@ -25,6 +25,7 @@ var metrics = struct {
 	limited       *prometheus.CounterVec
 	deliveries    *prometheus.CounterVec
 	storeErrors   prometheus.Counter
+	sourceLookups *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 }{}
 
@@ -45,11 +46,13 @@ func initMetrics(registry *prometheus.Registry) error {
 			Help: "Delivery reports from providers, by gateway and status."}, []string{"gateway", "status"})
 		metrics.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 			Help: "Requests failed closed because the store could not be reached."})
+		metrics.sourceLookups = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "phone_source_lookups_total",
+			Help: "Phone source lookups, by the source that answered (none when no source knew the identity) and result (found, not_found, error, cached)."}, []string{"source", "result"})
 		metrics.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "gateway_latency_seconds",
 			Help: "Time a gateway took to accept or refuse a message.", Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"gateway", "channel"})
 	})
 	for _, c := range []prometheus.Collector{metrics.sends, metrics.verifications, metrics.lockouts, metrics.refusals,
-		metrics.limited, metrics.deliveries, metrics.storeErrors, metrics.latency} {
+		metrics.limited, metrics.deliveries, metrics.storeErrors, metrics.sourceLookups, metrics.latency} {
 		// Several sites, and every reload, register the same collectors.
 		if err := registry.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError

@@ -31,7 +31,8 @@ func (h *Handler) CheckPhone(raw string) (otp.Phone, error) { return h.policy.Ch
 
 // ConfiguredPhone says where identity's number comes from when it has
 // none enrolled: phone_file (with the number, masked), the phone
-// placeholder (read per request), or nowhere ("none").
+// placeholder (read per request), the phone sources (asked per request),
+// or nowhere ("none").
 func (h *Handler) ConfiguredPhone(identity string) (masked, source string) {
 	p, listed, err := h.filePhone(identity)
 	switch {
@@ -41,6 +42,8 @@ func (h *Handler) ConfiguredPhone(identity string) (masked, source string) {
 		return "", "phone_file (its row was skipped: see the log)"
 	case h.Phone != "":
 		return "", "phone placeholder " + h.Phone + " (read per request)"
+	case h.sources != nil:
+		return "", "phone sources (looked up per request)"
 	}
 	return "", "none"
 }
@@ -52,6 +55,15 @@ func (h *Handler) GatewayName() string { return moduleName(h.gateway) }
 // works, without sending anything.
 func (h *Handler) GatewayHealth(ctx context.Context) otp.GatewayHealth {
 	return otp.CheckHealth(ctx, moduleName(h.gateway), h.gateway)
+}
+
+// PhoneSourceHealth asks each phone source, past the cache, whether it
+// answers; nil when none is configured.
+func (h *Handler) PhoneSourceHealth(ctx context.Context) []PhoneSourceHealth {
+	if h.sources == nil {
+		return nil
+	}
+	return h.sources.health(ctx)
 }
 
 // DescribeStore names the store's type and where it is, never with a

@@ -12,7 +12,8 @@ import (
 var errNoPhone = errors.New("no phone number for this identity")
 
 // phoneFor finds the number of identity: the phone placeholder first, then
-// the phone file, then (with enroll) the number the identity enrolled.
+// the phone file, then the phone sources in order (phone_sources.go), then
+// (with enroll) the number the identity enrolled.
 func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Replacer) (otp.Phone, error) {
 	if h.Phone != "" {
 		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
@@ -21,6 +22,11 @@ func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Rep
 	}
 	if p, listed, err := h.filePhone(identity); listed {
 		return p, err
+	}
+	if h.sources != nil {
+		if p, err := h.sourcePhone(ctx, identity); !errors.Is(err, errNoPhone) {
+			return p, err
+		}
 	}
 	if h.Enroll {
 		return h.boundPhone(ctx, identity)

@@ -54,6 +54,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"keys", false, h.provisionKeys},
 		{"scope", false, func(p *provisioning) error { return h.joinLoad(p.ctx, p.config) }},
 		{"load store", true, h.provisionStore},
+		{"phone sources", false, h.provisionPhoneSources},
 		{"gateway", false, h.provisionGateway},
 		{"service", false, h.provisionService},
 	} {

@@ -71,8 +71,11 @@ func (h *Handler) noPhone(v *visit, err error) outcome {
 	o := answerPage(http.StatusForbidden, pages.Error, v.msg(key))
 	var refusal *otp.PhoneRefusal
 	if errors.As(err, &refusal) {
-		o.audit(zapcore.WarnLevel, "phone number refused by policy", "policy_refusal", zap.String("identity", v.identity),
-			zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked))
+		fields := []zap.Field{zap.String("identity", v.identity), zap.String("reason", refusal.Reason), zap.String("type", refusal.Type), zap.String("phone", refusal.Masked)}
+		if src := phoneSourceOf(err); src != "" {
+			fields = append(fields, zap.String("source", src))
+		}
+		o.audit(zapcore.WarnLevel, "phone number refused by policy", "policy_refusal", fields...)
 		return o
 	}
 	o.audit(zapcore.WarnLevel, "no phone number for identity", "no_phone", zap.String("identity", v.identity))
@@ -96,10 +99,11 @@ func (h *Handler) locked(v *visit, until time.Time) error {
 	return h.render(v, http.StatusTooManyRequests, pages.Locked, data)
 }
 
-// unavailable answers when the store cannot be reached: fail closed, say
-// so, send nothing.
+// unavailable answers when the store or a phone source cannot be reached:
+// fail closed, say so, send nothing.
 func (h *Handler) unavailable(v *visit, err error) error {
-	h.audit(zapcore.ErrorLevel, "store unavailable: failing closed", "store_unavailable", zap.String("identity", v.identity), zap.Error(err))
+	msg, event, fields := unavailableEvent(err)
+	h.audit(zapcore.ErrorLevel, msg, event, append(fields, zap.String("identity", v.identity), zap.Error(err))...)
 	v.w.Header().Set("Retry-After", "30")
 	data := v.msg("unavailable_lead")
 	data.Key = "unavailable"

@@ -176,6 +176,7 @@ var realmShared = [...]struct {
 	{"phone", false, func(h *Handler) string { return h.Phone }},
 	{"phone_file", false, func(h *Handler) string { return h.PhoneFile }},
 	{"enroll", false, func(h *Handler) string { return strconv.FormatBool(h.Enroll) }},
+	{"phone_source", true, func(h *Handler) string { return phoneSourcesShared(h) }},
 	{"max_identities_per_number", false, func(h *Handler) string { return strconv.Itoa(max(h.MaxIdentitiesPerNumber, 1)) }},
 	{"signing key", true, func(h *Handler) string { return h.keys.ID + " " + h.SigningKeyFile }},
 	{"store", true, func(h *Handler) string { return canonicalJSON(h.StoreRaw) }},
@@ -236,7 +237,7 @@ func (s loadedScope) conflict(o loadedScope) error {
 	if len(diffs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("realm %q: %s and %s differ in %s: the handlers of a realm accept each other's step-ups, so they must share identity, session, phone, phone_file, enroll, max_identities_per_number, the signing key and the store",
+	return fmt.Errorf("realm %q: %s and %s differ in %s: the handlers of a realm accept each other's step-ups, so they must share identity, session, phone, phone_file, phone_source, enroll, max_identities_per_number, the signing key and the store",
 		s.realm, o.label, s.label, strings.Join(diffs, ", "))
 }
 

@@ -20,9 +20,10 @@ import (
 // function that does not exist in the repository.
 func TestSecurityIndexCoversEveryRule(t *testing.T) {
 	t.Parallel()
-	// Rules 1-25 have their tests; 26-32 (the boundaries of a real
-	// deployment) are held to the same standard as each gains one.
-	const rules, settled = 32, 25
+	// Every rule has its test: 26-32 (the boundaries of a real
+	// deployment), held as each gained one, are settled now. A rule added
+	// to SECURITY.md past settled may wait for its row until it has a test.
+	const rules, settled = 32, 32
 	doc, err := os.ReadFile("../docs/SECURITY-TESTS.md")
 	if err != nil {
 		t.Fatal(err)

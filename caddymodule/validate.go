@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/source"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
@@ -59,8 +60,12 @@ func (h *Handler) validateSources() error {
 	if strings.TrimSpace(h.Identity) == "" {
 		return optionErrorf("identity", "identity is required: a placeholder naming the signed-in user, e.g. identity {http.auth.user.id}")
 	}
-	if h.Phone == "" && h.PhoneFile == "" && !h.Enroll {
-		return optionErrorf("phone", "no phone source: expected phone <placeholder>, phone_file <path> or enroll")
+	sources := len(h.PhoneSourcesRaw) > 0 || h.sources != nil // Provision loads the modules, which drops their JSON
+	if h.Phone == "" && h.PhoneFile == "" && !sources && !h.Enroll {
+		return optionErrorf("phone", "no phone source: expected phone <placeholder>, phone_file <path>, phone_source <sql|ldap|http> or enroll")
+	}
+	if h.PhoneSourceCache != nil && !sources {
+		return optionErrorf("phone_source_cache", "phone_source_cache: expected at least one phone_source whose answers it keeps")
 	}
 	if _, err := parseHeadersSetBy(h.HeadersSetBy); err != nil {
 		return onOption("headers_set_by", err)
@@ -173,6 +178,8 @@ var durationRanges = []durationRange{
 	{"max_age", 0, 24 * time.Hour},
 	{"limits.window", time.Minute, 24 * time.Hour},
 	{"phone_file_refresh", 0, maxPhoneFileRefresh},
+	{"phone_source_cache.found", time.Second, source.MaxCacheTTL},
+	{"phone_source_cache.not_found", time.Second, source.MaxCacheTTL},
 }
 
 func durationRangeOf(option string) (durationRange, bool) {
@@ -203,6 +210,9 @@ func (h *Handler) validateDurations() error {
 	values["phone_file_refresh"] = h.PhoneFileRefresh
 	if h.PhoneFileRefresh != 0 && h.PhoneFile == "" {
 		return optionErrorf("phone_file_refresh", "phone_file_refresh: expected phone_file too; it says how often that file is looked at for changes")
+	}
+	if c := h.PhoneSourceCache; c != nil {
+		values["phone_source_cache.found"], values["phone_source_cache.not_found"] = c.Found, c.NotFound
 	}
 	for _, r := range durationRanges {
 		if d := values[r.option]; d != 0 {

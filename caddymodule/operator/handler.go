@@ -37,6 +37,9 @@ type Handler interface {
 	GatewayName() string
 	// GatewayHealth asks the gateway whether it works, sending nothing.
 	GatewayHealth(ctx context.Context) otp.GatewayHealth
+	// PhoneSourceHealth asks each phone source whether it answers (a
+	// lookup of a sentinel identity, past the cache); nil without any.
+	PhoneSourceHealth(ctx context.Context) []caddymodule.PhoneSourceHealth
 	// DescribeStore names the store's type and where it is, without a
 	// password.
 	DescribeStore() (typ, addr string)

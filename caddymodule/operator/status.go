@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/caddymodule"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
@@ -37,6 +38,8 @@ type operatorStatus struct {
 	Budget  *budgetStatus     `json:"daily_budget,omitempty"`
 	Locked  *lockedStatus     `json:"locked,omitempty"`
 	Gateway otp.GatewayHealth `json:"gateway"`
+	// PhoneSources is each phone source's health, in order.
+	PhoneSources []caddymodule.PhoneSourceHealth `json:"phone_sources,omitempty"`
 }
 
 type storeStatus struct {
@@ -92,6 +95,7 @@ func statusOf(ctx context.Context, h Handler, maxLocked int) (operatorStatus, er
 		st.Store.Error = storeError(err)
 	}
 	st.Gateway = h.GatewayHealth(ctx)
+	st.PhoneSources = h.PhoneSourceHealth(ctx)
 	return st, err
 }
 

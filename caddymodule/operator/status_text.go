@@ -57,6 +57,13 @@ func (st operatorStatus) text(w io.Writer, _ time.Time) {
 		}
 	}
 	printHealth(tw, "gateway", st.Gateway)
+	for _, s := range st.PhoneSources {
+		line := fmt.Sprintf("phone source\t%s (%s): %s", s.Source, s.Type, s.Status)
+		if s.Error != "" {
+			line += " (" + s.Error + ")"
+		}
+		fmt.Fprintln(tw, line)
+	}
 	tw.Flush()
 }
 
