@@ -493,7 +493,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			name:  "a phone source is required",
 			input: "sms_stepup {\n\tidentity {http.auth.user.id}\n}\n",
 			at:    "Testfile:1",
-			words: []string{"no phone source", "expected phone <placeholder>, phone_file <path> or enroll"},
+			words: []string{"no phone source", "expected phone <placeholder>, phone_file <path>, phone_source <sql|ldap|http> or enroll"},
 		},
 		{
 			name:  "an option without its value",
