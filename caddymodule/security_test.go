@@ -585,6 +585,9 @@ func TestSecurityRule03_StoreKeepsOnlyAnHMACOfTheCode(t *testing.T) {
 					b.WriteString(strings.Join(client.SMembers(ctx, k).Val(), "\n"))
 				case "list":
 					b.WriteString(strings.Join(client.LRange(ctx, k, 0, -1).Val(), "\n"))
+				case "none":
+					// Expired between KEYS and TYPE: its value is gone from
+					// the store; its name is in the dump all the same.
 				default:
 					t.Fatalf("key %s of type %s: the dump does not read it", k, typ)
 				}
