@@ -25,6 +25,11 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request, rest string) e
 			zap.String("client_ip", clientIP(r)), zap.Error(err))
 		return caddyhttp.Error(http.StatusForbidden, errors.New("delivery report refused"))
 	}
+	if report.Token != "" {
+		// A provider that reports to one registered address names the
+		// message in the report itself.
+		token = report.Token
+	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	subject, challengeID, ok, err := h.service.RecordDelivery(ctx, token, report.Status)

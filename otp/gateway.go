@@ -45,6 +45,12 @@ type Receipt struct {
 	// Error is the provider's error code for a message it could not
 	// deliver, where a delivery report gives one.
 	Error string
+	// Token is the message's receipt token when the report carries it in
+	// its body rather than in the URL: a provider that posts every report
+	// to one registered address and echoes a tag of the request. The
+	// receipt endpoint then records the report against this token, which
+	// it opens and checks as it would the URL's.
+	Token string
 }
 
 // DeliveryStatus is how far a message got, as providers report it.
