@@ -41,6 +41,7 @@ func init() {
 //		sms_code  <sender SMS code>
 //		base_url  <url>
 //		timeout   <duration>
+//		rate      <sends a second, 1-600>
 //		dlr
 //	}
 type ZettaiReachGateway struct {
@@ -57,6 +58,10 @@ type ZettaiReachGateway struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// The provider's DLR push is set up to this gateway's receipt address.
 	DLR bool `json:"dlr,omitempty"`
+	// Sends a second this instance makes at most. The provider takes 600
+	// a second for the whole account: instances sharing a contract split
+	// it. Default: 600.
+	Rate int `json:"rate,omitempty"`
 
 	otp.Gateway `json:"-"`
 	zr          *zettaireach.Gateway
@@ -73,7 +78,7 @@ func (ZettaiReachGateway) CaddyModule() caddy.ModuleInfo {
 // Provision expands placeholders and sets the gateway up.
 func (g *ZettaiReachGateway) Provision(caddy.Context) error {
 	repl := caddy.NewReplacer()
-	cfg := zettaireach.Config{Timeout: time.Duration(g.Timeout), DLR: g.DLR}
+	cfg := zettaireach.Config{Timeout: time.Duration(g.Timeout), DLR: g.DLR, RatePerSecond: g.Rate}
 	for _, f := range []struct {
 		opt      string
 		from     string
@@ -130,13 +135,15 @@ func (g *ZettaiReachGateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			g.BaseURL, err = oneArg(d)
 		case "timeout":
 			g.Timeout, err = boundedDurationArg(d, time.Minute)
+		case "rate":
+			g.Rate, err = boundedIntArg(d, 1, zettaireach.MaxRate)
 		case "dlr":
 			if d.NextArg() {
 				return d.Errf("dlr takes no value, got %q", d.Val())
 			}
 			g.DLR = true
 		default:
-			return d.Errf("unknown zettai_reach gateway option %q: expected token, client_id, sms_code, base_url, timeout or dlr", opt)
+			return d.Errf("unknown zettai_reach gateway option %q: expected token, client_id, sms_code, base_url, timeout, rate or dlr", opt)
 		}
 		if err != nil {
 			return err

@@ -35,10 +35,12 @@ func TestZettaiReachGatewayCaddyfile(t *testing.T) {
 				sms_code 67890
 				base_url https://sms-api.aossms.com
 				timeout 5s
+				rate 200
 				dlr
 			}`,
 			want: `{"token":"{env.ZETTAI_REACH_TOKEN}","client_id":"12345","sms_code":"67890",` +
-				`"base_url":"https://sms-api.aossms.com","timeout":5000000000,"dlr":true}`},
+				`"base_url":"https://sms-api.aossms.com","timeout":5000000000,"dlr":true,"rate":200}`},
+		{name: "a rate over the provider's 600 a second is refused", input: "zettai_reach {\n rate 601\n}", err: `rate "601": expected a whole number from 1 to 600`},
 		{name: "an argument is refused", input: `zettai_reach 12345`, err: `gateway zettai_reach takes no argument, got "12345"`},
 		{name: "no block lacks the credentials", input: `zettai_reach`, err: "expected token, client_id and sms_code"},
 		{name: "a missing sms code is refused", input: "zettai_reach {\n token t\n client_id 1\n}", err: "expected token, client_id and sms_code"},

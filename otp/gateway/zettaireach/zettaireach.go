@@ -44,6 +44,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/gateway/httpsend"
 )
@@ -82,13 +84,25 @@ type Config struct {
 	// Name names the gateway in receipts, errors and its receipt URL.
 	// Default: "zettai_reach".
 	Name string
+	// RatePerSecond caps this gateway's sends a second, 1 to MaxRate.
+	// The provider takes MaxRate a second for the whole account, so
+	// several instances sharing one contract should split it. Default:
+	// MaxRate.
+	RatePerSecond int
 }
+
+// MaxRate is CommonMT's documented limit: 600 requests a second in all.
+const MaxRate = 600
 
 // Gateway is one 絶対リーチ!SMS contract.
 type Gateway struct {
 	cfg    Config
 	base   string
 	client *http.Client
+	// limit keeps sends within RatePerSecond, so the provider never has to
+	// throttle: its throttling is undocumented, while a send held back
+	// here is known not to have gone.
+	limit *rate.Limiter
 }
 
 var (
@@ -127,7 +141,14 @@ func New(cfg Config) (*Gateway, error) {
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("zettai_reach: base URL %q: expected https (plain http only to a loopback host, for tests)", base)
 	}
-	return &Gateway{cfg: cfg, base: strings.TrimRight(base, "/"), client: httpsend.NewClient(cfg.Timeout)}, nil
+	if cfg.RatePerSecond == 0 {
+		cfg.RatePerSecond = MaxRate
+	}
+	if cfg.RatePerSecond < 1 || cfg.RatePerSecond > MaxRate {
+		return nil, fmt.Errorf("zettai_reach: rate %d a second: expected 1 to %d, the provider's limit for the whole account", cfg.RatePerSecond, MaxRate)
+	}
+	return &Gateway{cfg: cfg, base: strings.TrimRight(base, "/"), client: httpsend.NewClient(cfg.Timeout),
+		limit: rate.NewLimiter(rate.Limit(cfg.RatePerSecond), cfg.RatePerSecond)}, nil
 }
 
 func isLoopback(host string) bool {
@@ -166,6 +187,12 @@ func (g *Gateway) Send(ctx context.Context, m otp.Message) (otp.Receipt, error) 
 	if n := utf8.RuneCountInString(m.Body); n == 0 || n > maxMessage {
 		return otp.Receipt{}, &otp.GatewayError{Gateway: g.cfg.Name, Kind: otp.NotSent, Reason: "rejected",
 			Err: fmt.Errorf("message of %d characters: the provider takes 1 to %d", n, maxMessage)}
+	}
+	if err := g.limit.Wait(ctx); err != nil {
+		// Held back within the request's time: not sent, so a failover
+		// may try the next gateway.
+		return otp.Receipt{}, &otp.GatewayError{Gateway: g.cfg.Name, Kind: otp.NotSent, Reason: "rate_limited",
+			Err: fmt.Errorf("over %d sends a second: %w", g.cfg.RatePerSecond, err)}
 	}
 	form := url.Values{
 		"token":       {g.cfg.Token},

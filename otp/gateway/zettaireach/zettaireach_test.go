@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
@@ -261,5 +262,42 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	}
 	if _, err := New(good); err != nil {
 		t.Errorf("good config: %v", err)
+	}
+}
+
+// TestSendKeepsWithinTheRate: the provider takes 600 requests a second for
+// the whole account and throttles above it in ways it doesn't document, so
+// the gateway holds sends back itself; one it can't fit in the request's
+// time is not sent (a failover may go on), and the provider never sees it.
+func TestSendKeepsWithinTheRate(t *testing.T) {
+	f := &fakeProvider{t: t, status: http.StatusOK, body: okBody}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	g, err := New(Config{Token: testToken, ClientID: testClientID, SMSCode: testSMSCode, BaseURL: srv.URL, RatePerSecond: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := otp.Message{To: "+819012345678", Body: "123456"}
+	if _, err := g.Send(context.Background(), msg); err != nil {
+		t.Fatalf("first send: %v", err)
+	}
+	// The next token is a second away: a request with less time left is
+	// refused at once rather than waiting past its deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = g.Send(ctx, msg)
+	var ge *otp.GatewayError
+	if !errors.As(err, &ge) || ge.Kind != otp.NotSent || ge.Reason != "rate_limited" {
+		t.Fatalf("a send over the rate: %v, want not sent (rate_limited)", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.forms) != 1 {
+		t.Fatalf("the provider got %d sends, want 1", len(f.forms))
+	}
+	for _, bad := range []int{-1, MaxRate + 1} {
+		if _, err := New(Config{Token: testToken, ClientID: testClientID, SMSCode: testSMSCode, RatePerSecond: bad}); err == nil {
+			t.Errorf("rate %d accepted", bad)
+		}
 	}
 }
