@@ -67,10 +67,11 @@ func storeErr(err error) error {
 	var cd *CooldownError
 	var lk *LockedError
 	var rl *RateLimitError
+	var bl *BlockedError
 	switch {
 	case errors.Is(err, ErrChallengeNotFound), errors.Is(err, ErrSendLimit), errors.Is(err, ErrCallLimit), errors.Is(err, ErrStoreUnavailable),
 		errors.Is(err, ErrNumberTaken), errors.Is(err, ErrNoBoundPhone), errors.Is(err, ErrBindConflict),
-		errors.As(err, &cd), errors.As(err, &lk), errors.As(err, &rl):
+		errors.As(err, &cd), errors.As(err, &lk), errors.As(err, &rl), errors.As(err, &bl):
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)

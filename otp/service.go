@@ -41,6 +41,9 @@ type Config struct {
 	// on another instance, or by `caddy sms-stepup revoke`, takes to reach
 	// this one.
 	RevocationRefresh time.Duration
+	// Breaker is the conversion breaker (breaker.go); zero is off. The
+	// store must then be a BreakerStore.
+	Breaker BreakerPolicy
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -98,6 +101,9 @@ func (c Config) Validate() error {
 	case c.RevocationRefresh < 0 || c.RevocationRefresh > MaxRevocationRefresh:
 		return fmt.Errorf("revocation_refresh %s: expected 0 (the default, %s) to %s", c.RevocationRefresh, DefaultRevocationRefresh, MaxRevocationRefresh)
 	}
+	if err := c.Breaker.Validate(); err != nil {
+		return err
+	}
 	return c.Limits.Validate()
 }
 
@@ -112,6 +118,9 @@ type Service struct {
 	rand    io.Reader
 
 	revoked revocations
+
+	// breaker keeps the conversion breaker's counts; nil when it is off.
+	breaker BreakerStore
 
 	// voice is the gateway's voice capability, nil when it cannot call.
 	voice Caller
@@ -139,9 +148,16 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	if random == nil {
 		random = rand.Reader
 	}
+	var breaker BreakerStore
+	if cfg.Breaker.On() {
+		var ok bool
+		if breaker, ok = store.(BreakerStore); !ok {
+			return nil, fmt.Errorf("%w (the store is a %T)", ErrNoBreakerStore, store)
+		}
+	}
 	// The name only routes delivery reports, which the service does not take.
 	voice := CapabilitiesOf("", gateway).Voice
-	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, gateway: gateway, voice: voice, keys: keys, clock: clock, rand: random}, nil
+	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, gateway: gateway, voice: voice, keys: keys, clock: clock, rand: random}, nil
 }
 
 // Config returns the service's rules.
@@ -184,12 +200,19 @@ type SendResult struct {
 // counted even if the gateway then fails, since the provider may have
 // charged for it and retrying must not be free. Store failures come back
 // wrapping ErrStoreUnavailable and nothing is sent; gateway failures wrap
-// ErrSendFailed.
+// ErrSendFailed. A send to a number whose prefix, range or country the
+// conversion breaker has blocked never reaches the gateway either
+// (*BlockedError): it is refused before the store's send, or, when a
+// concurrent send set the block meanwhile, just after it.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if req.Voice && (s.voice == nil || req.ResendID == "") {
 		// Before the limits and the store: a call that cannot be made must
 		// not replace the code, spend a send or start the cooldown.
 		return SendResult{}, ErrNoVoice
+	}
+	scopes, err := s.breakerAdmits(ctx, req.Phone)
+	if err != nil {
+		return SendResult{}, err
 	}
 	code, err := NewCode(s.rand, s.cfg.CodeLength)
 	if err != nil {
@@ -200,6 +223,9 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{}, err
 	}
 	resent := c.ID == req.ResendID
+	if err := s.breakerCounts(ctx, c.ID, scopes); err != nil {
+		return SendResult{Challenge: c, Resent: resent}, err
+	}
 	msg := Message{To: req.Phone.E164, Locale: req.Locale, Ref: c.ID}
 	if req.Voice {
 		msg.Body = s.cfg.Messages.ComposeVoice(req.Locale, s.cfg.ServiceName, code)
@@ -377,6 +403,9 @@ func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 	})
 	if err != nil {
 		return VerifyResult{}, storeErr(err)
+	}
+	if res.Status == VerifyOK {
+		s.breakerConverts(ctx, in.ChallengeID)
 	}
 	return res, nil
 }

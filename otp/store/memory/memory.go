@@ -5,9 +5,9 @@
 // the send limits have one mutex (a send spans several counters and must
 // raise all or none), and the phone bindings another (a bind spans the
 // identity's binding and the number's index), and the phone-source answers
-// (lookups.go) another. A sweeper drops expired entries so an idle store
-// shrinks back to nothing (phone bindings and revocations, which do not
-// expire, excepted).
+// (lookups.go) another, and the conversion breaker (breaker.go) another.
+// A sweeper drops expired entries so an idle store shrinks back to nothing
+// (phone bindings and revocations, which do not expire, excepted).
 package memory
 
 import (
@@ -41,6 +41,9 @@ type Store struct {
 
 	// lookups holds phone-source answers (lookups.go).
 	lookups lookupCache
+
+	// breaker holds the conversion breaker's counts and blocks (breaker.go).
+	breaker breaker
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -123,6 +126,7 @@ func (s *Store) Sweep(now time.Time) {
 	}
 	s.sweepLimits(now)
 	s.sweepLookups(now)
+	s.sweepBreaker(now)
 }
 
 // Len reports how many identities and challenges are held (for tests and

@@ -1,0 +1,118 @@
+package storetest_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/store/memory"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/storetest"
+)
+
+// TestBreakerSuiteCatchesBrokenStores is TestSuiteCatchesBrokenStores for
+// RunBreaker: each broken breaker must fail the cases guarding what it
+// breaks, and the intact memory store must pass.
+func TestBreakerSuiteCatchesBrokenStores(t *testing.T) {
+	if name, ok := os.LookupEnv(brokenEnv); ok {
+		storetest.RunBreaker(t, func(t *testing.T) otp.BreakerStore { return brokenBreaker(t, name) })
+		return
+	}
+	t.Parallel()
+	cases := []struct {
+		name   string
+		broken string
+		fails  []string
+	}{
+		{"an intact store passes", "", nil},
+		{"a store that never counts a conversion fails", "convert-noop",
+			[]string{"verified sends keep a scope open", "a conversion counts every send of its ref once"}},
+		{"a store that counts one conversion for a resent ref fails", "convert-one-send",
+			[]string{"a conversion counts every send of its ref once"}},
+		{"a store whose unblock does nothing fails", "unblock-noop",
+			[]string{"an unblock lifts the block and forgets the counts"}},
+		{"a store that lets a blocked send through fails", "block-ignored",
+			[]string{"a blocked scope refuses a send and counts nothing",
+				"100 concurrent sends to one scope pass exactly min_sends"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBreakerSuiteCatchesBrokenStores$", "-test.count=1", "-test.v")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+tc.broken)
+			out, err := cmd.CombinedOutput()
+			if tc.fails == nil {
+				if err != nil {
+					t.Fatalf("the intact store failed the suite: %v\n%s", err, out)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("the suite passed a %s store:\n%s", tc.broken, out)
+			}
+			for _, name := range tc.fails {
+				if !bytes.Contains(out, []byte("--- FAIL: TestBreakerSuiteCatchesBrokenStores/"+strings.ReplaceAll(name, " ", "_"))) {
+					t.Errorf("%q did not fail for a %s store:\n%s", name, tc.broken, out)
+				}
+			}
+		})
+	}
+}
+
+func brokenBreaker(t *testing.T, name string) otp.BreakerStore {
+	m := memory.New(nil, time.Hour)
+	t.Cleanup(func() { m.Close() })
+	switch name {
+	case "":
+		return m
+	case "convert-noop", "convert-one-send", "unblock-noop", "block-ignored":
+		return &brokenBreakerStore{Store: m, how: name, seen: map[string]int{}}
+	}
+	t.Fatalf("unknown broken breaker %q", name)
+	return nil
+}
+
+type brokenBreakerStore struct {
+	*memory.Store
+	how  string
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (s *brokenBreakerStore) BreakerConvert(ctx context.Context, ref string, now time.Time) error {
+	if s.how == "convert-noop" {
+		return nil
+	}
+	return s.Store.BreakerConvert(ctx, ref, now)
+}
+
+func (s *brokenBreakerStore) BreakerUnblock(ctx context.Context, scope string, now time.Time) (bool, error) {
+	if s.how == "unblock-noop" {
+		return true, nil
+	}
+	return s.Store.BreakerUnblock(ctx, scope, now)
+}
+
+func (s *brokenBreakerStore) BreakerCount(ctx context.Context, req otp.BreakerCountRequest) (otp.BreakerCountResult, error) {
+	if s.how == "convert-one-send" {
+		// Each resend of a ref is kept apart, so its verification
+		// converts only the first send.
+		s.mu.Lock()
+		if n := s.seen[req.Ref]; n > 0 {
+			req.Ref += "#" + strconv.Itoa(n)
+		}
+		s.seen[strings.SplitN(req.Ref, "#", 2)[0]]++
+		s.mu.Unlock()
+	}
+	res, err := s.Store.BreakerCount(ctx, req)
+	if s.how == "block-ignored" && res.Blocked != nil {
+		res.Blocked = nil
+	}
+	return res, err
+}
