@@ -2,11 +2,14 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
 func TestUnmarshalCaddyfileRoute(t *testing.T) {
@@ -117,4 +120,32 @@ func TestUnmarshalCaddyfileRouteRefusesWithLine(t *testing.T) {
 			t.Fatalf("error %v", err)
 		}
 	})
+}
+
+// TestReadmeRoutesExampleAdapts adapts the README's route blocks inside a
+// site, so the README can't show routes that fail to load.
+func TestReadmeRoutesExampleAdapts(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if strings.HasPrefix(strings.TrimSpace(m[1]), "route /") {
+			block = m[1]
+		}
+	}
+	if block == "" {
+		t.Fatal("the README has no caddyfile block starting with `route /`")
+	}
+	indented := regexp.MustCompile("(?m)^").ReplaceAllString(strings.TrimSuffix(block, "\n"), "\t\t")
+	site := "example.com {\n\tsms_stepup /settings* {\n\t\tidentity {http.auth.user.id}\n\t\tphone {http.request.header.X-Phone}\n\t\tservice_name \"Example Corp\"\n" + indented + "\n\t}\n}\n"
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(site), map[string]any{"filename": "README.md"})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("the README's routes do not adapt: %v %v\n%s", err, warnings, site)
+	}
+	if !strings.Contains(string(out), `"action":{"en":"change your payout account","ja":"振込先の変更"}`) {
+		t.Fatalf("the adapted config lacks the payout action:\n%s", out)
+	}
 }
