@@ -47,6 +47,10 @@ func init() {
 //		failure_budget <1-100>
 //		token_ttl      <duration>
 //		max_age        <duration>
+//		route <path>... {
+//			max_age <duration, at most token_ttl>
+//			action  "<en>" "<ja>"
+//		}
 //		revocation_refresh <duration, at most 5m>
 //		upstream_headers identity | verified_at | auth_time | token ... | none
 //		signing_key    <key or placeholder>
@@ -101,6 +105,12 @@ func init() {
 // page. phone_source_cache says how long their answers are kept in the
 // store.
 //
+// Each route names requests with their own freshness and what a step-up
+// there confirms: its paths need a step-up too, the strictest max_age that
+// applies to a request decides, and its action (English, then Japanese)
+// is shown on the pages and named in the SMS, which must still fit
+// max_segments (see StepUpRoute).
+//
 // session_cookie <name> binds the step-up to the application's session
 // cookie read whole, or from its numbered parts name_0, name_1, ... where
 // it was split (oauth2-proxy splits large ones). A configured session that
@@ -139,7 +149,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 }
 
 var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
-	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
+	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
 
@@ -228,6 +238,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.TokenTTL, err = durationArg(d, opt)
 		case "max_age":
 			h.MaxAge, err = durationArg(d, opt)
+		case "route":
+			var rt StepUpRoute
+			rt, err = parseRoute(d, h.caddyfileAt, len(h.Routes))
+			h.Routes = append(h.Routes, rt)
 		case "revocation_refresh":
 			h.RevocationRefresh, err = durationArg(d, opt)
 		case "upstream_headers":

@@ -58,6 +58,9 @@ func init() {
 type Handler struct {
 	// Matchers for the requests that need a step-up. Empty: all requests.
 	ProtectRaw caddyhttp.RawMatcherSets `json:"protect,omitempty" caddy:"namespace=http.matchers"`
+	// Requests with their own max_age and a name for what a step-up there
+	// confirms (routes.go); they need a step-up too.
+	Routes []StepUpRoute `json:"routes,omitempty"`
 
 	IdentityOptions
 	ScopeOptions

@@ -35,15 +35,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		blankPlaceholders(repl, first)
 		return h.serveOwn(w, r)
 	}
-	if len(h.protect) > 0 {
-		match, err := h.protects(r, readings)
-		if err != nil || !match {
-			blankPlaceholders(repl, first)
-			if err != nil {
-				return caddyhttp.Error(http.StatusInternalServerError, err)
-			}
-			return next.ServeHTTP(w, r)
+	need, err := h.requirementOf(r, readings) // routes.go: protect and the routes, strictest max_age
+	if err != nil || !need.need {
+		blankPlaceholders(repl, first)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
+		return next.ServeHTTP(w, r)
 	}
 	identity, session, err := h.signedIn(w, r, repl)
 	if identity == "" {
@@ -52,7 +50,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	sessionHash := h.keys.SessionHash(session)
 	if token := cookieValue(r, h.cookieName(r, tokenCookie)); token != "" {
-		v, err := h.checkStepUp(r, token, identity, sessionHash, h.maxAge)
+		v, err := h.checkStepUp(r, token, identity, sessionHash, need.maxAge)
 		if err == nil {
 			// The hot path: a valid step-up. With upstream_headers the
 			// upstream learns who stepped up and when from request headers
@@ -72,7 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	blankPlaceholders(repl, first)
-	return h.challenge(w, r, repl, identity)
+	return h.challenge(w, r, repl, identity, need.maxAge)
 }
 
 // errTokenRevoked: the token was valid, but an operator revoked the
@@ -238,19 +236,12 @@ func placeholderKey(expr string) string {
 	return key
 }
 
-// stepUpMaxAge is what a client is told the route demands.
-func (h *Handler) stepUpMaxAge() time.Duration {
-	if h.maxAge > 0 {
-		return h.maxAge
-	}
-	return time.Duration(h.TokenTTL)
-}
-
 // challenge answers a protected request that has no valid step-up: API
 // clients get 401 with an RFC 9470 challenge, browsers a 303 to the page.
 // It reads the identity's state first, so that with the store down the
 // answer is a 503 at once (fail closed) rather than a page that can't work.
-func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) error {
+// maxAge is what the route demands, and what the client is told.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string, maxAge time.Duration) error {
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	if _, err := h.service.Identity(ctx, identity); err != nil {
@@ -272,7 +263,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsJSON(r) {
-		maxAge := int(h.stepUpMaxAge() / time.Second)
+		maxAge := int(maxAge / time.Second)
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", error_description="SMS step-up required", max_age="%d"`, maxAge))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)

@@ -49,6 +49,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"request inputs", false, h.provisionInputs},
 		{"messages", false, h.provisionMessages},
 		{"load protect matchers", true, h.provisionProtect},
+		{"load routes", true, h.provisionRoutes},
 		{"pages", false, h.provisionPages},
 		{"phone policy", false, h.provisionPhonePolicy},
 		{"keys", false, h.provisionKeys},

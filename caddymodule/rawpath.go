@@ -328,11 +328,17 @@ func (h *Handler) rawPathReadings(r *http.Request) (readings []string, ok bool) 
 }
 
 // protects reports whether a protect matcher matches the request or any of
-// its readings (rawPathReadings). The readings are matched on a copy of the
-// request with a replacer of its own, so a matcher's side effects (such as
-// path_regexp's captures) stay off the request that goes on.
+// its readings (rawPathReadings).
 func (h *Handler) protects(r *http.Request, readings []string) (bool, error) {
-	if match, err := h.protect.AnyMatchWithError(r); match || err != nil {
+	return h.matchesReading(h.protect, r, readings)
+}
+
+// matchesReading reports whether sets match the request or any of its
+// readings. The readings are matched on a copy of the request with a
+// replacer of its own, so a matcher's side effects (such as path_regexp's
+// captures) stay off the request that goes on.
+func (h *Handler) matchesReading(sets caddyhttp.MatcherSets, r *http.Request, readings []string) (bool, error) {
+	if match, err := sets.AnyMatchWithError(r); match || err != nil {
 		return match, err
 	}
 	var read *http.Request
@@ -350,9 +356,9 @@ func (h *Handler) protects(r *http.Request, readings []string) (bool, error) {
 			read = readingRequest(r)
 		}
 		read.URL.Path, read.URL.RawPath = p, ""
-		if match, err := h.protect.AnyMatchWithError(read); match || err != nil {
+		if match, err := sets.AnyMatchWithError(read); match || err != nil {
 			if match {
-				h.logger.Debug("protected by a reading of the raw path", zap.String("path", logSafe(r.URL.EscapedPath())), zap.String("reading", logSafe(p)))
+				h.logger.Debug("matched by a reading of the raw path", zap.String("path", logSafe(r.URL.EscapedPath())), zap.String("reading", logSafe(p)))
 			}
 			return match, err
 		}

@@ -134,6 +134,9 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	data.Brand = h.brand
 	data.Prefix = h.PathPrefix
 	data.Return = v.ret
+	if page == pages.Send || page == pages.Code {
+		data.Action = h.actionText(v)
+	}
 	data.CSRF = h.csrfToken(v)
 	data.CodeLength = cfg.CodeLength
 	data.OtherLang = "ja"

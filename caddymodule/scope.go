@@ -102,14 +102,14 @@ func siteName(sites []string) string {
 // so that a long host name fails no config; a service_name that does is
 // the operator's to shorten.
 func (h *Handler) fitServiceName(msgs *otp.Messages, cfg otp.Config, maxSegments int) (string, error) {
-	err := msgs.CheckSegments(cfg.ServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments)
+	err := msgs.CheckSegments(cfg.ServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments, h.actions()...)
 	if err == nil || h.ServiceName != "" || cfg.ServiceName == neutralServiceName {
 		return cfg.ServiceName, err
 	}
 	h.logger.Warn("service_name unset and the site's address makes the SMS longer than max_segments: pages and SMS name the service "+strconv.Quote(neutralServiceName)+"; set service_name",
 		zap.String("site", cfg.ServiceName), zap.Error(err))
 	h.serviceLabel = neutralServiceName
-	return neutralServiceName, msgs.CheckSegments(neutralServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments)
+	return neutralServiceName, msgs.CheckSegments(neutralServiceName, cfg.CodeLength, cfg.CodeTTL, maxSegments, h.actions()...)
 }
 
 // validateScope checks realm and sites.

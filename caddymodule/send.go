@@ -46,6 +46,7 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 		Locale:      v.lang,
 		Voice:       voice,
 		ClientIP:    clientIP(v.r),
+		Action:      h.actionText(v),
 	})
 	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
 	if phone.AllowListed {

@@ -12,12 +12,15 @@ import (
 // Locales with message and page translations. The first is the fallback.
 var Locales = []string{"en", "ja"}
 
-// DefaultMessages are the SMS texts: the service, the code, how long it
-// lives, and the warning not to share it. Each fits one SMS segment with a
-// ten-digit code and a short service name (GSM-7 160, UCS-2 70).
+// DefaultMessages are the SMS texts: the service, the code, what it
+// confirms when the route names an action (a code that says what it
+// authorises is harder to phish), how long it lives, and the warning not to
+// share it. Without an action each fits one SMS segment with a ten-digit
+// code and a short service name (GSM-7 160, UCS-2 70); with one, the
+// action's length is checked at config load (CheckSegments).
 var DefaultMessages = map[string]string{
-	"en": "{{.Service}} code: {{.Code}}\nIt expires in {{.Minutes}} min. Never share it with anyone.",
-	"ja": "{{.Service}} 確認コード: {{.Code}}（{{.Minutes}}分有効）\n誰にも教えないでください。",
+	"en": "{{if .Action}}{{.Service}}: {{.Code}} is your code to {{.Action}}{{else}}{{.Service}} code: {{.Code}}{{end}}\nIt expires in {{.Minutes}} min. Never share it with anyone.",
+	"ja": "{{.Service}} {{if .Action}}{{.Action}}の{{end}}確認コード: {{.Code}}（{{.Minutes}}分有効）\n誰にも教えないでください。",
 }
 
 // voiceText is what a call says; the gateway reads the digits one by one.
@@ -40,6 +43,9 @@ type MessageData struct {
 	Service string
 	Code    string
 	Minutes int
+	// Action is what the code confirms, in the message's language ("change
+	// your payout account"), or "" when the route names none.
+	Action string
 }
 
 // Messages renders the SMS text per locale.
@@ -50,7 +56,8 @@ type Messages struct {
 
 // MessagesConfig configures Messages.
 type MessagesConfig struct {
-	// Templates by locale (text/template with .Service, .Code, .Minutes);
+	// Templates by locale (text/template with .Service, .Code, .Minutes,
+	// .Action);
 	// missing locales take DefaultMessages.
 	Templates map[string]string
 	// WebOTPHost, when set, adds a last line "@host #code" so browsers that
@@ -94,12 +101,13 @@ func NewMessages(cfg MessagesConfig) (*Messages, error) {
 	return m, nil
 }
 
-// Compose returns the message for locale (English when unknown).
-func (m *Messages) Compose(locale, service, code string, ttl time.Duration) (string, error) {
+// Compose returns the message for locale (English when unknown); action is
+// what the code confirms, in that locale, or "".
+func (m *Messages) Compose(locale, service, code string, ttl time.Duration, action string) (string, error) {
 	if m.tmpl[locale] == nil {
 		locale = Locales[0]
 	}
-	return m.render(locale, MessageData{Service: service, Code: code, Minutes: int((ttl + time.Minute - 1) / time.Minute)})
+	return m.render(locale, MessageData{Service: service, Code: code, Minutes: int((ttl + time.Minute - 1) / time.Minute), Action: action})
 }
 
 func (m *Messages) render(locale string, d MessageData) (string, error) {
@@ -113,22 +121,42 @@ func (m *Messages) render(locale string, d MessageData) (string, error) {
 	return b.String(), nil
 }
 
+// Action is what a code confirms, one text per locale ("en", "ja").
+type Action map[string]string
+
 // CheckSegments renders every locale with the longest values it can get
-// (a code of codeLength digits, the longest lifetime) and refuses a
-// template that would take more than maxSegments SMS.
-func (m *Messages) CheckSegments(service string, codeLength int, ttl time.Duration, maxSegments int) error {
+// (a code of codeLength digits, the longest lifetime), with no action and
+// with each of actions, and refuses a message that would take more than
+// maxSegments SMS.
+func (m *Messages) CheckSegments(service string, codeLength int, ttl time.Duration, maxSegments int, actions ...Action) error {
 	for _, locale := range Locales {
-		body, err := m.Compose(locale, service, strings.Repeat("0", codeLength), ttl)
-		if err != nil {
+		if err := m.checkSegments(locale, service, codeLength, ttl, maxSegments, ""); err != nil {
 			return err
 		}
-		enc, units, n := Segments(body)
-		if n > maxSegments {
-			return fmt.Errorf("message %s is %d %s characters, %d SMS segments, more than max_segments %d: shorten the template, service_name or webotp_host, or raise max_segments",
-				locale, units, enc, n, maxSegments)
+		for _, a := range actions {
+			if err := m.checkSegments(locale, service, codeLength, ttl, maxSegments, a[locale]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+func (m *Messages) checkSegments(locale, service string, codeLength int, ttl time.Duration, maxSegments int, action string) error {
+	body, err := m.Compose(locale, service, strings.Repeat("0", codeLength), ttl, action)
+	if err != nil {
+		return err
+	}
+	enc, units, n := Segments(body)
+	if n <= maxSegments {
+		return nil
+	}
+	if action != "" {
+		return fmt.Errorf("message %s with action %q is %d %s characters, %d SMS segments, more than max_segments %d: shorten the action (or the template, service_name or webotp_host), or raise max_segments",
+			locale, action, units, enc, n, maxSegments)
+	}
+	return fmt.Errorf("message %s is %d %s characters, %d SMS segments, more than max_segments %d: shorten the template, service_name or webotp_host, or raise max_segments",
+		locale, units, enc, n, maxSegments)
 }
 
 // gsm7Basic and gsm7Extension are the GSM 03.38 default alphabet and its

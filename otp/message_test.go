@@ -38,7 +38,7 @@ func TestComposeSMS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, err := m.Compose(tc.locale, "Example", "123456", tc.ttl)
+			body, err := m.Compose(tc.locale, "Example", "123456", tc.ttl, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,11 +68,11 @@ func TestMessageTemplates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := m.Compose("en", "Acme", "654321", 5*time.Minute)
+		body, _ := m.Compose("en", "Acme", "654321", 5*time.Minute, "")
 		if body != "654321 is your Acme code" {
 			t.Errorf("got %q", body)
 		}
-		if body, _ := m.Compose("ja", "Acme", "654321", 5*time.Minute); !strings.Contains(body, "確認コード") {
+		if body, _ := m.Compose("ja", "Acme", "654321", 5*time.Minute, ""); !strings.Contains(body, "確認コード") {
 			t.Errorf("the Japanese default was lost: %q", body)
 		}
 	})
@@ -156,6 +156,39 @@ func TestCheckSegments(t *testing.T) {
 		m, _ := otp.NewMessages(otp.MessagesConfig{WebOTPHost: "app.example.com"})
 		if err := m.CheckSegments("Example Corp", 10, 10*time.Minute, 1); err == nil {
 			t.Fatal("the Japanese default with a WebOTP line should not fit one UCS-2 segment")
+		}
+	})
+}
+
+func TestMessageAction(t *testing.T) {
+	t.Parallel()
+	m, err := otp.NewMessages(otp.MessagesConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the English default names the action after the code", func(t *testing.T) {
+		body, _ := m.Compose("en", "Example Corp", "429018", 5*time.Minute, "change your payout account")
+		if want := "Example Corp: 429018 is your code to change your payout account\nIt expires in 5 min. Never share it with anyone."; body != want {
+			t.Errorf("got %q, want %q", body, want)
+		}
+	})
+	t.Run("the Japanese default names the action before the code", func(t *testing.T) {
+		body, _ := m.Compose("ja", "Example Corp", "429018", 5*time.Minute, "振込先の変更")
+		if want := "Example Corp 振込先の変更の確認コード: 429018（5分有効）\n誰にも教えないでください。"; body != want {
+			t.Errorf("got %q, want %q", body, want)
+		}
+	})
+	t.Run("a usual action fits one segment in both languages with a ten-digit code", func(t *testing.T) {
+		a := otp.Action{"en": "change your payout account", "ja": "振込先の変更"}
+		if err := m.CheckSegments("Example Corp", 10, 10*time.Minute, 1, a); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a Japanese action that pushes the SMS past 70 characters is refused, named", func(t *testing.T) {
+		a := otp.Action{"en": "change your payout account", "ja": strings.Repeat("振込先", 7)}
+		err := m.CheckSegments("Example Corp", 10, 10*time.Minute, 1, a)
+		if err == nil || !strings.Contains(err.Error(), "message ja with action \"振込先振込先") || !strings.Contains(err.Error(), "shorten the action") {
+			t.Fatalf("error %v", err)
 		}
 	})
 }

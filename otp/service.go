@@ -183,6 +183,10 @@ type SendRequest struct {
 	// trusted_proxies), never a raw X-Forwarded-For. Empty skips the
 	// per-address limit.
 	ClientIP string
+	// Action is what the code confirms, in Locale, for the SMS to name;
+	// "" when the route names none. It comes from configuration, never
+	// from the client.
+	Action string
 }
 
 // SendResult is a challenge whose code went to the gateway.
@@ -229,7 +233,7 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 	msg := Message{To: req.Phone.E164, Locale: req.Locale, Ref: c.ID}
 	if req.Voice {
 		msg.Body = s.cfg.Messages.ComposeVoice(req.Locale, s.cfg.ServiceName, code)
-	} else if msg.Body, err = s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL); err != nil {
+	} else if msg.Body, err = s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL, req.Action); err != nil {
 		return SendResult{Challenge: c, Resent: resent}, err
 	}
 	if s.cfg.ReceiptBase != "" {

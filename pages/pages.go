@@ -69,6 +69,10 @@ type Data struct {
 	Key     string
 	// Title overrides the page's heading (error pages say which error).
 	Title string
+	// Action is what the step-up confirms, in Lang ("change your payout
+	// account"), from the configuration of the route the user goes back
+	// to; "" when it names none.
+	Action string
 	// Remaining attempts; RetryIn seconds until a resend is allowed.
 	Remaining  int
 	RetryIn    int
@@ -114,7 +118,16 @@ func (d Data) Heading() string {
 		}
 		return d.T["enroll_title"]
 	}
-	return d.T["title"]
+	return d.ConfirmTitle()
+}
+
+// ConfirmTitle is the heading of the send and code pages: "Confirm it's
+// you", or with an action "Confirm it's you to change your payout account".
+func (d Data) ConfirmTitle() string {
+	if d.Action == "" {
+		return d.T["title"]
+	}
+	return strings.ReplaceAll(d.T["title_action"], "{action}", d.Action)
 }
 
 // PageTitle is the page's <title>: its heading and the service, in the

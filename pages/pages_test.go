@@ -325,3 +325,26 @@ func TestEveryMessageTheTemplatesUseExists(t *testing.T) {
 		}
 	}
 }
+
+func TestSendPageNamesTheAction(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ lang, action, want string }{
+		{"en", "change your payout account", "<h1>Confirm it&#39;s you to change your payout account</h1>"},
+		{"ja", "振込先の変更", "<h1>振込先の変更のためのご本人確認</h1>"},
+		{"en", "<b>pay</b>", "<h1>Confirm it&#39;s you to &lt;b&gt;pay&lt;/b&gt;</h1>"},
+	} {
+		t.Run(tc.lang+" heading says "+tc.want, func(t *testing.T) {
+			for _, page := range []string{Send, Code} {
+				data := SampleData(tc.lang)
+				data.Action = tc.action
+				var b bytes.Buffer
+				if err := Default.Render(&b, page, data); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(b.String(), tc.want) {
+					t.Errorf("%s page lacks %s", page, tc.want)
+				}
+			}
+		})
+	}
+}
