@@ -137,9 +137,12 @@ func StartCluster(t testing.TB) *Cluster {
 	Require(t, "redis-server", "redis-cli")
 	c := &Cluster{}
 	for i := 0; i < 3; i++ {
-		port := FreePort(t)
+		// The cluster bus port is chosen too: by default it is the port
+		// plus 10000, which nothing checked was free.
+		bus := FreePort(t)
 		s := Start(t, "--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes-"+strconv.Itoa(port)+".conf"),
+			"--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", filepath.Join(t.TempDir(), "nodes-"+strconv.Itoa(bus)+".conf"),
 			"--cluster-node-timeout", "5000")
 		c.Servers = append(c.Servers, s)
 		c.Addrs = append(c.Addrs, s.Addr)
