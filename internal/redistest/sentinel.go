@@ -110,11 +110,46 @@ func (s *Sentinel) Failover(ctx context.Context) (oldMaster string, err error) {
 	return oldMaster, c.Failover(ctx, SentinelMaster).Err()
 }
 
-// AwaitFailover waits until every sentinel names a master other than
-// oldMaster, that master says it is one, and the old master follows it
-// with its link up: the set is whole again.
-func (s *Sentinel) AwaitFailover(timeout time.Duration, oldMaster string) (newMaster string, err error) {
+// KillMaster kills the master's process (SIGKILL), as a crash would, and
+// returns its address: the sentinels see it down after a second and
+// promote the replica. Restart brings it back.
+func (s *Sentinel) KillMaster(ctx context.Context) (oldMaster string, err error) {
+	if oldMaster, err = s.Master(ctx); err != nil {
+		return "", err
+	}
+	srv, err := s.server(oldMaster)
+	if err != nil {
+		return "", err
+	}
+	srv.Stop()
+	return oldMaster, nil
+}
+
+// Restart starts the server at addr again, empty (nothing is persisted),
+// on the same port; the sentinels make it a replica of the master they
+// name, as they do with a master that comes back.
+func (s *Sentinel) Restart(addr string) error {
+	srv, err := s.server(addr)
+	if err != nil {
+		return err
+	}
+	return srv.Start()
+}
+
+func (s *Sentinel) server(addr string) (*Server, error) {
+	for _, srv := range s.Servers {
+		if srv.Addr == addr {
+			return srv, nil
+		}
+	}
+	return nil, fmt.Errorf("%s is not one of the set", addr)
+}
+
+// AwaitNewMaster waits until every sentinel names one master other than
+// oldMaster, and that master says it is one.
+func (s *Sentinel) AwaitNewMaster(timeout time.Duration, oldMaster string) (newMaster string, err error) {
 	err = s.poll(timeout, func(ctx context.Context) error {
+		newMaster = ""
 		for _, addr := range s.Addrs {
 			m, err := s.masterInfo(ctx, addr)
 			if err != nil {
@@ -129,10 +164,20 @@ func (s *Sentinel) AwaitFailover(timeout time.Duration, oldMaster string) (newMa
 			}
 			newMaster = now
 		}
-		if err := roleIs(ctx, newMaster, "role:master"); err != nil {
-			return err
-		}
-		return roleIs(ctx, oldMaster, "role:slave", "master_link_status:up")
+		return roleIs(ctx, newMaster, "role:master")
+	})
+	return newMaster, err
+}
+
+// AwaitFailover waits for AwaitNewMaster and then until the old master
+// follows the new one with its link up: the set is whole again.
+func (s *Sentinel) AwaitFailover(timeout time.Duration, oldMaster string) (newMaster string, err error) {
+	deadline := time.Now().Add(timeout)
+	if newMaster, err = s.AwaitNewMaster(timeout, oldMaster); err != nil {
+		return "", err
+	}
+	err = s.poll(time.Until(deadline), func(ctx context.Context) error {
+		return roleIs(ctx, oldMaster, "role:slave", "master_host:127.0.0.1", "master_port:"+newMaster[strings.LastIndex(newMaster, ":")+1:], "master_link_status:up")
 	})
 	return newMaster, err
 }
