@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
 )
 
@@ -279,4 +281,85 @@ func sfDo(b *miBrowser, method, target string, form url.Values) (int, string) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(data)
+}
+
+// TestSentinelUsedCodeLostWithTheMaster: the master dies right after a
+// code is used there, before its replica got the write (the replica is
+// frozen and its link cut for those few milliseconds, as a slow or broken
+// link would hold it back: a frozen replica alone would still find the
+// write in its socket buffer).
+// The replica is promoted with the challenge still live; the used code
+// must not verify again on it.
+func TestSentinelUsedCodeLostWithTheMaster(t *testing.T) {
+	redistest.Require(t, "redis-server", "go")
+	caddyBin := miBuildCaddy(t)
+	set := redistest.StartSentinel(t)
+	line := "addresses " + strings.Join(set.Addrs, " ") + "\n\t\t\tmaster_name " + redistest.SentinelMaster
+	a := miStartWith(t, caddyBin, "A", line, "")
+	master, replica := set.Servers[0], set.Servers[1]
+
+	br := miNewBrowser(t, "alice")
+	csrf := br.csrf(a)
+	if status := br.send(a, csrf); status != http.StatusSeeOther {
+		t.Fatalf("send: %d", status)
+	}
+	code, _ := a.lastCode(t, "+819012345678")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mc := goredis.NewClient(&goredis.Options{Addr: master.Addr})
+	defer mc.Close()
+	if n, err := mc.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Fatalf("the replica never got the challenge: WAIT %d, %v", n, err)
+	}
+	jarURL := &url.URL{Scheme: "http", Host: "localhost"}
+	cookies := br.c.Jar.Cookies(jarURL)
+	form := url.Values{"csrf": {csrf}, "r": {"/private"}, "code": {code}}
+
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := sfDo(br, "POST", a.base+"/_stepup/verify", form)
+	master.Stop()
+	if err := replica.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the code used on the master just before it died: %d", status)
+	if _, err := set.AwaitNewMaster(60*time.Second, master.Addr); err != nil {
+		t.Fatal(err)
+	}
+	// The new master has no replica until the old one is back: with
+	// wait_replicas 1 (the default under Sentinel) verifications fail
+	// closed until then.
+	if err := set.Restart(master.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set.AwaitFailover(60*time.Second, master.Addr); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fails closed until it has found the new master; then the code must
+	// not give a second step-up.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		replay := miNewBrowser(t, "alice")
+		replay.c.Jar.SetCookies(jarURL, cookies)
+		got, body := sfDo(replay, "POST", a.base+"/_stepup/verify", form)
+		if got == http.StatusSeeOther && status == http.StatusSeeOther {
+			t.Fatal("a code used on the old master verified again on the new one: two step-ups from one code")
+		}
+		if got != http.StatusServiceUnavailable {
+			if got != http.StatusUnprocessableEntity && got != http.StatusSeeOther {
+				t.Fatalf("the code on the new master: %d\n%s", got, body)
+			}
+			t.Logf("the same code on the new master: %d", got)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("A never reached the new master")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -34,7 +34,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	Require(t, "redis-server")
 	master := Start(t)
-	replica := Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	replica := StartReplica(t, master)
 	s := &Sentinel{Servers: []*Server{master, replica}}
 	for i := 0; i < 3; i++ {
 		s.startOne(t, master.port)
@@ -60,6 +60,27 @@ func StartSentinel(t testing.TB) *Sentinel {
 		t.Fatalf("sentinels never agreed on the set: %v", err)
 	}
 	return s
+}
+
+// StartReplica starts a replica of master and waits until it has synced.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mc := goredis.NewClient(&goredis.Options{Addr: master.Addr})
+	defer mc.Close()
+	// The first sync would otherwise wait 5 s for other replicas to join.
+	if err := mc.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	replica := Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	s := &Sentinel{}
+	if err := s.poll(30*time.Second, func(ctx context.Context) error {
+		return roleIs(ctx, replica.Addr, "role:slave", "master_link_status:up")
+	}); err != nil {
+		t.Fatalf("replica %s never synced: %v", replica.Addr, err)
+	}
+	return replica
 }
 
 func (s *Sentinel) startOne(t testing.TB, masterPort int) {
