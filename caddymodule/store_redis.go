@@ -221,6 +221,11 @@ func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 		opts.WriteTimeout = time.Duration(s.CommandTimeout)
 		opts.PoolTimeout = time.Duration(s.CommandTimeout)
 	}
+	// A Cluster pipeline sends a keyless WAIT to any node, where it would
+	// count that node's replicas and prove nothing.
+	if n := s.waitReplicas(); n > 0 && opts.MasterName == "" && len(opts.Addrs) > 1 {
+		return nil, fmt.Errorf("redis store wait_replicas %d: expected 0 on a Cluster (several addresses without master_name)", n)
+	}
 	return opts, nil
 }
 

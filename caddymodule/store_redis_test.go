@@ -119,6 +119,10 @@ func TestRedisStoreOptions(t *testing.T) {
 	if opts, err = s.options(); err != nil || strings.Join(opts.Addrs, ",") != "a:1,b:2,c:3" {
 		t.Errorf("addresses should replace the URL's address: %v %v", opts.Addrs, err)
 	}
+	if _, err := (&RedisStore{Addresses: []string{"a:1", "b:2", "c:3"}, WaitReplicas: intPtr(1)}).options(); err == nil ||
+		!strings.Contains(err.Error(), "wait_replicas 1: expected 0 on a Cluster") {
+		t.Errorf("wait_replicas on a Cluster should be refused, got %v", err)
+	}
 	if _, err := (&RedisStore{}).options(); err == nil {
 		t.Error("a store with no server should be refused")
 	}
