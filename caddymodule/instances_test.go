@@ -43,6 +43,11 @@ func TestInstancesShareRedis(t *testing.T) {
 		miRevocation(t, a, b, srv)
 		miFailClosed(t, a, b, srv)
 	})
+	t.Run("on one Redis server, with A killed by SIGKILL mid-flow", func(t *testing.T) {
+		srv := redistest.Start(t)
+		a, b := miStartPair(t, caddyBin, "url redis://"+srv.Addr)
+		miKilledMidFlow(t, a, b)
+	})
 	t.Run("on a three-master Redis Cluster", func(t *testing.T) {
 		cluster := redistest.StartCluster(t)
 		a, b := miStartPair(t, caddyBin, "addresses "+strings.Join(cluster.Addrs, " "))
@@ -101,6 +106,7 @@ http://localhost:{{http}} {
 		phone_file {{dir}}/phones.csv
 		signing_key "shared-signing-key-for-both-instances-0123456789"
 		revocation_refresh 1s
+{{options}}
 		store redis {
 			{{redis}}
 			key_prefix mi:
@@ -122,6 +128,12 @@ func miStartPair(t *testing.T, bin, redisLine string) (*miInstance, *miInstance)
 
 func miStart(t *testing.T, bin, name, redisLine string) *miInstance {
 	t.Helper()
+	return miStartWith(t, bin, name, redisLine, "")
+}
+
+// miStartWith starts an instance with extra sms_stepup options.
+func miStartWith(t *testing.T, bin, name, redisLine, options string) *miInstance {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "phones.csv"), []byte("alice,+819012345678\nbob,+818012345678\ncarol,+819011112222\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -129,7 +141,7 @@ func miStart(t *testing.T, bin, name, redisLine string) *miInstance {
 	httpPort := redistest.FreePort(t)
 	cf := strings.NewReplacer(
 		"{{admin}}", fmt.Sprint(redistest.FreePort(t)), "{{http}}", fmt.Sprint(httpPort),
-		"{{https}}", fmt.Sprint(redistest.FreePort(t)), "{{dir}}", dir, "{{redis}}", redisLine,
+		"{{https}}", fmt.Sprint(redistest.FreePort(t)), "{{dir}}", dir, "{{redis}}", redisLine, "{{options}}", options,
 	).Replace(miCaddyfile)
 	cfPath := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfPath, []byte(cf), 0o600); err != nil {
@@ -268,6 +280,40 @@ func miCrossInstanceFlow(t *testing.T, a, b *miInstance) {
 		status, body, _ := br.do("GET", a.base+"/private", nil)
 		if status != http.StatusOK || !strings.Contains(body, "upstream saw alice") {
 			t.Fatalf("A with B's cookie: %d %q", status, body)
+		}
+	})
+}
+
+// miKilledMidFlow kills A between the send and the verify, as a crash or
+// an OOM kill would, with nothing flushed or closed: the challenge lives in
+// Redis, so B verifies it, and the code still works only once.
+func miKilledMidFlow(t *testing.T, a, b *miInstance) {
+	t.Run("a challenge started on A verifies on B after A is killed with SIGKILL", func(t *testing.T) {
+		br := miNewBrowser(t, "alice")
+		csrf := br.csrf(a)
+		if status := br.send(a, csrf); status != http.StatusSeeOther {
+			t.Fatalf("send on A: %d", status)
+		}
+		code, _ := a.lastCode(t, "+819012345678")
+		a.proc.Stop() // SIGKILL, then wait for the exit
+		if _, err := http.Get(a.base + "/"); err == nil {
+			t.Fatal("A still answers after SIGKILL")
+		}
+		bCSRF := br.csrf(b)
+		// A second browser with the same challenge and CSRF cookies, to
+		// try the code again once it is used.
+		replay := miNewBrowser(t, "alice")
+		jarURL := &url.URL{Scheme: "http", Host: "localhost"}
+		replay.c.Jar.SetCookies(jarURL, br.c.Jar.Cookies(jarURL))
+		status, _, hdr := br.verify(b, bCSRF, code)
+		if status != http.StatusSeeOther || hdr.Get("Location") != "/private" {
+			t.Fatalf("verify on B of the code A sent before it was killed: %d %q", status, hdr.Get("Location"))
+		}
+		if status, body, _ := br.do("GET", b.base+"/private", nil); status != http.StatusOK || !strings.Contains(body, "upstream saw alice") {
+			t.Fatalf("B with the cookie it just set: %d %q", status, body)
+		}
+		if status, body, _ := replay.verify(b, bCSRF, code); status != http.StatusUnprocessableEntity {
+			t.Fatalf("the same code a second time on B: %d, want 422\n%s", status, body)
 		}
 	})
 }

@@ -99,6 +99,9 @@ type itSite struct {
 	Phones   string
 	Marker   string // sent back as X-It-Config, to tell this config from the last
 	Ports    *itPortSet
+
+	// StoreLine, when set, replaces "store memory <Store>" (a redis store).
+	StoreLine string
 }
 
 var itCaddyfile = template.Must(template.New("Caddyfile").Parse(`{
@@ -127,7 +130,11 @@ http://localhost:{{.Ports.HTTP}} {
 {{- if .Key}}
 		signing_key {{.Key}}
 {{- end}}
+{{- if .StoreLine}}
+		{{.StoreLine}}
+{{- else}}
 		store memory {{.Store}}
+{{- end}}
 		gateway console {
 			outbox {{.Outbox}}
 		}

@@ -51,6 +51,7 @@ var redisClients = caddy.NewUsagePool()
 //		key_prefix      <prefix>
 //		dial_timeout    <duration>
 //		command_timeout <duration>
+//		wait_replicas   <n>
 //	}
 type RedisStore struct {
 	// A redis:// or rediss:// URL. Placeholders ({env.*}, {file.*}) are
@@ -74,6 +75,11 @@ type RedisStore struct {
 	// Time-out of one command, after which the request fails closed.
 	// Default: 1s.
 	CommandTimeout caddy.Duration `json:"command_timeout,omitempty"`
+	// Replicas that must hold a verification before it counts: Redis
+	// replicates after it answers, and a failover loses what no replica
+	// got, which would bring a used code back to life. Default: 1 with
+	// master_name, 0 otherwise.
+	WaitReplicas *int `json:"wait_replicas,omitempty"`
 
 	otp.Store `json:"-"`
 	poolKey   string
@@ -114,8 +120,27 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 		ctx.Logger().Info("redis store connecting", zap.Strings("addresses", opts.Addrs),
 			zap.String("master_name", opts.MasterName), zap.Int("db", opts.DB), zap.Bool("tls", opts.TLSConfig != nil))
 	}
-	s.Store = redis.New(v.(pooledRedis).client, s.KeyPrefix)
+	store := redis.New(v.(pooledRedis).client, s.KeyPrefix)
+	if n := s.waitReplicas(); n > 0 {
+		// Half the command time-out: WAIT answers with how many replicas
+		// it got before the client gives up on the connection.
+		store.WaitForReplicas(n, opts.ReadTimeout/2)
+	}
+	s.Store = store
 	return nil
+}
+
+// waitReplicas is wait_replicas, or its default: one replica under
+// Sentinel, whose failovers are the danger; none for a single server (no
+// failover) or a Cluster.
+func (s *RedisStore) waitReplicas() int {
+	if s.WaitReplicas != nil {
+		return *s.WaitReplicas
+	}
+	if s.MasterName != "" {
+		return 1
+	}
+	return 0
 }
 
 // options turns the configuration into go-redis options, placeholders
@@ -196,6 +221,11 @@ func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 		opts.WriteTimeout = time.Duration(s.CommandTimeout)
 		opts.PoolTimeout = time.Duration(s.CommandTimeout)
 	}
+	// A Cluster pipeline sends a keyless WAIT to any node, where it would
+	// count that node's replicas and prove nothing.
+	if n := s.waitReplicas(); n > 0 && opts.MasterName == "" && len(opts.Addrs) > 1 {
+		return nil, fmt.Errorf("redis store wait_replicas %d: expected 0 on a Cluster (several addresses without master_name)", n)
+	}
 	return opts, nil
 }
 
@@ -252,8 +282,17 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			s.DialTimeout, err = boundedDurationArg(d, time.Minute)
 		case "command_timeout":
 			s.CommandTimeout, err = boundedDurationArg(d, time.Minute)
+		case "wait_replicas":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				n, convErr := strconv.Atoi(v)
+				if convErr != nil || n < 0 || n > maxWaitReplicas {
+					return d.Errf("wait_replicas %q: expected a number of replicas from 0 to %d", v, maxWaitReplicas)
+				}
+				s.WaitReplicas = &n
+			}
 		default:
-			return d.Errf("unknown redis store option %q: expected url, addresses, master_name, username, password, db, tls, key_prefix, dial_timeout or command_timeout", opt)
+			return d.Errf("unknown redis store option %q: expected url, addresses, master_name, username, password, db, tls, key_prefix, dial_timeout, command_timeout or wait_replicas", opt)
 		}
 		if err != nil {
 			return err
@@ -264,6 +303,9 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
+
+// maxWaitReplicas bounds wait_replicas: more is a typo, not a deployment.
+const maxWaitReplicas = 16
 
 var (
 	_ caddy.Provisioner     = (*RedisStore)(nil)

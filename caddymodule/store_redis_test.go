@@ -45,6 +45,9 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		{name: "an unknown option is refused with the list of options", input: "redis {\n\tpasswd x\n}", err: `unknown redis store option "passwd"`},
 		{name: "a negative db is refused", input: "redis redis://h:1 {\n\tdb -1\n}", err: `db "-1": expected a database number`},
 		{name: "a command timeout that is not a duration is refused", input: "redis redis://h:1 {\n\tcommand_timeout soon\n}", err: "command_timeout"},
+		{name: "wait_replicas is read", input: "redis {\n\taddresses s1:26379 s2:26379\n\tmaster_name m\n\twait_replicas 2\n}",
+			want: RedisStore{Addresses: []string{"s1:26379", "s2:26379"}, MasterName: "m", WaitReplicas: intPtr(2)}},
+		{name: "a negative wait_replicas is refused", input: "redis redis://h:1 {\n\twait_replicas -1\n}", err: `wait_replicas "-1": expected a number of replicas from 0 to 16`},
 		{name: "tls takes no value", input: "redis redis://h:1 {\n\ttls yes\n}", err: "wrong argument count"},
 	}
 	for _, tc := range cases {
@@ -64,10 +67,32 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 			if got.URL != tc.want.URL || got.MasterName != tc.want.MasterName || got.Username != tc.want.Username ||
 				got.Password != tc.want.Password || got.DB != tc.want.DB || got.TLS != tc.want.TLS || got.KeyPrefix != tc.want.KeyPrefix ||
 				got.DialTimeout != tc.want.DialTimeout || got.CommandTimeout != tc.want.CommandTimeout ||
-				strings.Join(got.Addresses, ",") != strings.Join(tc.want.Addresses, ",") {
+				strings.Join(got.Addresses, ",") != strings.Join(tc.want.Addresses, ",") ||
+				(got.WaitReplicas == nil) != (tc.want.WaitReplicas == nil) || (got.WaitReplicas != nil && *got.WaitReplicas != *tc.want.WaitReplicas) {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func intPtr(n int) *int { return &n }
+
+// TestRedisStoreWaitsForAReplicaUnderSentinel: the default waits under
+// Sentinel only, and an explicit 0 switches it off.
+func TestRedisStoreWaitsForAReplicaUnderSentinel(t *testing.T) {
+	for _, tc := range []struct {
+		s    RedisStore
+		want int
+	}{
+		{RedisStore{URL: "redis://h:1"}, 0},
+		{RedisStore{Addresses: []string{"a:1", "b:2"}}, 0},
+		{RedisStore{Addresses: []string{"a:1"}, MasterName: "m"}, 1},
+		{RedisStore{Addresses: []string{"a:1"}, MasterName: "m", WaitReplicas: intPtr(0)}, 0},
+		{RedisStore{URL: "redis://h:1", WaitReplicas: intPtr(2)}, 2},
+	} {
+		if got := tc.s.waitReplicas(); got != tc.want {
+			t.Errorf("%+v: waits for %d replicas, want %d", tc.s, got, tc.want)
+		}
 	}
 }
 
@@ -93,6 +118,10 @@ func TestRedisStoreOptions(t *testing.T) {
 	s = RedisStore{URL: "redis://127.0.0.1:1", Addresses: []string{"a:1", "b:2", "c:3"}}
 	if opts, err = s.options(); err != nil || strings.Join(opts.Addrs, ",") != "a:1,b:2,c:3" {
 		t.Errorf("addresses should replace the URL's address: %v %v", opts.Addrs, err)
+	}
+	if _, err := (&RedisStore{Addresses: []string{"a:1", "b:2", "c:3"}, WaitReplicas: intPtr(1)}).options(); err == nil ||
+		!strings.Contains(err.Error(), "wait_replicas 1: expected 0 on a Cluster") {
+		t.Errorf("wait_replicas on a Cluster should be refused, got %v", err)
 	}
 	if _, err := (&RedisStore{}).options(); err == nil {
 		t.Error("a store with no server should be refused")

@@ -50,6 +50,9 @@ type Store struct {
 	// slots keys hash to; a Cluster (or Ring) client runs a script on one
 	// slot only.
 	oneStep bool
+	// See WaitForReplicas.
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // New returns a Store using client, with keys under prefix (DefaultPrefix
@@ -145,11 +148,11 @@ func (s *Store) Challenge(ctx context.Context, subject, id string, now time.Time
 // Verify implements otp.Store.
 func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
 	f := req.Failures
-	res, err := verifyScript.Run(ctx, s.client, s.keys(req.Subject, req.ChallengeID),
+	res, err := s.runVerify(ctx, s.keys(req.Subject, req.ChallengeID),
 		ms(req.Now), req.SessionHash, string(req.CodeMAC),
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
 		string(req.SealedSubject), otp.HardLock.Milliseconds(),
-	).Slice()
+	)
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
 	}
