@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/gateway/zettaireach"
@@ -54,24 +53,7 @@ func TestZettaiReachGatewayCaddyfile(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var g ZettaiReachGateway
-			err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one containing %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := json.Marshal(g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tc.want {
-				t.Errorf("got  %s\nwant %s", got, tc.want)
-			}
+			checkCaddyfileModule(t, new(ZettaiReachGateway), tc.input, tc.want, tc.err)
 		})
 	}
 }
