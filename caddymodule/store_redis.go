@@ -181,21 +181,9 @@ func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 		ContextTimeoutEnabled: true,
 	}
 	if rawURL != "" {
-		parsed, err := goredis.ParseURL(rawURL)
-		if err != nil {
-			return nil, fmt.Errorf("redis url: %w", err)
+		if err := s.applyURL(opts, rawURL); err != nil {
+			return nil, err
 		}
-		opts.Addrs = []string{parsed.Addr}
-		if opts.Username == "" {
-			opts.Username = parsed.Username
-		}
-		if opts.Password == "" {
-			opts.Password = parsed.Password
-		}
-		if s.DB == 0 {
-			opts.DB = parsed.DB
-		}
-		opts.TLSConfig = parsed.TLSConfig
 	}
 	if len(s.Addresses) > 0 {
 		opts.Addrs = nil
@@ -227,6 +215,27 @@ func (s *RedisStore) options() (*goredis.UniversalOptions, error) {
 		return nil, fmt.Errorf("redis store wait_replicas %d: expected 0 on a Cluster (several addresses without master_name)", n)
 	}
 	return opts, nil
+}
+
+// applyURL takes the server, and what the options leave unset, from a
+// redis:// or rediss:// URL.
+func (s *RedisStore) applyURL(opts *goredis.UniversalOptions, rawURL string) error {
+	parsed, err := goredis.ParseURL(rawURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	opts.Addrs = []string{parsed.Addr}
+	if opts.Username == "" {
+		opts.Username = parsed.Username
+	}
+	if opts.Password == "" {
+		opts.Password = parsed.Password
+	}
+	if s.DB == 0 {
+		opts.DB = parsed.DB
+	}
+	opts.TLSConfig = parsed.TLSConfig
+	return nil
 }
 
 // Cleanup releases this config's use of the connection pool.
