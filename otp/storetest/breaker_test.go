@@ -1,10 +1,8 @@
 package storetest_test
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,23 +42,7 @@ func TestBreakerSuiteCatchesBrokenStores(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBreakerSuiteCatchesBrokenStores$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tc.broken)
-			out, err := cmd.CombinedOutput()
-			if tc.fails == nil {
-				if err != nil {
-					t.Fatalf("the intact store failed the suite: %v\n%s", err, out)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("the suite passed a %s store:\n%s", tc.broken, out)
-			}
-			for _, name := range tc.fails {
-				if !bytes.Contains(out, []byte("--- FAIL: TestBreakerSuiteCatchesBrokenStores/"+strings.ReplaceAll(name, " ", "_"))) {
-					t.Errorf("%q did not fail for a %s store:\n%s", name, tc.broken, out)
-				}
-			}
+			checkSuiteAgainst(t, "TestBreakerSuiteCatchesBrokenStores", tc.broken, tc.fails)
 		})
 	}
 }

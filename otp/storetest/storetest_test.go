@@ -110,24 +110,32 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSuiteCatchesBrokenStores$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tc.broken)
-			out, err := cmd.CombinedOutput()
-			if tc.fails == nil {
-				if err != nil || !bytes.Contains(out, []byte("--- PASS: TestSuiteCatchesBrokenStores")) {
-					t.Fatalf("the intact store failed the suite: %v\n%s", err, out)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("the suite passed a %s store:\n%s", tc.broken, out)
-			}
-			for _, name := range tc.fails {
-				if !bytes.Contains(out, []byte("--- FAIL: TestSuiteCatchesBrokenStores/"+strings.ReplaceAll(name, " ", "_"))) {
-					t.Errorf("%q did not fail for a %s store:\n%s", name, tc.broken, out)
-				}
-			}
+			checkSuiteAgainst(t, "TestSuiteCatchesBrokenStores", tc.broken, tc.fails)
 		})
+	}
+}
+
+// checkSuiteAgainst runs suiteTest again in a child process with the store
+// broken as broken says ("" for intact): an intact store must pass it
+// whole, a broken one must fail it, in at least the named cases.
+func checkSuiteAgainst(t *testing.T, suiteTest, broken string, fails []string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+suiteTest+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), brokenEnv+"="+broken)
+	out, err := cmd.CombinedOutput()
+	if fails == nil {
+		if err != nil || !bytes.Contains(out, []byte("--- PASS: "+suiteTest)) {
+			t.Fatalf("the intact store failed the suite: %v\n%s", err, out)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("the suite passed a %s store:\n%s", broken, out)
+	}
+	for _, name := range fails {
+		if !bytes.Contains(out, []byte("--- FAIL: "+suiteTest+"/"+strings.ReplaceAll(name, " ", "_"))) {
+			t.Errorf("%q did not fail for a %s store:\n%s", name, broken, out)
+		}
 	}
 }
 
