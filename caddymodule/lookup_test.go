@@ -108,8 +108,9 @@ func lkHTTP(f *lkFake) *LookupConfig {
 func TestLookupFlows(t *testing.T) {
 	t.Parallel()
 	for _, provider := range []string{"twilio", "http"} {
+		// One after the other: they count cache hits on the process's
+		// metrics, which no other test touches.
 		t.Run(provider, func(t *testing.T) {
-			t.Parallel()
 			f := lkNewFake(t)
 			cfg := lkTwilio(f)
 			if provider == "http" {
@@ -201,6 +202,19 @@ func lkCheckFlows(t *testing.T, f *lkFake, e *htEnv) {
 		failed := logs.FilterField(zap.String("event", "lookup_failed")).All()
 		if len(failed) != 1 || strings.Contains(failed[0].ContextMap()["phone"].(string), "5550123") {
 			t.Fatalf("lookup_failed audited %d times: %v", len(failed), failed)
+		}
+	})
+	t.Run("a bound number its carrier now calls VoIP gets no code, and the user is sent to an operator", func(t *testing.T) {
+		f.mu.Lock()
+		f.types[lkMobile] = "nonFixedVoip"
+		f.mu.Unlock()
+		alice := e.browser("lk-alice")
+		w, body := alice.postSend()
+		if w.Code != http.StatusForbidden || !strings.Contains(body, "Contact your administrator") {
+			t.Fatalf("send to a number ported to VoIP: %d\n%s", w.Code, body)
+		}
+		if _, n := enCodeTo(t, e, lkMobile); n != 2 {
+			t.Fatalf("%d codes: a code went to a number its carrier calls VoIP", n)
 		}
 	})
 }
