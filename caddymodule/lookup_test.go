@@ -218,3 +218,21 @@ func lkCheckFlows(t *testing.T, f *lkFake, e *htEnv) {
 		}
 	})
 }
+
+func TestLookupJSONClients(t *testing.T) {
+	t.Parallel()
+	f := lkNewFake(t)
+	e := lkEnv(t, lkTwilio(f))
+	b := e.browser("lk-json")
+	csrf := jeState(t, b)["csrf"].(string)
+	status, out, _ := apCall(b, "/_stepup/api/enroll", csrf, `{"phone":"`+lkVoIP+`","r":"/settings"}`)
+	if status != http.StatusUnprocessableEntity || out["error"] != "phone_refused" {
+		t.Fatalf("a VoIP number: %d %v", status, out)
+	}
+	f.fail(true)
+	status, out, _ = apCall(b, "/_stepup/api/enroll", csrf, `{"phone":"`+lkMobile+`","r":"/settings"}`)
+	if status != http.StatusServiceUnavailable || out["error"] != "lookup_unavailable" || out["message"] == "" {
+		t.Fatalf("lookup down: %d %v", status, out)
+	}
+	jeWantNoEnrolment(t, e, b, lkMobile)
+}
