@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -235,4 +237,26 @@ func TestLookupJSONClients(t *testing.T) {
 		t.Fatalf("lookup down: %d %v", status, out)
 	}
 	jeWantNoEnrolment(t, e, b, lkMobile)
+}
+
+func TestLookupProvisionRefusesWhatCantBeUsed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lookup LookupConfig
+		want   string
+	}{
+		{LookupConfig{Provider: "twilio", AccountSID: lkSID, AuthToken: lkToken, BaseURL: "http://lookups.example.com"}, "expected https"},
+		{LookupConfig{Provider: "twilio", AccountSID: lkSID, AuthToken: "{env.STEPUP_LOOKUP_TEST_UNSET}"}, "lookup auth_token"},
+		{LookupConfig{Provider: "twilio", AccountSID: "XX01", AuthToken: lkToken}, "must start with AC"},
+		{LookupConfig{Provider: "http", URL: "https://numbers.example.com/c", Field: "a..b"}, "expected keys joined by dots"},
+	} {
+		h := new(Handler)
+		h.Identity, h.Enroll, h.SigningKey, h.Lookup = "{http.auth.user.id}", true, htKey, &tc.lookup
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := h.Provision(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error saying %q", tc.lookup, err, tc.want)
+		}
+	}
 }
