@@ -35,6 +35,7 @@ func init() {
 //			found     <duration, default 5m>
 //			not_found <duration, default 1m>
 //		}
+//		lookup twilio | http { ... }   (lookup_caddyfile.go)
 //		enroll
 //		max_identities_per_number <n>
 //		path_prefix    <path>
@@ -148,7 +149,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	return h.NewRoute(nil, handler), nil
 }
 
-var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
+var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "lookup", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
@@ -211,6 +212,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.PhoneSourcesRaw = append(h.PhoneSourcesRaw, raw)
 		case "phone_source_cache":
 			h.PhoneSourceCache, err = parsePhoneSourceCache(d, h.caddyfileAt)
+		case "lookup":
+			h.Lookup, err = parseLookup(d, h.caddyfileAt)
 		case "enroll":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -92,6 +92,7 @@ type Handler struct {
 	// phone_file's table, read again when the file changes.
 	phoneFile *phoneFile
 	sources   *phoneSources
+	carrier   *otp.CarrierCheck // the lookup option's (lookup.go)
 	store     otp.Store
 	gateway   otp.Gateway
 	pages     *pages.Set
@@ -279,6 +280,8 @@ type PhoneOptions struct {
 	PhoneSourcesRaw []json.RawMessage `json:"phone_sources,omitempty" caddy:"namespace=sms_stepup.phone_sources inline_key=type"`
 	// How long the answers of the phone sources are kept in the store.
 	PhoneSourceCache *PhoneSourceCacheConfig `json:"phone_source_cache,omitempty"`
+	// The carrier check of numbers the metadata can't classify (lookup_config.go).
+	Lookup *LookupConfig `json:"lookup,omitempty"`
 }
 
 // PhoneSourceCacheConfig is how long answers of the phone sources are

@@ -160,6 +160,9 @@ func (h *Handler) decideEnroll(ctx context.Context, v *visit) outcome {
 			zap.String("client_ip", clientIP(v.r)))
 		return o
 	}
+	if o := h.carrierGate(ctx, v, phone, true, current.E164 != ""); o != nil {
+		return *o
+	}
 	sealed, err := h.keys.SealPhone(v.identity, phone.E164)
 	if err != nil {
 		return outcome{failure: err}

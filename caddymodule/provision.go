@@ -56,6 +56,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"scope", false, func(p *provisioning) error { return h.joinLoad(p.ctx, p.config) }},
 		{"load store", true, h.provisionStore},
 		{"phone sources", false, h.provisionPhoneSources},
+		{"carrier lookup", false, h.provisionLookup},
 		{"gateway", false, h.provisionGateway},
 		{"service", false, h.provisionService},
 	} {

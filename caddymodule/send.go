@@ -38,6 +38,9 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 			return h.noPhone(v, err)
 		}
 	}
+	if o := h.carrierGate(ctx, v, phone, enrolling, false); o != nil {
+		return *o
+	}
 	res, err := h.service.Send(ctx, otp.SendRequest{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,

@@ -45,7 +45,7 @@ func optionErrorf(option, format string, args ...any) error {
 // same checks and the same messages.
 func (h *Handler) Validate() error {
 	for _, check := range []func() error{
-		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes,
+		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup,
 	} {
 		if err := check(); err != nil {
 			return err

@@ -220,7 +220,7 @@ func knownType(t string) bool {
 // PhoneRefusal says why a number may not receive codes. Its Reason is a
 // stable, low-cardinality word for logs and metrics.
 type PhoneRefusal struct {
-	Reason string // invalid, country, type, deny_list
+	Reason string // invalid, country, type, deny_list, carrier (carrier.go)
 	Type   string
 	Masked string
 }
@@ -233,6 +233,8 @@ func (e *PhoneRefusal) Error() string {
 		return "numbers of type " + e.Type + " are not accepted"
 	case "deny_list":
 		return "this number is not accepted"
+	case "carrier":
+		return "its carrier says this number is " + e.Type + ", which is not accepted"
 	}
 	return "not a valid phone number"
 }
