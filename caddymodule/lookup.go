@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,7 @@ func (h *Handler) carrierGate(ctx context.Context, v *visit, phone otp.Phone, en
 	if h.carrier == nil || !h.carrier.Needs(phone) {
 		return nil
 	}
-	verdict, err := h.carrier.Check(ctx, h.policy, phone)
+	verdict, err := h.carrier.Check(ctx, h.policy, phone, otp.CarrierAsker{Identity: v.identity, ClientIP: clientIP(v.r)})
 	fields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
 	var refusal *otp.PhoneRefusal
 	switch {
@@ -83,6 +84,11 @@ func (h *Handler) carrierGate(ctx context.Context, v *visit, phone otp.Phone, en
 		o := answerPage(http.StatusServiceUnavailable, pages.Enroll, pages.Data{Changing: changing, Message: pages.Msg(v.lang, "lookup_unavailable"), Key: "lookup_unavailable"})
 		o.audit(zapcore.WarnLevel, "carrier lookup failed; a new number can't be enrolled until it works", "lookup_failed",
 			append(fields, zap.Error(err))...)
+		if rl := (*otp.RateLimitError)(nil); errors.As(err, &rl) {
+			// Capped (each lookup costs money): the same page, and
+			// when to come back.
+			o.status, o.retryAfter = http.StatusTooManyRequests, strconv.Itoa(retryIn(h.clock.Now(), rl.RetryAt))
+		}
 		o.setCookie(enrollCookie, "", -1, http.SameSiteStrictMode)
 		return &o
 	}

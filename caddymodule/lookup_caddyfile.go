@@ -1,6 +1,10 @@
 package caddymodule
 
-import "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
 
 // parseLookup reads the lookup block, recording where each of its options
 // was written in at (lookup.url ...):
@@ -12,12 +16,15 @@ import "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 //		always
 //		cache       <duration, default 720h>
 //		timeout     <duration, default 5s>
+//		max_per_identity <n, default 5 an hour; 0: no cap>
+//		max_per_ip       <n, default 20 an hour; 0: no cap>
+//		daily_budget     <n, default 1000 a UTC day; 0: no cap>
 //	}
 //	lookup http {
 //		url     <https://...>
 //		field   <dotted.path>
 //		header  <name> <value or placeholder>
-//		always | cache | timeout as above
+//		always | cache | timeout | max_per_* | daily_budget as above
 //	}
 func parseLookup(d *caddyfile.Dispenser, at map[string]caddyfile.Token) (*LookupConfig, error) {
 	if !d.NextArg() {
@@ -57,12 +64,31 @@ func parseLookup(d *caddyfile.Dispenser, at map[string]caddyfile.Token) (*Lookup
 			l.Cache, err = durationArg(d, "lookup.cache")
 		case "timeout":
 			l.Timeout, err = durationArg(d, "lookup.timeout")
+		case "max_per_identity":
+			l.MaxPerIdentity, err = lookupCapArg(d, sub)
+		case "max_per_ip":
+			l.MaxPerIP, err = lookupCapArg(d, sub)
+		case "daily_budget":
+			l.DailyBudget, err = lookupCapArg(d, sub)
 		default:
-			return nil, d.Errf("unknown lookup option %q: expected account_sid, auth_token, base_url (twilio), url, field, header (http), always, cache or timeout", sub)
+			return nil, d.Errf("unknown lookup option %q: expected account_sid, auth_token, base_url (twilio), url, field, header (http), always, cache, timeout, max_per_identity, max_per_ip or daily_budget", sub)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
+}
+
+// lookupCapArg reads a cap on paid lookups: a whole number, 0 for none.
+func lookupCapArg(d *caddyfile.Dispenser, option string) (*int, error) {
+	s, err := oneArg(d)
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return nil, d.Errf("lookup %s %q: expected a whole number, 0 for no cap", option, s)
+	}
+	return &n, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 func TestLookupCaddyfile(t *testing.T) {
@@ -26,6 +28,13 @@ func TestLookupCaddyfile(t *testing.T) {
 	if h.Lookup == nil || *h.Lookup != want {
 		t.Fatalf("lookup http: %+v", h.Lookup)
 	}
+	h, err = cfParse(cfWith("lookup http {", "\turl https://numbers.internal/carrier", "\tfield t", "\tmax_per_identity 3", "\tmax_per_ip 0", "}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Lookup.limits(); got != (otp.CarrierLimits{PerIdentity: 3, PerIP: 0, Daily: otp.DefaultCarrierLimits().Daily}) {
+		t.Fatalf("lookup caps: %+v", got)
+	}
 }
 
 func TestLookupCaddyfileErrorsNameTheLine(t *testing.T) {
@@ -44,6 +53,8 @@ func TestLookupCaddyfileErrorsNameTheLine(t *testing.T) {
 		{[]string{"lookup twilio {", "\taccount_sid " + lkSID, "\tauth_token t", "\ttimeout 1m", "}"}, "Testfile:7", "expected a duration from 1s to 30s"},
 		{[]string{"lookup http {", "\theader X-Api-Key", "}"}, "Testfile:5", "expected a name and a value"},
 		{[]string{"lookup http {", "\tcarrier x", "}"}, "Testfile:5", `unknown lookup option "carrier"`},
+		{[]string{"lookup twilio {", "\taccount_sid " + lkSID, "\tauth_token t", "\tmax_per_ip -1", "}"}, "Testfile:7", `lookup max_per_ip "-1": expected a whole number, 0 for no cap`},
+		{[]string{"lookup twilio {", "\taccount_sid " + lkSID, "\tauth_token t", "\tdaily_budget lots", "}"}, "Testfile:7", `lookup daily_budget "lots"`},
 	} {
 		_, err := cfParse(cfWith(tc.lines...))
 		if err == nil || !strings.Contains(err.Error(), tc.words) || !strings.Contains(err.Error(), tc.at) {

@@ -42,6 +42,27 @@ type LookupConfig struct {
 	Cache caddy.Duration `json:"cache,omitempty"`
 	// How long one lookup may take, 1s to 30s. Default: 5s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Caps on the lookups that reach the carrier database (each costs
+	// money; cached answers count nothing): per identity and per client
+	// address an hour, and all together per UTC day. Unset: 5, 20 and
+	// 1000 (otp.DefaultCarrierLimits); 0 switches a cap off.
+	MaxPerIdentity *int `json:"max_per_identity,omitempty"`
+	MaxPerIP       *int `json:"max_per_ip,omitempty"`
+	DailyBudget    *int `json:"daily_budget,omitempty"`
+}
+
+// limits are the caps on paid lookups, the defaults where unset.
+func (l *LookupConfig) limits() otp.CarrierLimits {
+	out := otp.DefaultCarrierLimits()
+	for _, v := range []struct {
+		set *int
+		to  *int
+	}{{l.MaxPerIdentity, &out.PerIdentity}, {l.MaxPerIP, &out.PerIP}, {l.DailyBudget, &out.Daily}} {
+		if v.set != nil {
+			*v.to = *v.set
+		}
+	}
+	return out
 }
 
 // validateLookup checks the lookup block's shape; provisionLookup builds it.
@@ -77,6 +98,14 @@ func (h *Handler) validateLookup() error {
 	}
 	if t := time.Duration(l.Timeout); t != 0 && (t < time.Second || t > 30*time.Second) {
 		return optionErrorf("lookup.timeout", "lookup timeout %s: expected a duration from 1s to 30s", t)
+	}
+	for _, c := range []struct {
+		name string
+		n    *int
+	}{{"max_per_identity", l.MaxPerIdentity}, {"max_per_ip", l.MaxPerIP}, {"daily_budget", l.DailyBudget}} {
+		if c.n != nil && *c.n < 0 {
+			return optionErrorf("lookup."+c.name, "lookup %s %d: expected 0 (no cap) or more", c.name, *c.n)
+		}
 	}
 	return nil
 }
@@ -117,6 +146,6 @@ func (h *Handler) provisionLookup(p *provisioning) error {
 		return onOption("lookup", err)
 	}
 	h.carrier, err = otp.NewCarrierCheck(otp.CarrierCheckConfig{Lookup: lookup, Store: store, Keys: h.keys,
-		Clock: h.clock, TTL: time.Duration(l.Cache), Always: l.Always})
+		Clock: h.clock, TTL: time.Duration(l.Cache), Always: l.Always, Limiter: h.store, Limits: l.limits()})
 	return onOption("lookup", err)
 }

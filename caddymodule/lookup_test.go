@@ -260,3 +260,30 @@ func TestLookupProvisionRefusesWhatCantBeUsed(t *testing.T) {
 		}
 	}
 }
+
+// Each lookup costs money, so an identity that enrols one fresh number
+// after another is capped before the carrier database is asked again,
+// while a cached answer still lets its enrolment through.
+func TestLookupCapsPaidLookupsPerIdentity(t *testing.T) {
+	t.Parallel()
+	f := lkNewFake(t)
+	cfg := lkTwilio(f)
+	one := 1
+	cfg.MaxPerIdentity = &one
+	e := lkEnv(t, cfg)
+	mallory := e.browser("lk-mallory")
+	if resp, body := enPost(mallory, "/_stepup/enroll", url.Values{"phone": {lkMobile}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("first enrolment: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body := enPost(mallory, "/_stepup/enroll", url.Values{"phone": {lkOther}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "lookup_unavailable") && !strings.Contains(body, "can't check") {
+		t.Fatalf("a second new number within the hour: %d, Retry-After %q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if n := f.requests(); n != 1 {
+		t.Fatalf("the carrier database was asked %d times, want 1", n)
+	}
+	// Another identity has its own cap.
+	if resp, body := enPost(e.browser("lk-trent"), "/_stepup/enroll", url.Values{"phone": {lkOther}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("another identity: %d\n%s", resp.StatusCode, body)
+	}
+}

@@ -82,6 +82,10 @@ type CarrierCheckConfig struct {
 	// Always looks every number up; by default only those the metadata
 	// can't classify (fixed_line_or_mobile).
 	Always bool
+	// Limiter counts the lookups that reach the carrier database against
+	// Limits (carrier_limits.go); nil counts none.
+	Limiter Limiter
+	Limits  CarrierLimits
 }
 
 // CarrierCheck decides, before a code goes to a number, whether its
@@ -101,6 +105,9 @@ func NewCarrierCheck(cfg CarrierCheckConfig) (*CarrierCheck, error) {
 	}
 	if cfg.TTL < MinCarrierTTL || cfg.TTL > MaxCarrierTTL {
 		return nil, fmt.Errorf("carrier check: cache %s: expected a duration from %s to %s", cfg.TTL, MinCarrierTTL, MaxCarrierTTL)
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("carrier check: %w", err)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -130,13 +137,14 @@ func (c *CarrierCheck) Needs(ph Phone) bool {
 // Check looks ph up (from the store when it can) and applies policy to
 // the carrier's answer. It returns a *PhoneRefusal with Reason "carrier"
 // when the answer is refused, an error wrapping ErrCarrierLookup when the
-// lookup failed, and one wrapping ErrStoreUnavailable when the store
-// could not be read or written (closed, as everywhere).
-func (c *CarrierCheck) Check(ctx context.Context, policy *PhonePolicy, ph Phone) (CarrierVerdict, error) {
+// lookup failed or was refused by its caps (CarrierLimits), and one
+// wrapping ErrStoreUnavailable when the store could not be read or
+// written (closed, as everywhere).
+func (c *CarrierCheck) Check(ctx context.Context, policy *PhonePolicy, ph Phone, who CarrierAsker) (CarrierVerdict, error) {
 	if !c.Needs(ph) {
 		return CarrierVerdict{}, nil
 	}
-	v, err := c.answer(ctx, ph.E164)
+	v, err := c.answer(ctx, ph.E164, who)
 	if err != nil {
 		return v, err
 	}
@@ -165,7 +173,7 @@ type cachedCarrier struct {
 	Type string `json:"t"`
 }
 
-func (c *CarrierCheck) answer(ctx context.Context, e164 string) (CarrierVerdict, error) {
+func (c *CarrierCheck) answer(ctx context.Context, e164 string, who CarrierAsker) (CarrierVerdict, error) {
 	key := c.cfg.Keys.LookupKey(c.scope, e164)
 	now := c.cfg.Clock.Now()
 	sealed, ok, err := c.cfg.Store.CachedLookup(ctx, key, now)
@@ -180,6 +188,9 @@ func (c *CarrierCheck) answer(ctx context.Context, e164 string) (CarrierVerdict,
 			}
 		}
 		// Sealed under a rotated key, or altered: ask again.
+	}
+	if err := c.countLookup(ctx, who, now); err != nil {
+		return CarrierVerdict{}, err
 	}
 	a, err := c.cfg.Lookup.LookUpCarrier(ctx, e164)
 	if err != nil {

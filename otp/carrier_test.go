@@ -67,7 +67,7 @@ func TestCarrierCheckMapsAnswersOntoThePolicy(t *testing.T) {
 			t.Fatalf("%s: %v %+v", us, err, ph)
 		}
 		c, _ := carrierCheck(t, &stubCarrier{types: map[string]string{us: tc.answer}}, newFakeClock(), false)
-		v, err := c.Check(context.Background(), policy, ph)
+		v, err := c.Check(context.Background(), policy, ph, otp.CarrierAsker{Identity: "alice"})
 		var refusal *otp.PhoneRefusal
 		if got := errors.As(err, &refusal); got != tc.refused || (err != nil && !got) {
 			t.Errorf("%s with allow_types %v: refused=%v (%v), want %v", tc.answer, tc.allowTypes, got, err, tc.refused)
@@ -91,15 +91,15 @@ func TestCarrierCheckLooksUpOnlyWhatTheMetadataCantTell(t *testing.T) {
 	}
 	stub := &stubCarrier{types: map[string]string{"+819012345678": "voip"}}
 	c, _ := carrierCheck(t, stub, newFakeClock(), false)
-	if v, err := c.Check(context.Background(), policy, jp); err != nil || v.Checked || stub.calls != 0 {
+	if v, err := c.Check(context.Background(), policy, jp, otp.CarrierAsker{Identity: "alice"}); err != nil || v.Checked || stub.calls != 0 {
 		t.Fatalf("a Japanese mobile number was looked up: %+v %v, %d calls", v, err, stub.calls)
 	}
 	always, _ := carrierCheck(t, stub, newFakeClock(), true)
-	if _, err := always.Check(context.Background(), policy, jp); !otp.IsPhoneRefusal(err) || stub.calls != 1 {
+	if _, err := always.Check(context.Background(), policy, jp, otp.CarrierAsker{Identity: "alice"}); !otp.IsPhoneRefusal(err) || stub.calls != 1 {
 		t.Fatalf("with always, the number was not looked up and refused: %v, %d calls", err, stub.calls)
 	}
 	jp.AllowListed = true
-	if _, err := always.Check(context.Background(), policy, jp); err != nil || stub.calls != 1 {
+	if _, err := always.Check(context.Background(), policy, jp, otp.CarrierAsker{Identity: "alice"}); err != nil || stub.calls != 1 {
 		t.Fatalf("an allow-listed number was looked up: %v, %d calls", err, stub.calls)
 	}
 }
@@ -113,20 +113,20 @@ func TestCarrierCheckCachesAnswersNotFailures(t *testing.T) {
 	stub := &stubCarrier{fail: errors.New("timeout")}
 	c, store := carrierCheck(t, stub, clock, false)
 	ctx := context.Background()
-	if _, err := c.Check(ctx, policy, ph); !errors.Is(err, otp.ErrCarrierLookup) {
+	if _, err := c.Check(ctx, policy, ph, otp.CarrierAsker{Identity: "alice"}); !errors.Is(err, otp.ErrCarrierLookup) {
 		t.Fatalf("a failed lookup: %v", err)
 	}
 	stub.fail, stub.types = nil, map[string]string{us: "mobile"}
-	if v, err := c.Check(ctx, policy, ph); err != nil || v.Cached || stub.calls != 2 {
+	if v, err := c.Check(ctx, policy, ph, otp.CarrierAsker{Identity: "alice"}); err != nil || v.Cached || stub.calls != 2 {
 		t.Fatalf("the failure was cached: %+v %v, %d calls", v, err, stub.calls)
 	}
 	stub.types[us] = "voip"
 	clock.Advance(otp.DefaultCarrierTTL - time.Minute)
-	if v, err := c.Check(ctx, policy, ph); err != nil || !v.Cached || v.Type != "mobile" || stub.calls != 2 {
+	if v, err := c.Check(ctx, policy, ph, otp.CarrierAsker{Identity: "alice"}); err != nil || !v.Cached || v.Type != "mobile" || stub.calls != 2 {
 		t.Fatalf("the answer was not kept for 30 days: %+v %v, %d calls", v, err, stub.calls)
 	}
 	clock.Advance(2 * time.Minute)
-	if _, err := c.Check(ctx, policy, ph); !otp.IsPhoneRefusal(err) || stub.calls != 3 {
+	if _, err := c.Check(ctx, policy, ph, otp.CarrierAsker{Identity: "alice"}); !otp.IsPhoneRefusal(err) || stub.calls != 3 {
 		t.Fatalf("the answer outlived its 30 days: %v, %d calls", err, stub.calls)
 	}
 	// The cache holds neither the number nor the answer in clear, and
@@ -147,7 +147,7 @@ func TestCarrierCheckFailsClosedWhenTheStoreIsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Check(context.Background(), policy, ph); !errors.Is(err, otp.ErrStoreUnavailable) {
+	if _, err := c.Check(context.Background(), policy, ph, otp.CarrierAsker{Identity: "alice"}); !errors.Is(err, otp.ErrStoreUnavailable) {
 		t.Fatalf("store down: %v", err)
 	}
 }
