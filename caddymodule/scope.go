@@ -178,6 +178,8 @@ var realmShared = [...]struct {
 	{"enroll", false, func(h *Handler) string { return strconv.FormatBool(h.Enroll) }},
 	{"phone_source", true, func(h *Handler) string { return phoneSourcesShared(h) }},
 	{"max_identities_per_number", false, func(h *Handler) string { return strconv.Itoa(max(h.MaxIdentitiesPerNumber, 1)) }},
+	{"the phone policy", false, phonePolicyShared},
+	{"lookup", true, func(h *Handler) string { return jsonOf(h.Lookup) }},
 	{"signing key", true, func(h *Handler) string { return h.keys.ID + " " + h.SigningKeyFile }},
 	{"store", true, func(h *Handler) string { return canonicalJSON(h.StoreRaw) }},
 }
@@ -237,8 +239,28 @@ func (s loadedScope) conflict(o loadedScope) error {
 	if len(diffs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("realm %q: %s and %s differ in %s: the handlers of a realm accept each other's step-ups, so they must share identity, session, phone, phone_file, phone_source, enroll, max_identities_per_number, the signing key and the store",
+	return fmt.Errorf("realm %q: %s and %s differ in %s: the handlers of a realm accept each other's step-ups, so they must share identity, session, phone, phone_file, phone_source, enroll, max_identities_per_number, the phone policy (default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers), lookup, the signing key and the store",
 		s.realm, o.label, s.label, strings.Join(diffs, ", "))
+}
+
+// phonePolicyShared is the phone policy as the handlers of a realm must
+// share it: a number one of them would refuse, or would send to only
+// after a carrier lookup, must not be enrolled through another whose
+// step-ups it accepts.
+func phonePolicyShared(h *Handler) string {
+	return jsonOf(struct {
+		Region, Deny, Allow string
+		Countries, Types    []string
+		Mobile              []string
+	}{h.DefaultRegion, h.DenyNumbers, h.AllowNumbers, h.AllowCountries, h.AllowTypes, h.MobilePrefixes})
+}
+
+func jsonOf(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 func shown(v string) string {

@@ -267,6 +267,10 @@ func TestSecurityRule26_StepUpGoodOnlyForItsHandler(t *testing.T) {
 				[]string{`identity ("{http.auth.user.id}", and "{http.request.header.X-User}")`}},
 			{"another store", handler("/_b", "{http.auth.user.id}", store+"-b", htKey), []string{"differ in store"}},
 			{"another signing key", handler("/_b", "{http.auth.user.id}", store, otherKey), []string{"differ in signing key"}},
+			{"a looser phone policy", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`, `"realm":"corp","allow_types":["mobile","voip"]`, 1),
+				[]string{"differ in the phone policy"}},
+			{"a carrier lookup the other has not", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`,
+				`"realm":"corp","lookup":{"provider":"http","url":"https://numbers.example/carrier","field":"type"}`, 1), []string{"differ in lookup"}},
 		} {
 			err := scValidate(t, config(handler("/_a", "{http.auth.user.id}", store, htKey), tc.b))
 			if err == nil {
