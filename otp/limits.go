@@ -16,6 +16,7 @@ const (
 	LimitPhone       = "phone"
 	LimitIdentity    = "identity"
 	LimitIP          = "ip"
+	LimitDevice      = "device"
 	LimitPrefix      = "prefix"
 	LimitCountry     = "country"
 	LimitDailyBudget = "daily_budget"
@@ -114,6 +115,9 @@ type SendLimits struct {
 	PerIdentity int
 	PerIP       int
 	PerPrefix   int
+	// PerDevice is counted per Window for the browser's signed device
+	// cookie (a send with none skips it, and counts as a new device).
+	PerDevice int
 	// PerCountryHour counts per destination region (per calling code for
 	// numbers with no region, such as +882), per hour.
 	PerCountryHour int
@@ -125,14 +129,16 @@ type SendLimits struct {
 }
 
 // DefaultSendLimits are generous for people and tight for bots: per hour, 5
-// codes to one phone, 10 for one identity, 20 from one client address, 20
-// to one number prefix, 500 to one country; and 10,000 codes a day in all.
+// codes to one phone, 10 for one identity, 20 from one client address, 10
+// from one device, 20 to one number prefix, 500 to one country; and 10,000
+// codes a day in all.
 func DefaultSendLimits() SendLimits {
 	return SendLimits{
 		PerPhone:       5,
 		PerIdentity:    10,
 		PerIP:          20,
 		PerPrefix:      20,
+		PerDevice:      10,
 		PerCountryHour: 500,
 		DailyBudget:    10000,
 		Window:         time.Hour,
@@ -146,13 +152,13 @@ func (l SendLimits) Validate() error {
 		n    int
 	}{
 		{"per_phone", l.PerPhone}, {"per_identity", l.PerIdentity}, {"per_ip", l.PerIP},
-		{"per_prefix", l.PerPrefix}, {"per_country_hour", l.PerCountryHour}, {"daily_budget", l.DailyBudget},
+		{"per_prefix", l.PerPrefix}, {"per_device", l.PerDevice}, {"per_country_hour", l.PerCountryHour}, {"daily_budget", l.DailyBudget},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("send limit %s %d: expected 0 (off) or more", v.name, v.n)
 		}
 	}
-	windowed := l.PerPhone > 0 || l.PerIdentity > 0 || l.PerIP > 0 || l.PerPrefix > 0
+	windowed := l.PerPhone > 0 || l.PerIdentity > 0 || l.PerIP > 0 || l.PerPrefix > 0 || l.PerDevice > 0
 	if windowed && (l.Window < time.Minute || l.Window > 24*time.Hour) {
 		return fmt.Errorf("send limit window %s: expected a minute to 24 hours", l.Window)
 	}
@@ -164,7 +170,13 @@ func (l SendLimits) Validate() error {
 // that a narrow limit refuses never touches the budget every other send
 // needs. Every key is a keyed hash of its value.
 func (l SendLimits) Checks(keys *Keys, phone Phone, identity, clientIP string) []LimitCheck {
-	out := make([]LimitCheck, 0, 6)
+	return l.ChecksFrom(keys, phone, identity, clientIP, "")
+}
+
+// ChecksFrom is Checks with the sending browser's device id as well
+// (empty: none, and no per-device check).
+func (l SendLimits) ChecksFrom(keys *Keys, phone Phone, identity, clientIP, device string) []LimitCheck {
+	out := make([]LimitCheck, 0, 7)
 	add := func(name, value string, max int, window time.Duration) {
 		if max > 0 {
 			out = append(out, LimitCheck{Name: name, Key: keys.LimitKey(name, limitValue(name, value)), Max: max, Window: window})
@@ -174,6 +186,9 @@ func (l SendLimits) Checks(keys *Keys, phone Phone, identity, clientIP string) [
 	add(LimitIdentity, identity, l.PerIdentity, l.Window)
 	if clientIP != "" {
 		add(LimitIP, clientIP, l.PerIP, l.Window)
+	}
+	if device != "" {
+		add(LimitDevice, device, l.PerDevice, l.Window)
 	}
 	add(LimitPrefix, numberPrefix(phone.E164), l.PerPrefix, l.Window)
 	add(LimitCountry, phoneCountry(phone), l.PerCountryHour, time.Hour)
