@@ -58,6 +58,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"phone sources", false, h.provisionPhoneSources},
 		{"gateway", false, h.provisionGateway},
 		{"service", false, h.provisionService},
+		{"captcha", false, h.provisionCaptcha},
 	} {
 		if err := step.run(p); err != nil {
 			if step.prefix {

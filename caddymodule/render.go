@@ -136,6 +136,9 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	data.Return = v.ret
 	if page == pages.Send || page == pages.Code {
 		data.Action = h.actionText(v)
+		if data.Captcha == nil {
+			data.Captcha = h.pageCaptcha(v)
+		}
 	}
 	data.CSRF = h.csrfToken(v)
 	data.CodeLength = cfg.CodeLength

@@ -129,16 +129,17 @@ type SendLimits struct {
 }
 
 // DefaultSendLimits are generous for people and tight for bots: per hour, 5
-// codes to one phone, 10 for one identity, 20 from one client address, 10
-// from one device, 20 to one number prefix, 500 to one country; and 10,000
-// codes a day in all.
+// codes to one phone, 10 for one identity, 20 from one client address, 20
+// to one number prefix, 500 to one country; and 10,000 codes a day in all.
+// The per-device limit is off until set: clients that keep no cookies (most
+// scripts) are not counted by it, and those that do, such as load tests
+// with limits switched off, would be stopped by a default they never set.
 func DefaultSendLimits() SendLimits {
 	return SendLimits{
 		PerPhone:       5,
 		PerIdentity:    10,
 		PerIP:          20,
 		PerPrefix:      20,
-		PerDevice:      10,
 		PerCountryHour: 500,
 		DailyBudget:    10000,
 		Window:         time.Hour,
@@ -252,4 +253,16 @@ func phoneCountry(p Phone) string {
 		return r
 	}
 	return "+" + strconv.Itoa(int(num.GetCountryCode()))
+}
+
+// CheckOf is the check that counts value under the limit name (one of
+// the per-window limits), as Checks makes it; ok is false when that limit
+// is off. Risk judgements read its count (Store.LimitCount).
+func (l SendLimits) CheckOf(keys *Keys, name, value string) (c LimitCheck, ok bool) {
+	max := map[string]int{LimitPhone: l.PerPhone, LimitIdentity: l.PerIdentity, LimitIP: l.PerIP,
+		LimitDevice: l.PerDevice, LimitPrefix: l.PerPrefix}[name]
+	if max <= 0 || value == "" {
+		return LimitCheck{}, false
+	}
+	return LimitCheck{Name: name, Key: keys.LimitKey(name, limitValue(name, value)), Max: max, Window: l.Window}, true
 }
