@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -29,9 +31,11 @@ import (
 type captchaAnswer struct {
 	// Challenge is the token the page or the API gave.
 	Challenge string `json:"challenge"`
-	// Nonce answers the proof of work; Text the image.
+	// Nonce answers the proof of work; Text the image; Token is the
+	// response a provider's widget gave.
 	Nonce string `json:"nonce"`
 	Text  string `json:"text"`
+	Token string `json:"token"`
 }
 
 // provisionCaptcha sets up what the CAPTCHA needs from the store.
@@ -49,6 +53,13 @@ func (h *Handler) provisionCaptcha(*provisioning) error {
 	}
 	h.familiar = otp.Familiarity{Cache: lc, Keys: h.keys}
 	h.once = once
+	if _, ok := h.provider(); ok {
+		secret, err := caddy.NewReplacer().ReplaceOrErr(h.Captcha.Secret, true, true)
+		if err != nil {
+			return onOption("captcha", fmt.Errorf("captcha secret: %w: is the variable set?", err))
+		}
+		h.captchaSecret = secret
+	}
 	return nil
 }
 
@@ -79,6 +90,9 @@ func (h *Handler) captchaDifficulty(r risk) (int, bool) {
 			return 0, false
 		}
 	}
+	if _, ok := h.provider(); ok {
+		return 0, true
+	}
 	base := cmp.Or(h.Captcha.Difficulty, DefaultPowDifficulty)
 	return base + min(2*max(n-1, 0), 8), true
 }
@@ -93,6 +107,9 @@ func (h *Handler) newCaptcha(v *visit, difficulty int) *pages.Captcha {
 	token, _, err := h.keys.IssueCaptcha(difficulty, h.captchaBinding(v), h.clock.Now())
 	if err != nil {
 		return nil
+	}
+	if p, ok := h.provider(); ok {
+		return &pages.Captcha{Kind: h.Captcha.Type, Challenge: token, SiteKey: h.Captcha.SiteKey, Script: p.script, Class: p.class}
 	}
 	return &pages.Captcha{
 		Kind:       "pow",
@@ -149,7 +166,11 @@ func (h *Handler) captchaGate(ctx context.Context, v *visit, logFields []zap.Fie
 		zap.String("reason", reason), zap.Int("difficulty", d))...)
 	data := v.msg(reason)
 	data.Captcha = h.newCaptcha(v, d)
-	return r, h.withChallenge(v, o, http.StatusForbidden, data, data), true
+	status := http.StatusForbidden
+	if reason == "captcha_unavailable" {
+		status = http.StatusServiceUnavailable
+	}
+	return r, h.withChallenge(v, o, status, data, data), true
 }
 
 // checkCaptcha checks v's answer against a challenge of at least
@@ -178,6 +199,17 @@ func (h *Handler) checkCaptcha(ctx context.Context, v *visit, difficulty int) (s
 	case c.Difficulty < difficulty:
 		// Made for a lower risk than the send has now.
 		return "captcha_required", nil
+	}
+	if p, ok := h.provider(); ok {
+		passed, err := h.verifyProvider(ctx, p, a.Token, clientIP(v.r))
+		switch {
+		case err != nil:
+			h.logger.Error("CAPTCHA provider could not be asked: send refused", zap.String("provider", h.Captcha.Type), zap.Error(err))
+			return "captcha_unavailable", nil
+		case passed:
+			return "", nil
+		}
+		return "captcha_wrong", nil
 	}
 	if pow.Check(a.Challenge, a.Nonce, c.Difficulty) {
 		return "", nil
@@ -219,6 +251,9 @@ func (h *Handler) apiCaptcha(v *visit, page string, data pages.Data) map[string]
 	}
 	if c == nil {
 		return nil
+	}
+	if c.SiteKey != "" {
+		return map[string]any{"kind": c.Kind, "challenge": c.Challenge, "provider": c.Kind, "site_key": c.SiteKey}
 	}
 	return map[string]any{"kind": c.Kind, "challenge": c.Challenge, "difficulty": c.Difficulty, "image_url": c.ImageURL}
 }

@@ -130,8 +130,9 @@ type Handler struct {
 	revocationWarned *atomic.Int64
 
 	// familiar and once keep what the CAPTCHA needs (captcha.go).
-	familiar otp.Familiarity
-	once     otp.OnceStore
+	familiar      otp.Familiarity
+	once          otp.OnceStore
+	captchaSecret string
 }
 
 // IdentityOptions are where the signed-in user, their session and their phone

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -35,7 +36,8 @@ func readForm(w http.ResponseWriter, r *http.Request) (postRequest, bool) {
 	f := r.PostForm
 	return postRequest{CSRF: f.Get("csrf"), Code: f.Get("code"), Return: f.Get("r"), Lang: f.Get("lang"),
 		Phone: f.Get("phone"), Reset: f.Get("reset") != "",
-		Captcha: captchaAnswer{Challenge: f.Get("captcha_challenge"), Nonce: f.Get("captcha_pow"), Text: f.Get("captcha_text")}}, true
+		Captcha: captchaAnswer{Challenge: f.Get("captcha_challenge"), Nonce: f.Get("captcha_pow"), Text: f.Get("captcha_text"),
+			Token: cmp.Or(f.Get("cf-turnstile-response"), f.Get("h-captcha-response"), f.Get("g-recaptcha-response"))}}, true
 }
 
 // readJSON reads a JSON POST (an empty body is an empty request); false

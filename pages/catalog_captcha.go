@@ -13,6 +13,8 @@ var captchaCatalogs = map[string]map[string]string{
 		"captcha_wrong":       "That check did not pass. Try again with the new one below.",
 		"captcha_expired":     "That check expired. Try again with the new one below.",
 		"captcha_used":        "That check was already used. Try again with the new one below.",
+		"captcha_widget_lead": "Before we send a code, complete the check below.",
+		"captcha_unavailable": "We could not check this request right now, so no code was sent. Try again in a few minutes.",
 	},
 	"ja": {
 		"captcha_working":     "コードを送信する前に、このブラウザーを確認しています…",
@@ -24,6 +26,8 @@ var captchaCatalogs = map[string]map[string]string{
 		"captcha_wrong":       "確認に失敗しました。下の新しい確認でもう一度お試しください。",
 		"captcha_expired":     "確認の有効期限が切れました。下の新しい確認でもう一度お試しください。",
 		"captcha_used":        "この確認はすでに使われています。下の新しい確認でもう一度お試しください。",
+		"captcha_widget_lead": "コードを送信する前に、下の確認を完了してください。",
+		"captcha_unavailable": "現在この操作を確認できないため、コードは送信されませんでした。数分後にもう一度お試しください。",
 	},
 }
 

@@ -329,4 +329,9 @@ type Captcha struct {
 	Challenge  string
 	Difficulty int
 	ImageURL   string
+	// SiteKey, Script and Class load a provider's widget (Kind
+	// turnstile, hcaptcha or recaptcha) instead.
+	SiteKey string
+	Script  string
+	Class   string
 }
