@@ -22,6 +22,8 @@ func TestCaddyfileCaptchaOptions(t *testing.T) {
 			CaptchaOptions{Captcha: &CaptchaConfig{Type: "pow", Difficulty: 18}, CaptchaWhen: "always"}, nil},
 		{"captcha_when never without a captcha", []string{"captcha_when never"}, CaptchaOptions{CaptchaWhen: "never"}, nil},
 		{"limits device", []string{"limits {", "device 7", "}"}, CaptchaOptions{}, &seven},
+		{"captcha recaptcha with its keys, an endpoint and a score", []string{"captcha recaptcha {", "site_key sk", "secret {env.RECAPTCHA_SECRET}", "verify_url https://captcha.internal/siteverify", "min_score 0.5", "}"},
+			CaptchaOptions{Captcha: &CaptchaConfig{Type: "recaptcha", SiteKey: "sk", Secret: "{env.RECAPTCHA_SECRET}", VerifyURL: "https://captcha.internal/siteverify", MinScore: 0.5}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -43,11 +45,14 @@ func TestCaddyfileCaptchaOptions(t *testing.T) {
 		at    string
 		words []string
 	}{
-		{"a captcha kind it doesn't know", []string{"captcha_when risky", "captcha friendly"}, "Testfile:5", []string{`captcha "friendly"`, "expected pow"}},
+		{"a captcha kind it doesn't know", []string{"captcha_when risky", "captcha friendly"}, "Testfile:5", []string{`captcha "friendly"`, "expected pow, turnstile, hcaptcha or recaptcha"}},
 		{"a difficulty too hard for a phone", []string{"captcha pow {", "difficulty 30", "}"}, "Testfile:5", []string{"captcha difficulty 30", "expected a whole number of bits from 1 to 20"}},
 		{"a difficulty that is not a number", []string{"captcha pow {", "difficulty hard", "}"}, "Testfile:5", []string{`captcha difficulty "hard"`}},
 		{"captcha_when with a word it doesn't know", []string{"captcha", "captcha_when sometimes"}, "Testfile:5", []string{`captcha_when "sometimes"`, "expected always, risky or never"}},
 		{"captcha_when risky without a captcha", []string{"captcha_when risky"}, "Testfile:4", []string{"expected a captcha too"}},
+		{"a provider without its secret", []string{"captcha hcaptcha {", "site_key sk", "}"}, "Testfile:4", []string{"captcha hcaptcha: expected site_key and secret"}},
+		{"min_score on turnstile", []string{"captcha turnstile {", "site_key sk", "secret s", "min_score 0.5", "}"}, "Testfile:7", []string{"captcha min_score 0.5", "recaptcha (v3) only"}},
+		{"a verify_url that is not a URL", []string{"captcha turnstile {", "site_key sk", "secret s", "verify_url ftp.example", "}"}, "Testfile:7", []string{`captcha verify_url "ftp.example"`, "expected an https:// URL"}},
 		{"a negative device limit", []string{"limits {", "device -1", "}"}, "Testfile:5", []string{"limits.device -1", "expected a whole number from 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
