@@ -77,6 +77,9 @@ func (h *Handler) apiBody(v *visit, status int, page string, data pages.Data) ma
 			out["delivery"] = data.Delivery
 		}
 	}
+	if c := h.apiCaptcha(v, page, data); c != nil {
+		out["captcha"] = c
+	}
 	if v.api && v.identity != "" && (page == pages.Send || page == pages.Code || page == pages.Enroll) {
 		out["csrf"] = h.csrfToken(v)
 		out["code_length"] = h.service.Config().CodeLength

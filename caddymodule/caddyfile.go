@@ -152,7 +152,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "lookup", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
-	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway"}
+	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "captcha", "captcha_when", "store", "gateway"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -321,6 +321,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					h.Limits.Identity = &n
 				case "ip":
 					h.Limits.IP = &n
+				case "device":
+					h.Limits.Device = &n
 				case "prefix":
 					h.Limits.Prefix = &n
 				case "country":
@@ -328,7 +330,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				case "daily_budget":
 					h.Limits.DailyBudget = &n
 				default:
-					return d.Errf("unknown limit %q: expected phone, identity, ip, prefix, country, daily_budget or window", sub)
+					return d.Errf("unknown limit %q: expected phone, identity, ip, device, prefix, country, daily_budget or window", sub)
 				}
 			}
 		case "service_name":
@@ -358,6 +360,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Templates, err = oneArg(d)
 		case "brand":
 			h.Brand, err = parseBrand(d, h.caddyfileAt)
+		case "captcha", "captcha_when":
+			err = h.parseCaptchaOption(d, opt)
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":

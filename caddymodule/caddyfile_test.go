@@ -472,9 +472,9 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 			at:    "Testfile:5",
 			words: []string{
 				`unknown sms_stepup option "colour"`,
-				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, phone_file_refresh, phone_source, phone_source_cache, enroll, max_identities_per_number, path_prefix, realm, login_url, code_length, " +
+				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, phone_file_refresh, phone_source, phone_source_cache, lookup, enroll, max_identities_per_number, path_prefix, realm, login_url, code_length, " +
 					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, route, revocation_refresh, upstream_headers, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
-					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, store, gateway",
+					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, captcha, captcha_when, store, gateway",
 			},
 		},
 		{

@@ -70,6 +70,7 @@ type Handler struct {
 	MessageOptions
 	PageOptions
 	DeliveryOptions
+	CaptchaOptions
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
@@ -128,6 +129,11 @@ type Handler struct {
 	// When the last warning that revocations can't be read was logged
 	// (Unix nanoseconds of h.clock).
 	revocationWarned *atomic.Int64
+
+	// familiar and once keep what the CAPTCHA needs (captcha.go).
+	familiar      otp.Familiarity
+	once          otp.OnceStore
+	captchaSecret string
 }
 
 // IdentityOptions are where the signed-in user, their session and their phone
@@ -347,6 +353,9 @@ type LimitsConfig struct {
 	// Codes per client IP (Caddy's client IP, which honours
 	// trusted_proxies; an IPv6 client by its /64) per window. Default: 20.
 	IP *int `json:"ip,omitempty"`
+	// Device is the most codes sent from one browser (its signed device
+	// cookie) per window. Off unless set.
+	Device *int `json:"device,omitempty"`
 	// Codes per number prefix (all but the last 4 digits) per window: SMS
 	// pumping walks through a range. Default: 20.
 	Prefix *int `json:"prefix,omitempty"`
@@ -368,7 +377,7 @@ func (l *LimitsConfig) sendLimits() otp.SendLimits {
 	for _, f := range []struct {
 		v   *int
 		dst *int
-	}{{l.Phone, &out.PerPhone}, {l.Identity, &out.PerIdentity}, {l.IP, &out.PerIP}, {l.Prefix, &out.PerPrefix},
+	}{{l.Phone, &out.PerPhone}, {l.Identity, &out.PerIdentity}, {l.IP, &out.PerIP}, {l.Device, &out.PerDevice}, {l.Prefix, &out.PerPrefix},
 		{l.Country, &out.PerCountryHour}, {l.DailyBudget, &out.DailyBudget}} {
 		if f.v != nil {
 			*f.dst = *f.v

@@ -48,7 +48,10 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return h.methodNotAllowed(v, "GET, HEAD")
 		}
+		h.ensureDevice(v)
 		return h.showPage(v, q.Get("m"), q.Get("n"))
+	case sub == "/captcha.png":
+		return h.captchaImage(v, q.Get("c"))
 	case sub == "/change":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return h.methodNotAllowed(v, "GET, HEAD")

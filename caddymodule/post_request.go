@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,6 +19,8 @@ type postRequest struct {
 	// Phone and Reset are the enrolment's (form and api/enroll).
 	Phone string `json:"phone"`
 	Reset bool   `json:"reset"`
+	// Captcha answers the CAPTCHA a risky send needs (captcha.go).
+	Captcha captchaAnswer `json:"captcha"`
 }
 
 // maxPostBody bounds what a POST may send.
@@ -32,7 +35,9 @@ func readForm(w http.ResponseWriter, r *http.Request) (postRequest, bool) {
 	}
 	f := r.PostForm
 	return postRequest{CSRF: f.Get("csrf"), Code: f.Get("code"), Return: f.Get("r"), Lang: f.Get("lang"),
-		Phone: f.Get("phone"), Reset: f.Get("reset") != ""}, true
+		Phone: f.Get("phone"), Reset: f.Get("reset") != "",
+		Captcha: captchaAnswer{Challenge: f.Get("captcha_challenge"), Nonce: f.Get("captcha_pow"), Text: f.Get("captcha_text"),
+			Token: cmp.Or(f.Get("cf-turnstile-response"), f.Get("h-captcha-response"), f.Get("g-recaptcha-response"))}}, true
 }
 
 // readJSON reads a JSON POST (an empty body is an empty request); false

@@ -59,6 +59,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"carrier lookup", false, h.provisionLookup},
 		{"gateway", false, h.provisionGateway},
 		{"service", false, h.provisionService},
+		{"captcha", false, h.provisionCaptcha},
 	} {
 		if err := step.run(p); err != nil {
 			if step.prefix {

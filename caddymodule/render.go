@@ -136,6 +136,9 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	data.Return = v.ret
 	if page == pages.Send || page == pages.Code {
 		data.Action = h.actionText(v)
+		if data.Captcha == nil {
+			data.Captcha = h.pageCaptcha(v)
+		}
 	}
 	data.CSRF = h.csrfToken(v)
 	data.CodeLength = cfg.CodeLength
@@ -145,7 +148,9 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	}
 	data.OtherLabel = pages.LangName(data.OtherLang)
 	data.OtherURL = h.PathPrefix + "/?r=" + urlQueryEscape(v.ret) + "&lang=" + data.OtherLang
-	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	widget := h.captchaScriptSources() // a CAPTCHA provider's origins, only when one is configured
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'"+widget+"; script-src 'nonce-"+nonce+"'"+widget+
+		"; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"+h.captchaCSP())
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Language", v.lang)
 	v.w.WriteHeader(status)

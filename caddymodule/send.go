@@ -38,6 +38,15 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 			return h.noPhone(v, err)
 		}
 	}
+	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r)), h.deviceField(v)}
+	rk, refused, gated := h.captchaGate(ctx, v, logFields)
+	if gated {
+		return refused
+	}
+	if h.Captcha != nil {
+		logFields = append(logFields, rk.field())
+	}
+	// After the CAPTCHA: a carrier lookup costs money, a bot's answer not.
 	if o := h.carrierGate(ctx, v, phone, enrolling, false); o != nil {
 		return *o
 	}
@@ -49,15 +58,16 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 		Locale:      v.lang,
 		Voice:       voice,
 		ClientIP:    clientIP(v.r),
+		Device:      v.device,
 		Action:      h.actionText(v),
 	})
-	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r))}
 	if phone.AllowListed {
 		logFields = append(logFields, zap.String("policy", "allow_list"))
 	}
 	if err != nil {
 		return h.sendRefused(v, res, err, voice, logFields)
 	}
+	h.rememberSend(ctx, v)
 	o := outcome{}
 	o.audit(zapcore.InfoLevel, "code sent", "send", append(logFields, zap.String("challenge", shortID(res.Challenge)), zap.Bool("voice", voice),
 		zap.Bool("resend", res.Resent), zap.Int("sends", res.Challenge.Sends), zap.String("gateway", res.Receipt.Gateway))...)

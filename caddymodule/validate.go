@@ -45,7 +45,7 @@ func optionErrorf(option, format string, args ...any) error {
 // same checks and the same messages.
 func (h *Handler) Validate() error {
 	for _, check := range []func() error{
-		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup,
+		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup, h.validateCaptcha,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -143,7 +143,7 @@ func (h *Handler) intValues() []intValue {
 		{"max_identities_per_number", &h.MaxIdentitiesPerNumber}, {"max_segments", &h.MaxSegments}, {"max_calls", &h.MaxCalls},
 	}
 	if l := h.Limits; l != nil {
-		v = append(v, []intValue{{"limits.phone", l.Phone}, {"limits.identity", l.Identity}, {"limits.ip", l.IP}, {"limits.prefix", l.Prefix},
+		v = append(v, []intValue{{"limits.phone", l.Phone}, {"limits.identity", l.Identity}, {"limits.ip", l.IP}, {"limits.device", l.Device}, {"limits.prefix", l.Prefix},
 			{"limits.country", l.Country}, {"limits.daily_budget", l.DailyBudget}}...)
 	}
 	return v

@@ -36,7 +36,7 @@ func (h *Handler) decideVerify(ctx context.Context, v *visit) outcome {
 		ChallengeID: id,
 		Code:        v.req.Code,
 	})
-	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("challenge", shortString(id)), zap.String("client_ip", clientIP(v.r))}
+	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("challenge", shortString(id)), zap.String("client_ip", clientIP(v.r)), h.deviceField(v)}
 	o := outcome{}
 	if errors.Is(err, otp.ErrMalformedCode) {
 		o.audit(zapcore.InfoLevel, "verify refused: not a code of the right length", "verify", append(logFields, zap.String("result", "malformed"))...)
@@ -86,6 +86,7 @@ func (h *Handler) verified(ctx context.Context, v *visit, sentTo *otp.Challenge,
 	if err != nil {
 		return outcome{failure: err}
 	}
+	h.rememberVerified(ctx, v)
 	o.audit(zapcore.InfoLevel, "step-up verified", "verify", append(logFields, zap.String("result", "ok"))...)
 	o.setCookie(tokenCookie, token, h.tokens.TTL(), http.SameSiteLaxMode)
 	o.clearChallenge()

@@ -26,6 +26,9 @@ type visit struct {
 	api bool
 	// req is what a POST sent, read from its form or its JSON body.
 	req postRequest
+	// device is the id of the browser's valid device cookie, or ""
+	// (device.go).
+	device string
 }
 
 // msg is page data carrying one message of the visitor's language.
@@ -42,6 +45,7 @@ func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.R
 		sessionHash: h.sessionHash(r, repl),
 		lang:        pages.Lang(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")),
 		ret:         "/",
+		device:      h.deviceOf(r),
 	}
 }
 

@@ -38,6 +38,10 @@ type Keys struct {
 	// (lookup.go).
 	lookup     []byte
 	lookupSeal cipher.AEAD
+	// device signs device cookies and hashes device ids for logs;
+	// captcha signs CAPTCHA challenges and picks image texts (captcha.go).
+	device  []byte
+	captcha []byte
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -80,6 +84,8 @@ func DeriveKeys(root []byte) (*Keys, error) {
 
 		lookup:     derive("lookup"),
 		lookupSeal: lookupSeal,
+		device:     derive("device"),
+		captcha:    derive("captcha"),
 	}, nil
 }
 

@@ -16,6 +16,7 @@ const (
 	LimitPhone       = "phone"
 	LimitIdentity    = "identity"
 	LimitIP          = "ip"
+	LimitDevice      = "device"
 	LimitPrefix      = "prefix"
 	LimitCountry     = "country"
 	LimitDailyBudget = "daily_budget"
@@ -114,6 +115,9 @@ type SendLimits struct {
 	PerIdentity int
 	PerIP       int
 	PerPrefix   int
+	// PerDevice is counted per Window for the browser's signed device
+	// cookie (a send with none skips it, and counts as a new device).
+	PerDevice int
 	// PerCountryHour counts per destination region (per calling code for
 	// numbers with no region, such as +882), per hour.
 	PerCountryHour int
@@ -127,6 +131,9 @@ type SendLimits struct {
 // DefaultSendLimits are generous for people and tight for bots: per hour, 5
 // codes to one phone, 10 for one identity, 20 from one client address, 20
 // to one number prefix, 500 to one country; and 10,000 codes a day in all.
+// The per-device limit is off until set: clients that keep no cookies (most
+// scripts) are not counted by it, and those that do, such as load tests
+// with limits switched off, would be stopped by a default they never set.
 func DefaultSendLimits() SendLimits {
 	return SendLimits{
 		PerPhone:       5,
@@ -146,13 +153,13 @@ func (l SendLimits) Validate() error {
 		n    int
 	}{
 		{"per_phone", l.PerPhone}, {"per_identity", l.PerIdentity}, {"per_ip", l.PerIP},
-		{"per_prefix", l.PerPrefix}, {"per_country_hour", l.PerCountryHour}, {"daily_budget", l.DailyBudget},
+		{"per_prefix", l.PerPrefix}, {"per_device", l.PerDevice}, {"per_country_hour", l.PerCountryHour}, {"daily_budget", l.DailyBudget},
 	} {
 		if v.n < 0 {
 			return fmt.Errorf("send limit %s %d: expected 0 (off) or more", v.name, v.n)
 		}
 	}
-	windowed := l.PerPhone > 0 || l.PerIdentity > 0 || l.PerIP > 0 || l.PerPrefix > 0
+	windowed := l.PerPhone > 0 || l.PerIdentity > 0 || l.PerIP > 0 || l.PerPrefix > 0 || l.PerDevice > 0
 	if windowed && (l.Window < time.Minute || l.Window > 24*time.Hour) {
 		return fmt.Errorf("send limit window %s: expected a minute to 24 hours", l.Window)
 	}
@@ -164,7 +171,13 @@ func (l SendLimits) Validate() error {
 // that a narrow limit refuses never touches the budget every other send
 // needs. Every key is a keyed hash of its value.
 func (l SendLimits) Checks(keys *Keys, phone Phone, identity, clientIP string) []LimitCheck {
-	out := make([]LimitCheck, 0, 6)
+	return l.ChecksFrom(keys, phone, identity, clientIP, "")
+}
+
+// ChecksFrom is Checks with the sending browser's device id as well
+// (empty: none, and no per-device check).
+func (l SendLimits) ChecksFrom(keys *Keys, phone Phone, identity, clientIP, device string) []LimitCheck {
+	out := make([]LimitCheck, 0, 7)
 	add := func(name, value string, max int, window time.Duration) {
 		if max > 0 {
 			out = append(out, LimitCheck{Name: name, Key: keys.LimitKey(name, limitValue(name, value)), Max: max, Window: window})
@@ -174,6 +187,9 @@ func (l SendLimits) Checks(keys *Keys, phone Phone, identity, clientIP string) [
 	add(LimitIdentity, identity, l.PerIdentity, l.Window)
 	if clientIP != "" {
 		add(LimitIP, clientIP, l.PerIP, l.Window)
+	}
+	if device != "" {
+		add(LimitDevice, device, l.PerDevice, l.Window)
 	}
 	add(LimitPrefix, numberPrefix(phone.E164), l.PerPrefix, l.Window)
 	add(LimitCountry, phoneCountry(phone), l.PerCountryHour, time.Hour)
@@ -237,4 +253,16 @@ func phoneCountry(p Phone) string {
 		return r
 	}
 	return "+" + strconv.Itoa(int(num.GetCountryCode()))
+}
+
+// CheckOf is the check that counts value under the limit name (one of
+// the per-window limits), as Checks makes it; ok is false when that limit
+// is off. Risk judgements read its count (Store.LimitCount).
+func (l SendLimits) CheckOf(keys *Keys, name, value string) (c LimitCheck, ok bool) {
+	max := map[string]int{LimitPhone: l.PerPhone, LimitIdentity: l.PerIdentity, LimitIP: l.PerIP,
+		LimitDevice: l.PerDevice, LimitPrefix: l.PerPrefix}[name]
+	if max <= 0 || value == "" {
+		return LimitCheck{}, false
+	}
+	return LimitCheck{Name: name, Key: keys.LimitKey(name, limitValue(name, value)), Max: max, Window: l.Window}, true
 }

@@ -183,6 +183,9 @@ type SendRequest struct {
 	// trusted_proxies), never a raw X-Forwarded-For. Empty skips the
 	// per-address limit.
 	ClientIP string
+	// Device is the id of the browser's signed device cookie; empty
+	// skips the per-device limit.
+	Device string
 	// Action is what the code confirms, in Locale, for the SMS to name;
 	// "" when the route names none. It comes from configuration, never
 	// from the client.
@@ -288,7 +291,7 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Cha
 		CooldownBase: s.cfg.CooldownBase,
 		CooldownMax:  s.cfg.CooldownMax,
 		SendWindow:   s.cfg.SendWindow,
-		Limits:       s.cfg.Limits.Checks(s.keys, req.Phone, req.Subject, req.ClientIP),
+		Limits:       s.cfg.Limits.ChecksFrom(s.keys, req.Phone, req.Subject, req.ClientIP, req.Device),
 	}
 	if issue.Resend && !req.Voice {
 		fallback, err := newID(s.rand)

@@ -90,6 +90,8 @@ type Data struct {
 	Formatted string
 	Changing  bool
 	CanChange bool
+	// Captcha is the CAPTCHA a send from the page needs, if any.
+	Captcha *Captcha
 	// Other is the switch to the other language.
 	OtherLang  string
 	OtherLabel string
@@ -316,4 +318,20 @@ func Msg(lang, key string, args ...string) string {
 		s = strings.NewReplacer(args...).Replace(s)
 	}
 	return s
+}
+
+// Captcha is a CAPTCHA challenge as a page (and the JSON API) shows it.
+type Captcha struct {
+	// Kind is pow: the page's script solves a proof of work of
+	// Difficulty leading zero bits over Challenge, and a page without
+	// JavaScript shows the image at ImageURL instead.
+	Kind       string
+	Challenge  string
+	Difficulty int
+	ImageURL   string
+	// SiteKey, Script and Class load a provider's widget (Kind
+	// turnstile, hcaptcha or recaptcha) instead.
+	SiteKey string
+	Script  string
+	Class   string
 }

@@ -42,6 +42,9 @@ type Store struct {
 	// lookups holds phone-source answers (lookups.go).
 	lookups lookupCache
 
+	// claims holds the single uses of CAPTCHA answers (once.go).
+	claims onceClaims
+
 	// breaker holds the conversion breaker's counts and blocks (breaker.go).
 	breaker breaker
 
@@ -126,6 +129,7 @@ func (s *Store) Sweep(now time.Time) {
 	}
 	s.sweepLimits(now)
 	s.sweepLookups(now)
+	s.sweepClaims(now)
 	s.sweepBreaker(now)
 }
 
