@@ -44,6 +44,9 @@ type Config struct {
 	// Breaker is the conversion breaker (breaker.go); zero is off. The
 	// store must then be a BreakerStore.
 	Breaker BreakerPolicy
+	// History is how long and how much send history is kept
+	// (history.go); a store that is no HistoryStore keeps none.
+	History HistoryPolicy
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -72,6 +75,7 @@ func DefaultConfig() Config {
 		ServiceName: "Step-up",
 		MaxCalls:    2,
 		Limits:      DefaultSendLimits(),
+		History:     HistoryPolicy{Retention: DefaultHistoryRetention, MaxPerList: DefaultHistoryMax},
 	}
 }
 
@@ -104,6 +108,9 @@ func (c Config) Validate() error {
 	if err := c.Breaker.Validate(); err != nil {
 		return err
 	}
+	if err := c.History.Validate(); err != nil {
+		return err
+	}
 	return c.Limits.Validate()
 }
 
@@ -121,6 +128,8 @@ type Service struct {
 
 	// breaker keeps the conversion breaker's counts; nil when it is off.
 	breaker BreakerStore
+	// history keeps the send history; nil when none is kept.
+	history HistoryStore
 
 	// voice is the gateway's voice capability, nil when it cannot call.
 	voice Caller
@@ -155,9 +164,14 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 			return nil, fmt.Errorf("%w (the store is a %T)", ErrNoBreakerStore, store)
 		}
 	}
+	var history HistoryStore
+	if cfg.History.On() {
+		history, _ = store.(HistoryStore)
+	}
 	// The name only routes delivery reports, which the service does not take.
 	voice := CapabilitiesOf("", gateway).Voice
-	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, gateway: gateway, voice: voice, keys: keys, clock: clock, rand: random}, nil
+	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, history: history, gateway: gateway, voice: voice,
+		keys: keys, clock: clock, rand: random}, nil
 }
 
 // Config returns the service's rules.
@@ -196,7 +210,7 @@ type SendResult struct {
 	Resent    bool
 }
 
-// Send makes a code, stores its MAC in a new or resent challenge while
+// send makes a code, stores its MAC in a new or resent challenge while
 // counting the send against the send limits (one atomic store step), and
 // sends it. A send that the identity's lock-out, its cooldown or a send
 // limit refuses changes nothing in the store and never reaches the gateway
@@ -208,7 +222,7 @@ type SendResult struct {
 // conversion breaker has blocked never reaches the gateway either
 // (*BlockedError): it is refused before the store's send, or, when a
 // concurrent send set the block meanwhile, just after it.
-func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
+func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if req.Voice && (s.voice == nil || req.ResendID == "") {
 		// Before the limits and the store: a call that cannot be made must
 		// not replace the code, spend a send or start the cooldown.
@@ -391,8 +405,8 @@ type VerifyInput struct {
 	Code        string
 }
 
-// Verify checks a code: one atomic count-compare-consume in the store.
-func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+// verify checks a code: one atomic count-compare-consume in the store.
+func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	code, ok := NormalizeCode(in.Code, s.cfg.CodeLength)
 	if !ok {
 		return VerifyResult{}, ErrMalformedCode

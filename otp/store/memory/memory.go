@@ -45,6 +45,9 @@ type Store struct {
 	// breaker holds the conversion breaker's counts and blocks (breaker.go).
 	breaker breaker
 
+	// history holds the send history (history.go).
+	history historyLists
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -127,6 +130,7 @@ func (s *Store) Sweep(now time.Time) {
 	s.sweepLimits(now)
 	s.sweepLookups(now)
 	s.sweepBreaker(now)
+	s.sweepHistory(now)
 }
 
 // Len reports how many identities and challenges are held (for tests and
