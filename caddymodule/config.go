@@ -70,6 +70,7 @@ type Handler struct {
 	MessageOptions
 	PageOptions
 	DeliveryOptions
+	HistoryOptions
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`

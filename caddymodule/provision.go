@@ -254,5 +254,6 @@ func (h *Handler) otpConfig() otp.Config {
 	}
 	cfg.Limits = h.Limits.sendLimits()
 	cfg.RevocationRefresh = time.Duration(h.RevocationRefresh)
+	cfg.History = h.historyPolicy()
 	return cfg
 }
