@@ -19,8 +19,11 @@ type Config struct {
 	MaxSends     int
 	CooldownBase time.Duration
 	CooldownMax  time.Duration
-	SendWindow   time.Duration
-	Failures     FailurePolicy
+	// CooldownJitter is the largest share of each cooldown added to it
+	// at random (0 to 1; backoff.go). Zero: cooldowns are exact.
+	CooldownJitter float64
+	SendWindow     time.Duration
+	Failures       FailurePolicy
 	// ServiceName appears in the SMS text.
 	ServiceName string
 	// Messages renders the SMS text. Nil: DefaultMessages.
@@ -102,6 +105,8 @@ func (c Config) Validate() error {
 			c.Failures.DelayBase, c.Failures.DelayMax, c.Failures.Window)
 	case c.CooldownBase <= 0 || c.CooldownMax < c.CooldownBase || c.SendWindow <= 0:
 		return fmt.Errorf("resend cooldown %s..%s: expected 0 < base <= max, and a send window", c.CooldownBase, c.CooldownMax)
+	case !validJitter(c.CooldownJitter):
+		return fmt.Errorf("resend jitter %g: expected 0 to %g", c.CooldownJitter, MaxCooldownJitter)
 	case c.RevocationRefresh < 0 || c.RevocationRefresh > MaxRevocationRefresh:
 		return fmt.Errorf("revocation_refresh %s: expected 0 (the default, %s) to %s", c.RevocationRefresh, DefaultRevocationRefresh, MaxRevocationRefresh)
 	}
@@ -281,6 +286,10 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Cha
 			return nil, err
 		}
 	}
+	jitter, err := drawJitter(s.rand, s.cfg.CooldownJitter)
+	if err != nil {
+		return nil, err
+	}
 	issue := IssueRequest{
 		Challenge: Challenge{
 			ID:          id,
@@ -294,15 +303,16 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Cha
 			ExpiresAt:   now.Add(s.cfg.CodeTTL),
 			MaxAttempts: s.cfg.MaxAttempts,
 		},
-		Resend:       req.ResendID != "",
-		Voice:        req.Voice,
-		MaxCalls:     s.cfg.MaxCalls,
-		Now:          now,
-		MaxSends:     s.cfg.MaxSends,
-		CooldownBase: s.cfg.CooldownBase,
-		CooldownMax:  s.cfg.CooldownMax,
-		SendWindow:   s.cfg.SendWindow,
-		Limits:       s.cfg.Limits.Checks(s.keys, req.Phone, req.Subject, req.ClientIP),
+		Resend:         req.ResendID != "",
+		Voice:          req.Voice,
+		MaxCalls:       s.cfg.MaxCalls,
+		Now:            now,
+		MaxSends:       s.cfg.MaxSends,
+		CooldownBase:   s.cfg.CooldownBase,
+		CooldownMax:    s.cfg.CooldownMax,
+		SendWindow:     s.cfg.SendWindow,
+		JitterPermille: jitter,
+		Limits:         s.cfg.Limits.Checks(s.keys, req.Phone, req.Subject, req.ClientIP),
 	}
 	if issue.Resend && !req.Voice {
 		fallback, err := newID(s.rand)

@@ -46,3 +46,11 @@ func TestHistorySweeperDropsExpiredLists(t *testing.T) {
 		t.Fatalf("after every retention: %d lists and %d entries, want none", lists, entries)
 	}
 }
+
+func TestBackoffConformance(t *testing.T) {
+	storetest.RunBackoff(t, func(t *testing.T) otp.Store {
+		s := memory.New(&clock{now: t0}, time.Hour)
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

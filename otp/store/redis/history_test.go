@@ -49,3 +49,17 @@ func TestHistoryListExpiresInRedis(t *testing.T) {
 		t.Errorf("%d keys (%v), want the two lists", n, err)
 	}
 }
+
+func TestBackoffConformanceOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	storetest.RunBackoff(t, func(t *testing.T) otp.Store { return redis.New(client, uniquePrefix()) })
+}
+
+func TestBackoffConformanceOnRedisCluster(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	client := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cluster.Addrs})
+	t.Cleanup(func() { client.Close() })
+	storetest.RunBackoff(t, func(t *testing.T) otp.Store { return redis.New(client, uniquePrefix()) })
+}
