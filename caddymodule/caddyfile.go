@@ -152,7 +152,7 @@ var blockOptions = []string{"identity", "headers_set_by", "session", "session_co
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "store", "gateway",
-	"history_retention", "history_max"}
+	"history_retention", "history_max", "resend_backoff"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -362,6 +362,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.GatewayRaw, err = guestModule(d, "sms_stepup.gateways", "gateway", "console")
 		case "history_retention", "history_max":
 			err = h.parseHistoryOption(d, opt)
+		case "resend_backoff":
+			err = h.parseResendBackoff(d)
 		default:
 			return d.Errf("unknown sms_stepup option %q: expected one of %s", opt, strings.Join(blockOptions, ", "))
 		}

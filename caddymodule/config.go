@@ -71,6 +71,7 @@ type Handler struct {
 	PageOptions
 	DeliveryOptions
 	HistoryOptions
+	BackoffOptions
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
