@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp/gateway/console"
@@ -109,5 +113,33 @@ func TestResendBackoffOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.words) || !strings.HasSuffix(err.Error(), ", at "+tc.at) {
 			t.Errorf("%q: %v; want %q at %s", tc.lines, err, tc.words, tc.at)
 		}
+	}
+}
+
+// TestReadmeResendBackoffExampleAdapts adapts the README's resend_backoff
+// block inside a site, so the README can't show one that fails to load.
+func TestReadmeResendBackoffExampleAdapts(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		if strings.HasPrefix(strings.TrimSpace(m[1]), "resend_backoff {") {
+			block = m[1]
+		}
+	}
+	if block == "" {
+		t.Fatal("the README has no caddyfile block starting with `resend_backoff {`")
+	}
+	indented := regexp.MustCompile("(?m)^").ReplaceAllString(strings.TrimSuffix(block, "\n"), "\t\t")
+	site := "example.com {\n\tsms_stepup /settings* {\n\t\tidentity {http.auth.user.id}\n\t\tphone {http.request.header.X-Phone}\n" + indented + "\n\t}\n}\n"
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(site), map[string]any{"filename": "README.md"})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("the README's resend_backoff does not adapt: %v %v\n%s", err, warnings, site)
+	}
+	if !strings.Contains(string(out), `"resend_backoff":{"base":30000000000,"jitter":0.25,"max":600000000000}`) {
+		t.Fatalf("the adapted config lacks the backoff:\n%s", out)
 	}
 }
