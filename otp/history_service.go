@@ -9,15 +9,18 @@ import (
 	"strings"
 )
 
-// Send wraps send (service.go) with its history entry: what was asked, and
-// how it went.
+// Send makes a code and sends it; send (service.go) says how a send is
+// decided, refused and counted. Each send, refused or not, also leaves an
+// entry in the send history when the service keeps one.
 func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
 	res, err := s.send(ctx, req)
 	s.recordSend(ctx, req, res, err)
 	return res, err
 }
 
-// Verify wraps verify (service.go) with its history entry.
+// Verify checks a code: one atomic count-compare-consume in the store
+// (verify, service.go). Each verification the store decided also leaves an
+// entry in the send history when the service keeps one.
 func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	var sent HistoryEntry
 	if s.history != nil {
