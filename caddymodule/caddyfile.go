@@ -152,7 +152,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "lookup", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
-	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "captcha", "captcha_when", "store", "gateway"}
+	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "captcha", "captcha_when", "store", "gateway",
+	"history_retention", "history_max", "resend_backoff"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -366,6 +367,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":
 			h.GatewayRaw, err = guestModule(d, "sms_stepup.gateways", "gateway", "console")
+		case "history_retention", "history_max":
+			err = h.parseHistoryOption(d, opt)
+		case "resend_backoff":
+			err = h.parseResendBackoff(d)
 		default:
 			return d.Errf("unknown sms_stepup option %q: expected one of %s", opt, strings.Join(blockOptions, ", "))
 		}

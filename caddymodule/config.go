@@ -71,6 +71,8 @@ type Handler struct {
 	PageOptions
 	DeliveryOptions
 	CaptchaOptions
+	HistoryOptions
+	BackoffOptions
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`

@@ -256,5 +256,7 @@ func (h *Handler) otpConfig() otp.Config {
 	}
 	cfg.Limits = h.Limits.sendLimits()
 	cfg.RevocationRefresh = time.Duration(h.RevocationRefresh)
+	cfg.History = h.historyPolicy()
+	h.applyBackoff(&cfg)
 	return cfg
 }

@@ -46,6 +46,7 @@ func optionErrorf(option, format string, args ...any) error {
 func (h *Handler) Validate() error {
 	for _, check := range []func() error{
 		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup, h.validateCaptcha,
+		h.validateHistory, h.validateBackoff,
 	} {
 		if err := check(); err != nil {
 			return err

@@ -64,6 +64,10 @@ type IssueRequest struct {
 	// same identity doubles it, up to CooldownMax.
 	CooldownBase time.Duration
 	CooldownMax  time.Duration
+	// JitterPermille lengthens this send's cooldown by that many
+	// thousandths of it (JitteredCooldown); the service draws it at
+	// random for each send (backoff.go).
+	JitterPermille int
 	// SendWindow is how long an identity's send count is remembered after
 	// its last send (and so how long cooldowns keep growing).
 	SendWindow time.Duration
@@ -77,6 +81,9 @@ type IssueRequest struct {
 func (r IssueRequest) Validate() error {
 	if (r.FallbackID != "" || len(r.FallbackMAC) > 0) && (!r.Resend || r.FallbackID == "" || len(r.FallbackMAC) == 0) {
 		return fmt.Errorf("issue %s: a fallback needs a resend, an id and a code MAC", r.Challenge.ID)
+	}
+	if r.JitterPermille < 0 || r.JitterPermille > MaxCooldownJitter*jitterScale {
+		return fmt.Errorf("issue %s: jitter %d thousandths, expected 0 to %d", r.Challenge.ID, r.JitterPermille, int(MaxCooldownJitter*jitterScale))
 	}
 	return LimitRequest{Checks: r.Limits}.Validate()
 }

@@ -19,8 +19,11 @@ type Config struct {
 	MaxSends     int
 	CooldownBase time.Duration
 	CooldownMax  time.Duration
-	SendWindow   time.Duration
-	Failures     FailurePolicy
+	// CooldownJitter is the largest share of each cooldown added to it
+	// at random (0 to 1; backoff.go). Zero: cooldowns are exact.
+	CooldownJitter float64
+	SendWindow     time.Duration
+	Failures       FailurePolicy
 	// ServiceName appears in the SMS text.
 	ServiceName string
 	// Messages renders the SMS text. Nil: DefaultMessages.
@@ -44,6 +47,9 @@ type Config struct {
 	// Breaker is the conversion breaker (breaker.go); zero is off. The
 	// store must then be a BreakerStore.
 	Breaker BreakerPolicy
+	// History is how long and how much send history is kept
+	// (history.go); a store that is no HistoryStore keeps none.
+	History HistoryPolicy
 }
 
 // MaxCodeTTL is the longest a code may live (NIST SP 800-63B 3.1.3.2 asks
@@ -72,6 +78,7 @@ func DefaultConfig() Config {
 		ServiceName: "Step-up",
 		MaxCalls:    2,
 		Limits:      DefaultSendLimits(),
+		History:     HistoryPolicy{Retention: DefaultHistoryRetention, MaxPerList: DefaultHistoryMax},
 	}
 }
 
@@ -98,10 +105,15 @@ func (c Config) Validate() error {
 			c.Failures.DelayBase, c.Failures.DelayMax, c.Failures.Window)
 	case c.CooldownBase <= 0 || c.CooldownMax < c.CooldownBase || c.SendWindow <= 0:
 		return fmt.Errorf("resend cooldown %s..%s: expected 0 < base <= max, and a send window", c.CooldownBase, c.CooldownMax)
+	case !validJitter(c.CooldownJitter):
+		return fmt.Errorf("resend jitter %g: expected 0 to %g", c.CooldownJitter, MaxCooldownJitter)
 	case c.RevocationRefresh < 0 || c.RevocationRefresh > MaxRevocationRefresh:
 		return fmt.Errorf("revocation_refresh %s: expected 0 (the default, %s) to %s", c.RevocationRefresh, DefaultRevocationRefresh, MaxRevocationRefresh)
 	}
 	if err := c.Breaker.Validate(); err != nil {
+		return err
+	}
+	if err := c.History.Validate(); err != nil {
 		return err
 	}
 	return c.Limits.Validate()
@@ -121,6 +133,8 @@ type Service struct {
 
 	// breaker keeps the conversion breaker's counts; nil when it is off.
 	breaker BreakerStore
+	// history keeps the send history; nil when none is kept.
+	history HistoryStore
 
 	// voice is the gateway's voice capability, nil when it cannot call.
 	voice Caller
@@ -155,9 +169,14 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 			return nil, fmt.Errorf("%w (the store is a %T)", ErrNoBreakerStore, store)
 		}
 	}
+	var history HistoryStore
+	if cfg.History.On() {
+		history, _ = store.(HistoryStore)
+	}
 	// The name only routes delivery reports, which the service does not take.
 	voice := CapabilitiesOf("", gateway).Voice
-	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, gateway: gateway, voice: voice, keys: keys, clock: clock, rand: random}, nil
+	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, history: history, gateway: gateway, voice: voice,
+		keys: keys, clock: clock, rand: random}, nil
 }
 
 // Config returns the service's rules.
@@ -199,7 +218,7 @@ type SendResult struct {
 	Resent    bool
 }
 
-// Send makes a code, stores its MAC in a new or resent challenge while
+// send makes a code, stores its MAC in a new or resent challenge while
 // counting the send against the send limits (one atomic store step), and
 // sends it. A send that the identity's lock-out, its cooldown or a send
 // limit refuses changes nothing in the store and never reaches the gateway
@@ -211,7 +230,7 @@ type SendResult struct {
 // conversion breaker has blocked never reaches the gateway either
 // (*BlockedError): it is refused before the store's send, or, when a
 // concurrent send set the block meanwhile, just after it.
-func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error) {
+func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if req.Voice && (s.voice == nil || req.ResendID == "") {
 		// Before the limits and the store: a call that cannot be made must
 		// not replace the code, spend a send or start the cooldown.
@@ -270,6 +289,10 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Cha
 			return nil, err
 		}
 	}
+	jitter, err := drawJitter(s.rand, s.cfg.CooldownJitter)
+	if err != nil {
+		return nil, err
+	}
 	issue := IssueRequest{
 		Challenge: Challenge{
 			ID:          id,
@@ -283,15 +306,16 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Cha
 			ExpiresAt:   now.Add(s.cfg.CodeTTL),
 			MaxAttempts: s.cfg.MaxAttempts,
 		},
-		Resend:       req.ResendID != "",
-		Voice:        req.Voice,
-		MaxCalls:     s.cfg.MaxCalls,
-		Now:          now,
-		MaxSends:     s.cfg.MaxSends,
-		CooldownBase: s.cfg.CooldownBase,
-		CooldownMax:  s.cfg.CooldownMax,
-		SendWindow:   s.cfg.SendWindow,
-		Limits:       s.cfg.Limits.ChecksFrom(s.keys, req.Phone, req.Subject, req.ClientIP, req.Device),
+		Resend:         req.ResendID != "",
+		Voice:          req.Voice,
+		MaxCalls:       s.cfg.MaxCalls,
+		Now:            now,
+		MaxSends:       s.cfg.MaxSends,
+		CooldownBase:   s.cfg.CooldownBase,
+		CooldownMax:    s.cfg.CooldownMax,
+		SendWindow:     s.cfg.SendWindow,
+		JitterPermille: jitter,
+		Limits:         s.cfg.Limits.ChecksFrom(s.keys, req.Phone, req.Subject, req.ClientIP, req.Device),
 	}
 	if issue.Resend && !req.Voice {
 		fallback, err := newID(s.rand)
@@ -394,8 +418,8 @@ type VerifyInput struct {
 	Code        string
 }
 
-// Verify checks a code: one atomic count-compare-consume in the store.
-func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+// verify checks a code: one atomic count-compare-consume in the store.
+func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	code, ok := NormalizeCode(in.Code, s.cfg.CodeLength)
 	if !ok {
 		return VerifyResult{}, ErrMalformedCode

@@ -158,6 +158,23 @@ toll-free number, a country not allowed ...) is refused with the reason.`,
 		run:    sendTest,
 		decode: decodeAs[sendTestResult],
 	},
+	{
+		name:  "history",
+		short: "Shows the sends and verifications of an identity or a number prefix",
+		long: `
+Lists, newest first, the codes sent to the identity (or to numbers of the
+prefix: the E.164 number without its last 4 digits) and how each went: sent,
+refused (cooldown, a send limit, the fraud guard, a lock-out ...) or failed
+at the gateway, and each code typed: ok, wrong_code, locked ... Numbers are
+masked; the store keeps nothing else (history_retention, 7 days by default;
+history_max entries per identity and per prefix, 1000 by default).`,
+		example: `  caddy sms-stepup history alice
+  caddy sms-stepup history --prefix +447700900 --since 1h
+  caddy sms-stepup history alice --json | jq '.entries[] | select(.outcome != "sent")'`,
+		takes:  map[string]need{"identity": optional, "prefix": optional, "since": optional},
+		run:    history,
+		decode: decodeAs[historyResult],
+	},
 }
 
 // actionNamed finds the action called name.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/spf13/cobra"
+
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 // TestActionsMakeTheCommandsAndRoutes: each entry of the table is a
@@ -26,8 +28,9 @@ func TestActionsMakeTheCommandsAndRoutes(t *testing.T) {
 		"reset-budget": "reset-budget",
 		"status":       "status [<identity>] [--locked <n>]",
 		"send-test":    "send-test --to <number> [--locale en|ja]",
+		"history":      "history [<identity>] [--prefix <prefix>] [--since <duration>]",
 	}
-	wantMethod := map[string]string{"status": http.MethodGet}
+	wantMethod := map[string]string{"status": http.MethodGet, "history": http.MethodGet}
 	for _, a := range actions {
 		t.Run(a.name+" is a subcommand and a route", func(t *testing.T) {
 			sub, _, err := cmd.Find([]string{a.name})
@@ -153,6 +156,10 @@ func TestResultsKeepTheirJSON(t *testing.T) {
 		{resetBudgetResult{Max: 50, UsedBefore: 7}, `{"max":50,"used_before":7}`},
 		{sendTestResult{Phone: "+81 90-****-3333", Gateway: "console", Status: "accepted"}, `{"phone":"+81 90-****-3333","gateway":"console","status":"accepted"}`},
 		{revokeResult{Identity: "alice", RevocationRefresh: "10s"}, `{"identity":"alice","not_before":"0001-01-01T00:00:00Z","revocation_refresh":"10s"}`},
+		{historyResult{Prefix: "+447700900", Retention: "168h0m0s", Entries: []otp.HistoryEntry{{Event: "send", Outcome: "refused", Reason: "cooldown",
+			Identity: "alice", Phone: "+44 7700 ***123", Challenge: "abcd1234"}}},
+			`{"prefix":"+447700900","since":"0001-01-01T00:00:00Z","retention":"168h0m0s","entries":[{"at":"0001-01-01T00:00:00Z","event":"send",` +
+				`"outcome":"refused","reason":"cooldown","identity":"alice","phone":"+44 7700 ***123","challenge":"abcd1234"}]}`},
 	} {
 		if got, err := json.Marshal(tc.res); err != nil || string(got) != tc.want {
 			t.Errorf("%T: %s, %v; want %s", tc.res, got, err, tc.want)

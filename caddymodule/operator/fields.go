@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
@@ -22,6 +24,9 @@ type request struct {
 	Locale   string `json:"locale,omitempty"`
 	// Locked is how many locked identities status lists.
 	Locked *int `json:"locked,omitempty"`
+	// Prefix and Since choose the history shown (history.go).
+	Prefix string `json:"prefix,omitempty"`
+	Since  string `json:"since,omitempty"`
 }
 
 // need is whether an action takes a field.
@@ -131,6 +136,25 @@ var fields = []*field{
 			return "", ""
 		},
 	},
+	{
+		name: "prefix", placeholder: "<prefix>", example: `"prefix": "+447700900"`,
+		help:  "The number `prefix` whose history to show: the E.164 number without its last 4 digits",
+		about: "the number prefix",
+		text:  func(r *request) *string { return &r.Prefix }, check: printable,
+	},
+	{
+		name: "since", placeholder: "<duration>", example: `"since": "1h"`,
+		help: "Show only what happened in the last `duration` (1h, 2d); default: the whole retention",
+		text: func(r *request) *string { return &r.Since }, check: sinceDuration,
+	},
+}
+
+// sinceDuration is a duration back from now, such as 1h or 2d.
+func sinceDuration(v string) (shown, want string) {
+	if d, err := caddy.ParseDuration(v); err != nil || d <= 0 {
+		return strconv.Quote(v), "a duration such as 1h or 2d"
+	}
+	return "", ""
 }
 
 // printable refuses what would garble a log line or an answer. It never

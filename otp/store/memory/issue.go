@@ -58,7 +58,7 @@ func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge
 	}
 	inc(&id.sends)
 	id.sendExpires = nanos(req.Now.Add(req.SendWindow))
-	id.nextSendAt = nanos(req.Now.Add(otp.Cooldown(int(id.sends), req.CooldownBase, req.CooldownMax)))
+	id.nextSendAt = nanos(req.Now.Add(otp.JitteredCooldown(int(id.sends), req.CooldownBase, req.CooldownMax, req.JitterPermille)))
 	return c.export(in.Subject, loc), nil
 }
 

@@ -48,6 +48,9 @@ type Store struct {
 	// breaker holds the conversion breaker's counts and blocks (breaker.go).
 	breaker breaker
 
+	// history holds the send history (history.go).
+	history historyLists
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -131,6 +134,7 @@ func (s *Store) Sweep(now time.Time) {
 	s.sweepLookups(now)
 	s.sweepClaims(now)
 	s.sweepBreaker(now)
+	s.sweepHistory(now)
 }
 
 // Len reports how many identities and challenges are held (for tests and

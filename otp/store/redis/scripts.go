@@ -84,8 +84,9 @@ end
 // challenge (the challenge again when there is none), then one counter per
 // send limit (see limitFunctions). ARGV now, resend, max_sends,
 // cooldown_base, cooldown_max, send_window, sid, ph, pm, mac, created, sent,
-// exp, max_attempts, voice, max_calls, dry, fallback_mac, then each limit's
-// window field and max. It refuses with the first of: the lock-out, the
+// exp, max_attempts, voice, max_calls, dry, fallback_mac, jitter (the
+// thousandths of the cooldown added to it: otp.JitteredCooldown), then each
+// limit's window field and max. It refuses with the first of: the lock-out, the
 // cooldown, the challenge (gone without a fallback, or past its sends or
 // calls), a limit at its max ({'limit', i}); and then nothing is written. A
 // dry run stops there, writing nothing, with {'ok', mode}: that is the
@@ -116,10 +117,10 @@ if resend then
 end
 local counters = {}
 for i = 5, #KEYS do counters[#counters + 1] = KEYS[i] end
-local full = first_full(counters, 19)
+local full = first_full(counters, 20)
 if full > 0 then return {'limit', full} end
 if dry then return {'ok', mode} end
-raise_all(counters, 19)
+raise_all(counters, 20)
 if mode == 'resend' then
   redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0)
   redis.call('HINCRBY', key, 'sends', 1)
@@ -134,7 +135,8 @@ end
 redis.call('PEXPIRE', key, exp - now)
 sends = sends + 1
 send_exp = now + tonumber(ARGV[6])
-next_send = now + doubling(sends - 1, tonumber(ARGV[4]), tonumber(ARGV[5]))
+local cooldown = doubling(sends - 1, tonumber(ARGV[4]), tonumber(ARGV[5]))
+next_send = now + cooldown + math.floor(cooldown * tonumber(ARGV[19]) / 1000)
 save_identity()
 return {'ok', mode, redis.call('HGETALL', key)}
 `)

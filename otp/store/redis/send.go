@@ -58,7 +58,7 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 		req.CooldownBase.Milliseconds(), req.CooldownMax.Milliseconds(), req.SendWindow.Milliseconds(),
 		c.SessionHash, c.PhoneHash, c.PhoneMasked, string(c.CodeMAC),
 		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts, flag(req.Voice), req.MaxCalls,
-		flag(dry), string(req.FallbackMAC)}
+		flag(dry), string(req.FallbackMAC), req.JitterPermille}
 	for _, l := range limits {
 		keys = append(keys, s.limitKey(l.Name, l.Key))
 		args = append(args, windowField(l.Bounds(req.Now)), l.Max)
