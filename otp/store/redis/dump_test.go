@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	mrand "math/rand/v2"
 	"regexp"
 	"strings"
@@ -166,7 +167,7 @@ func TestFullFlowDumpNamesNoIdentityAndExpiresAllButTheDurableKeys(t *testing.T)
 			}
 		}
 	}
-	for _, kind := range []string{"identity", "challenge", "not-before", "binding", "number index", "limit"} {
+	for _, kind := range []string{"identity", "challenge", "not-before", "binding", "number index", "limit", "history"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %s key in %q: the flow did not write what it should", kind, all)
 		}
@@ -189,6 +190,8 @@ func keyKind(k string) (kind string, durable bool) {
 		return "binding", true
 	case strings.HasPrefix(k, "flow:num:"):
 		return "number index", true
+	case strings.HasPrefix(k, "flow:hist:"):
+		return "history", false
 	}
 	return "unknown " + k, false
 }
@@ -217,6 +220,14 @@ func dumpKey(t *testing.T, client goredis.UniversalClient, k string) string {
 			t.Fatal(err)
 		}
 		dump += " " + v
+	case "zset":
+		members, err := client.ZRangeWithScores(ctx, k, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members {
+			dump += fmt.Sprintf(" %v=%v", m.Member, m.Score)
+		}
 	default:
 		t.Errorf("key %s is a %s, which the store never writes", k, typ)
 	}
