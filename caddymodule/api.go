@@ -84,6 +84,7 @@ func (h *Handler) apiBody(v *visit, status int, page string, data pages.Data) ma
 		out["csrf"] = h.csrfToken(v)
 		out["code_length"] = h.service.Config().CodeLength
 		enrollState(out, page, data)
+		h.addWaitingForm(v, out) // a form kept for after the step-up (replay_resume.go)
 	}
 	return out
 }

@@ -81,6 +81,9 @@ func init() {
 //			color    <rrggbb or "#rrggbb">
 //		}
 //		templates      <dir>
+//		replay         off
+//		replay_max_body <size, at most 1MiB, default 64KiB>
+//		app_triggered  <path>... | { <matcher> ... }
 //		store          <module> [...]
 //		gateway        <module> [...]
 //	}
@@ -153,7 +156,8 @@ var blockOptions = []string{"identity", "headers_set_by", "session", "session_co
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
 	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "captcha", "captcha_when", "store", "gateway",
-	"history_retention", "history_max", "resend_backoff"}
+	"history_retention", "history_max", "resend_backoff",
+	"replay", "replay_max_body", "app_triggered"}
 
 // UnmarshalCaddyfile parses the sms_stepup directive (see parseCaddyfile).
 // A named matcher is kept by name and resolved by parseCaddyfile, which
@@ -363,6 +367,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Brand, err = parseBrand(d, h.caddyfileAt)
 		case "captcha", "captcha_when":
 			err = h.parseCaptchaOption(d, opt)
+		case "replay", "replay_max_body", "app_triggered":
+			err = h.parseReplayOption(d, opt) // caddyfile_replay.go
 		case "store":
 			h.StoreRaw, err = guestModule(d, "sms_stepup.stores", "store", "memory")
 		case "gateway":

@@ -73,6 +73,7 @@ type Handler struct {
 	CaptchaOptions
 	HistoryOptions
 	BackoffOptions
+	ReplayOptions
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
@@ -136,6 +137,12 @@ type Handler struct {
 	familiar      otp.Familiarity
 	once          otp.OnceStore
 	captchaSecret string
+	// replays keeps form POSTs for after the step-up (replay.go); nil when
+	// the store can't.
+	replays otp.ReplayStore
+	// appTriggered are the requests whose upstream may ask for a step-up
+	// (app_triggered.go).
+	appTriggered caddyhttp.MatcherSets
 }
 
 // IdentityOptions are where the signed-in user, their session and their phone

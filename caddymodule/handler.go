@@ -41,6 +41,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if err != nil {
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
+		if h.appTriggeredMatch(r) {
+			h.tellAppOfStepUp(r, repl)
+			return h.serveAppTriggered(w, r, next, h.maxAge) // app_triggered.go
+		}
 		return next.ServeHTTP(w, r)
 	}
 	identity, session, err := h.signedIn(w, r, repl)
@@ -52,6 +56,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if token := cookieValue(r, h.cookieName(r, tokenCookie)); token != "" {
 		v, err := h.checkStepUp(r, token, identity, sessionHash, need.maxAge)
 		if err == nil {
+			if done, err := h.replayResubmission(w, r, identity, sessionHash); done {
+				blankPlaceholders(repl, first)
+				return err // the resume page's post of a kept form that can't be sent
+			}
 			// The hot path: a valid step-up. With upstream_headers the
 			// upstream learns who stepped up and when from request headers
 			// the handler sets itself (after removing any the client
@@ -59,6 +67,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// reverse_proxy copy every request header.
 			h.setPlaceholders(repl, &v, token)
 			h.setUpstreamHeaders(r.Header, &v, token)
+			if h.appTriggeredMatch(r) {
+				return h.serveAppTriggered(w, r, next, need.maxAge)
+			}
 			return next.ServeHTTP(w, r)
 		}
 		if errors.Is(err, errTokenRevoked) {
@@ -249,9 +260,14 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 	}
 	ret := "/"
 	notice := ""
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+	keptID, keptURL, kept := h.keepForm(w, r, repl, identity) // replay.go
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		ret = requestPath(r)
-	} else {
+	case kept:
+		// Kept for after the step-up, which comes back to it.
+		ret, notice = keptURL, "kept"
+	default:
 		// A form post without step-up can't be replayed after it; send the
 		// user back to the page they posted from and tell them.
 		ret = sameSiteReferer(r)
@@ -278,6 +294,9 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, repl *caddy.
 		}
 		if h.Enroll {
 			body["enroll_url"] = h.PathPrefix + "/api/enroll"
+		}
+		if kept {
+			body["replay"] = h.replayJSON(keptID, keptURL)
 		}
 		return json.NewEncoder(w).Encode(body)
 	}

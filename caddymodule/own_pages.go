@@ -52,6 +52,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 		return h.showPage(v, q.Get("m"), q.Get("n"))
 	case sub == "/captcha.png":
 		return h.captchaImage(v, q.Get("c"))
+	case sub == "/resume":
+		return h.resume(v) // replay_resume.go
 	case sub == "/change":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return h.methodNotAllowed(v, "GET, HEAD")
@@ -125,8 +127,8 @@ func (h *Handler) showPage(v *visit, sent, notice string) error {
 		}
 	}
 	data := pages.Data{}
-	if notice == "resubmit" {
-		data.Message, data.Status, data.Key = pages.Msg(v.lang, "resubmit"), "notice", "resubmit"
+	if notice == "resubmit" || notice == "kept" {
+		data.Message, data.Status, data.Key = pages.Msg(v.lang, notice), "notice", notice
 	}
 	return h.renderSend(v, http.StatusOK, data)
 }

@@ -55,6 +55,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"keys", false, h.provisionKeys},
 		{"scope", false, func(p *provisioning) error { return h.joinLoad(p.ctx, p.config) }},
 		{"load store", true, h.provisionStore},
+		{"replay", true, h.provisionReplay},
 		{"phone sources", false, h.provisionPhoneSources},
 		{"carrier lookup", false, h.provisionLookup},
 		{"gateway", false, h.provisionGateway},

@@ -117,6 +117,11 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	hdr := v.w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Referrer-Policy", "no-referrer")
+	if page == pages.Resume {
+		// The resubmitted form carries this site's Origin, as the
+		// user's first post did, for an application that checks it.
+		hdr.Set("Referrer-Policy", "same-origin")
+	}
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("X-Frame-Options", "DENY")
 	if v.api || (wantsJSON(v.r) && page != pages.Send && page != pages.Code) {

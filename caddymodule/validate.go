@@ -45,7 +45,7 @@ func optionErrorf(option, format string, args ...any) error {
 // same checks and the same messages.
 func (h *Handler) Validate() error {
 	for _, check := range []func() error{
-		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup, h.validateCaptcha,
+		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup, h.validateCaptcha, h.validateReplay,
 		h.validateHistory, h.validateBackoff,
 	} {
 		if err := check(); err != nil {

@@ -96,6 +96,7 @@ func (h *Handler) verified(ctx context.Context, v *visit, sentTo *otp.Challenge,
 	if purpose == purposeEnrol {
 		o.body["enrolled"] = true
 	}
+	h.resumeAfterStepUp(v, &o) // a kept form goes first (replay_resume.go)
 	return o
 }
 

@@ -42,6 +42,10 @@ type Keys struct {
 	// captcha signs CAPTCHA challenges and picks image texts (captcha.go).
 	device  []byte
 	captcha []byte
+	// replay and replaySeal keep form POSTs waiting for a step-up
+	// (replay.go).
+	replay     []byte
+	replaySeal cipher.AEAD
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -70,6 +74,10 @@ func DeriveKeys(root []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	replaySeal, err := newGCM(derive("replay-seal"))
+	if err != nil {
+		return nil, err
+	}
 	return &Keys{
 		receipt: receipt,
 		seal:    seal,
@@ -86,6 +94,8 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		lookupSeal: lookupSeal,
 		device:     derive("device"),
 		captcha:    derive("captcha"),
+		replay:     derive("replay"),
+		replaySeal: replaySeal,
 	}, nil
 }
 

@@ -26,10 +26,12 @@ const (
 	Error       = "error"
 	Unavailable = "unavailable"
 	Enroll      = "enroll"
+	// Resume sends a form kept during the step-up.
+	Resume = "resume"
 )
 
 // Names lists every page, for checks and tests.
-var Names = []string{Send, Code, Locked, Error, Unavailable, Enroll}
+var Names = []string{Send, Code, Locked, Error, Unavailable, Enroll, Resume}
 
 // Brand is how an operator makes the pages look like their service.
 type Brand struct {
@@ -92,6 +94,11 @@ type Data struct {
 	CanChange bool
 	// Captcha is the CAPTCHA a send from the page needs, if any.
 	Captcha *Captcha
+	// ResumeURL is where the resume page posts the kept form's id
+	// (ResumeField=ResumeID): the same-site path and query it was posted to.
+	ResumeURL   string
+	ResumeField string
+	ResumeID    string
 	// Other is the switch to the other language.
 	OtherLang  string
 	OtherLabel string
@@ -114,6 +121,8 @@ func (d Data) Heading() string {
 		return d.T["error_title"]
 	case Unavailable:
 		return d.T["unavailable_title"]
+	case Resume:
+		return d.T["resume_title"]
 	case Enroll:
 		if d.Changing {
 			return d.T["change_number"]
@@ -223,6 +232,7 @@ func SampleData(lang string) Data {
 		Message: Msg(lang, "wrong_code", "{n}", "4"), Key: "wrong_code", Status: "error", Remaining: 4, RetryIn: 30,
 		CodeLength: 6, Delivery: Msg(lang, "delivery_delivered"), DeliveryStatus: "notice", CanCall: true,
 		OtherLang: "ja", OtherLabel: "日本語", OtherURL: "/_stepup/?lang=ja", Formatted: "+81 90-1234-5678", CanChange: true,
+		ResumeURL: "/settings/password", ResumeField: "_stepup_replay", ResumeID: "id",
 	}
 }
 

@@ -41,6 +41,9 @@ type Store struct {
 
 	// lookups holds phone-source answers (lookups.go).
 	lookups lookupCache
+	// replays holds the forms kept for a step-up (replays.go), in the
+	// same shape as the lookups.
+	replays lookupCache
 
 	// claims holds the single uses of CAPTCHA answers (once.go).
 	claims onceClaims
@@ -133,6 +136,7 @@ func (s *Store) Sweep(now time.Time) {
 	s.sweepLimits(now)
 	s.sweepLookups(now)
 	s.sweepClaims(now)
+	s.sweepReplays(now)
 	s.sweepBreaker(now)
 	s.sweepHistory(now)
 }
