@@ -4,7 +4,7 @@
 // endpoints of the site at -url, as bots would: -bots identities (X-User,
 // believed from the trusted proxy, as bench/run's wrk is believed), each
 // from its own address (X-Forwarded-For, which Caddy honours from its
-// trusted proxy) and with its own number in one prefix (X-Phone). Each bot
+// trusted proxy) and with its own number in one range (X-Phone, +81 90-2...). Each bot
 // opens the step-up page once (for its CSRF token), then alternates POST
 // /send and POST /verify with a wrong code. Most sends are soon refused by
 // the limits (per identity, address, prefix, budget); every verify fails.
@@ -16,7 +16,8 @@
 //
 // Mint mode writes -mint tokens for users cold-0, cold-1, ... signed as
 // the plugin with signing_key -key signs them, in realm -realm: one line
-// "user token" each, for wrk's cold-cache script (bench/cold.lua).
+// "user token" each, for wrk's cold-cache script (bench/cold.lua); with
+// -user, one token for that user.
 package main
 
 import (
@@ -44,13 +45,14 @@ func main() {
 	rate := flag.Int("rate", 2000, "requests per second, in all")
 	duration := flag.Duration("duration", 10*time.Second, "how long to flood")
 	bots := flag.Int("bots", 500, "bot identities, each with its own address and number")
-	workers := flag.Int("workers", 32, "concurrent connections")
+	workers := flag.Int("workers", 128, "concurrent connections (open loop: enough for the rate at the latency Caddy gives)")
 	mint := flag.Int("mint", 0, "mint mode: write this many tokens and stop")
 	key := flag.String("key", "", "mint mode: the plugin's signing_key")
 	realm := flag.String("realm", "bench", "mint mode: the sites' realm")
+	user := flag.String("user", "", "mint mode: one token for this user only (with -mint 1)")
 	flag.Parse()
 	if *mint > 0 {
-		if err := mintTokens(os.Stdout, *mint, *key, *realm); err != nil {
+		if err := mintTokens(os.Stdout, *mint, *key, *realm, *user); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -61,8 +63,9 @@ func main() {
 	flood(*base, *rate, *duration, *bots, *workers)
 }
 
-// mintTokens writes n tokens for cold-0... as the plugin signs them.
-func mintTokens(w io.Writer, n int, key, realm string) error {
+// mintTokens writes n tokens for cold-0... (or for user) as the plugin
+// signs them.
+func mintTokens(w io.Writer, n int, key, realm, only string) error {
 	keys, err := otp.DeriveKeys([]byte(key))
 	if err != nil {
 		return fmt.Errorf("-key: %w", err)
@@ -76,6 +79,9 @@ func mintTokens(w io.Writer, n int, key, realm string) error {
 	now := time.Now()
 	for i := 0; i < n; i++ {
 		user := fmt.Sprint("cold-", i)
+		if only != "" {
+			user = only
+		}
 		tok, err := tokens.Issue(user, "", now)
 		if err != nil {
 			return err
@@ -101,7 +107,7 @@ func flood(base string, rate int, duration time.Duration, nbots, workers int) {
 	for i := range bots {
 		jar, _ := cookiejar.New(nil)
 		bots[i] = &bot{user: fmt.Sprint("bot-", i), ip: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255),
-			phone: fmt.Sprintf("+8170%08d", i), client: &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
+			phone: fmt.Sprintf("+81902%07d", i%10000000), client: &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	}
 	var mu sync.Mutex
