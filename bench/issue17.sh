@@ -237,7 +237,6 @@ i17_report() {
 		grep -v '^RESULT\|^SWEEP' "$WORK/million.txt" | fence
 		echo
 	fi
-	[ -f bench/notes-issue17.md ] && { cat bench/notes-issue17.md; echo; }
 	for f in refused cyc-new-1 cyc-old-1 cyc-new-2 cyc-old-2 sendcmds-new sendcmds-old; do
 		[ -f "$WORK/$f.txt" ] || continue
 		echo "\`$f\`:"
@@ -245,4 +244,5 @@ i17_report() {
 		gooutput "$f"
 		echo
 	done
+	[ -f bench/notes-issue17.md ] && { cat bench/notes-issue17.md; echo; }
 }
