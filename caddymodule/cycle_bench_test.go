@@ -55,6 +55,9 @@ var (
 )
 
 func cbBuild(b *testing.B) string {
+	if *cbCaddyBin != "" {
+		return *cbCaddyBin // another tree's build, to compare (bench/run)
+	}
 	root, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		b.Fatal(err)
@@ -111,12 +114,20 @@ http://localhost:{{http}} {
 }
 `
 
-func cbRun(b *testing.B, bin, store string) {
+// cbCaddy is a Caddy process of cbCaddyfile, started by cbStart.
+type cbCaddy struct {
+	base, admin string
+	pid         int
+	box         *cbOutbox
+}
+
+// cbStart runs bin with cbCaddyfile and store until the benchmark ends.
+func cbStart(b *testing.B, bin, store string) *cbCaddy {
 	dir := b.TempDir()
 	httpPort, adminPort := redistest.FreePort(b), redistest.FreePort(b)
 	cf := strings.NewReplacer("{{admin}}", fmt.Sprint(adminPort), "{{http}}", fmt.Sprint(httpPort),
 		"{{https}}", fmt.Sprint(redistest.FreePort(b)), "{{dir}}", dir, "{{store}}", store).Replace(cbCaddyfile)
-	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(cf), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(cbOmitLines(cf)), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "Caddyfile"))
@@ -125,10 +136,16 @@ func cbRun(b *testing.B, bin, store string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer proc.Stop()
-	base := fmt.Sprintf("http://localhost:%d", httpPort)
+	b.Cleanup(proc.Stop)
 	box := cbTail(b, filepath.Join(dir, "outbox.jsonl"))
-	defer box.stop()
+	b.Cleanup(box.stop)
+	return &cbCaddy{base: fmt.Sprintf("http://localhost:%d", httpPort), admin: fmt.Sprintf("http://localhost:%d", adminPort),
+		pid: cmd.Process.Pid, box: box}
+}
+
+func cbRun(b *testing.B, bin, store string) {
+	c := cbStart(b, bin, store)
+	base, box := c.base, c.box
 
 	var seq atomic.Int64
 	var mu sync.Mutex
@@ -136,11 +153,11 @@ func cbRun(b *testing.B, bin, store string) {
 	b.SetParallelism(8)
 	profiled := make(chan error, 1)
 	b.ResetTimer()
-	cpu0 := cbCPUTime(cmd.Process.Pid)
+	cpu0 := cbCPUTime(c.pid)
 	start := time.Now()
 	if *cbProfile != "" {
 		go func() {
-			profiled <- cbCaddyProfile(fmt.Sprintf("http://localhost:%d", adminPort), *cbProfile+"."+strings.ReplaceAll(b.Name()[strings.LastIndex(b.Name(), "/")+1:], " ", "_"))
+			profiled <- cbCaddyProfile(c.admin, *cbProfile+"."+strings.ReplaceAll(b.Name()[strings.LastIndex(b.Name(), "/")+1:], " ", "_"))
 		}()
 	}
 	b.RunParallel(func(pb *testing.PB) {
@@ -149,7 +166,7 @@ func cbRun(b *testing.B, bin, store string) {
 		for pb.Next() {
 			n := seq.Add(1)
 			t0 := time.Now()
-			if err := cbCycle(tr, base, box, n); err != nil {
+			if err := cbCycle(tr, base, box, n, nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -160,7 +177,7 @@ func cbRun(b *testing.B, bin, store string) {
 		mu.Unlock()
 	})
 	elapsed := time.Since(start)
-	cpu := cbCPUTime(cmd.Process.Pid) - cpu0
+	cpu := cbCPUTime(c.pid) - cpu0
 	b.StopTimer()
 	if *cbProfile != "" {
 		if err := <-profiled; err != nil {
@@ -226,8 +243,9 @@ var (
 	cbCode = regexp.MustCompile(`code: (\d{6})`)
 )
 
-// cbCycle is one person stepping up: a fresh identity and number.
-func cbCycle(tr *http.Transport, base string, box *cbOutbox, n int64) error {
+// cbCycle is one person stepping up: a fresh identity and number. A
+// non-nil aroundSend runs the send (to measure it alone).
+func cbCycle(tr *http.Transport, base string, box *cbOutbox, n int64, aroundSend func(send func() error) error) error {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -257,8 +275,19 @@ func cbCycle(tr *http.Transport, base string, box *cbOutbox, n int64) error {
 		return fmt.Errorf("page: %d %v", status, err)
 	}
 	wait := box.expect(phone)
-	if status, _, err := do("POST", "/_stepup/send", url.Values{"csrf": {m[1]}, "r": {"/private"}}); err != nil || status != 303 {
-		return fmt.Errorf("send: %d %v", status, err)
+	send := func() error {
+		if status, _, err := do("POST", "/_stepup/send", url.Values{"csrf": {m[1]}, "r": {"/private"}}); err != nil || status != 303 {
+			return fmt.Errorf("send: %d %v", status, err)
+		}
+		return nil
+	}
+	if aroundSend == nil {
+		err = send()
+	} else {
+		err = aroundSend(send)
+	}
+	if err != nil {
+		return err
 	}
 	var code string
 	select {

@@ -9,7 +9,8 @@
 // With -limits it also raises, for every send, the send-limit counters the
 // service keeps (per phone and per identity, each distinct here, and the
 // shared per-address, per-country and daily ones) and reports the total
-// again. The last line is machine-readable for bench/run.
+// again. The last line is machine-readable for bench/run. With -sweep it
+// then measures what the sweeper does to requests (sweep.go).
 package main
 
 import (
@@ -41,6 +42,7 @@ func main() {
 	n := flag.Int("n", 100000, "live challenges to hold")
 	limits := flag.Bool("limits", false, "also keep the send-limit counters of each send")
 	memprofile := flag.String("memprofile", "", "write a heap profile (every allocation sampled) to this file")
+	sweep := flag.Bool("sweep", false, "then measure request latency while the sweeper removes every challenge (sweep.go)")
 	flag.Parse()
 	if *memprofile != "" {
 		runtime.MemProfileRate = 2048 // sampled finely enough for a per-line top, and fast
@@ -122,4 +124,7 @@ func main() {
 		float64(before)/1e6, float64(after)/1e6, float64(delta)/1e6, delta/int64(*n))
 	fmt.Printf("RESULT challenges=%d limits=%v heap_inuse_delta_bytes=%d mb=%.1f bytes_per_challenge=%d\n",
 		challenges, *limits, delta, float64(delta)/1e6, delta/int64(*n))
+	if *sweep {
+		sweepLatency(store, keys, now, *limits)
+	}
 }
