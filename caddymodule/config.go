@@ -70,7 +70,7 @@ type Handler struct {
 	MessageOptions
 	PageOptions
 	DeliveryOptions
-
+	FraudOptions
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`
 	// How SMS are sent. Default: console.

@@ -44,6 +44,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		run    func(*provisioning) error
 	}{
 		{"metrics", true, func(*provisioning) error { return initMetrics(ctx.GetMetricsRegistry()) }},
+		{"metrics", true, func(*provisioning) error { return initFraudMetrics(ctx.GetMetricsRegistry()) }},
 		{"events", true, func(*provisioning) error { return h.loadEvents(ctx) }},
 		{"config", false, func(*provisioning) error { return h.Validate() }},
 		{"request inputs", false, h.provisionInputs},
@@ -223,7 +224,8 @@ func (h *Handler) provisionGateway(p *provisioning) error {
 // provisionService starts the step-up service and the budget gauge.
 func (h *Handler) provisionService(p *provisioning) error {
 	var err error
-	if h.service, err = h.newService(p.cfg, h.store); err != nil {
+	p.cfg.Breaker.OnBlock = h.fraudBlockSet
+	if h.service, err = h.newService(p.cfg, breakerBacked(h.store)); err != nil {
 		return err
 	}
 	return watchBudget(p.ctx, h)
@@ -254,5 +256,6 @@ func (h *Handler) otpConfig() otp.Config {
 	}
 	cfg.Limits = h.Limits.sendLimits()
 	cfg.RevocationRefresh = time.Duration(h.RevocationRefresh)
+	cfg.Breaker = h.breakerPolicy()
 	return cfg
 }
