@@ -23,7 +23,7 @@ func TestSecurityIndexCoversEveryRule(t *testing.T) {
 	// Every rule has its test: 26-32 (the boundaries of a real
 	// deployment), held as each gained one, are settled now. A rule added
 	// to SECURITY.md past settled may wait for its row until it has a test.
-	const rules, settled = 32, 32
+	const rules, settled = 33, 33
 	doc, err := os.ReadFile("../docs/SECURITY-TESTS.md")
 	if err != nil {
 		t.Fatal(err)

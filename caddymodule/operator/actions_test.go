@@ -24,6 +24,7 @@ func TestActionsMakeTheCommandsAndRoutes(t *testing.T) {
 		"revoke":       "revoke <identity>",
 		"reset-number": "reset-number <identity>",
 		"reset-budget": "reset-budget",
+		"unblock":      "unblock <prefix|country>",
 		"status":       "status [<identity>] [--locked <n>]",
 		"send-test":    "send-test --to <number> [--locale en|ja]",
 	}
@@ -151,6 +152,7 @@ func TestResultsKeepTheirJSON(t *testing.T) {
 		{unlockResult{Identity: "alice"}, `{"identity":"alice"}`},
 		{resetNumberResult{Identity: "alice", Phone: "+81 90-****-5678"}, `{"identity":"alice","phone":"+81 90-****-5678"}`},
 		{resetBudgetResult{Max: 50, UsedBefore: 7}, `{"max":50,"used_before":7}`},
+		{unblockResult{Target: "+4477009001", Lifted: []string{"prefix:+4477009001xxxx"}}, `{"target":"+4477009001","lifted":["prefix:+4477009001xxxx"]}`},
 		{sendTestResult{Phone: "+81 90-****-3333", Gateway: "console", Status: "accepted"}, `{"phone":"+81 90-****-3333","gateway":"console","status":"accepted"}`},
 		{revokeResult{Identity: "alice", RevocationRefresh: "10s"}, `{"identity":"alice","not_before":"0001-01-01T00:00:00Z","revocation_refresh":"10s"}`},
 	} {
