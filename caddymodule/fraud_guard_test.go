@@ -54,7 +54,7 @@ func fgFlow(t *testing.T, storeLine string) {
 	// Ten sends, none verified: each goes out, and the tenth blocks the
 	// prefix and the range.
 	for i := range 10 {
-		e.browser(fmt.Sprintf("fg-%d", i)).send("/settings")
+		fgSend(t, e.browser(fmt.Sprintf("fg-%d", i)))
 	}
 	sent := len(e.messages())
 	late := e.browser("fg-10")
@@ -102,9 +102,20 @@ func fgFlow(t *testing.T, storeLine string) {
 	if _, _, err := a.run(t, "unblock", "+819012"); err == nil || !strings.Contains(err.Error(), "no fraud guard block on +819012") {
 		t.Errorf("a second unblock: %v, want no block", err)
 	}
-	late.send("/settings")
+	fgSend(t, late)
 	if audits := a.audit(t, "operator_unblock"); len(audits) != 3 || audits[0]["target"] != "+81901234" {
 		t.Errorf("operator_unblock audit entries: %v", audits)
+	}
+}
+
+// fgSend asks for a code, which must go out to b's own number.
+func fgSend(t *testing.T, b *itBrowser) {
+	t.Helper()
+	before := len(b.e.messages())
+	resp, body := rlSend(b)
+	itWantStatus(t, "send", resp, body, http.StatusSeeOther)
+	if n := len(b.e.messages()); n != before+1 {
+		t.Fatalf("send wrote %d messages, want 1", n-before)
 	}
 }
 

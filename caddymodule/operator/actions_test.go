@@ -111,7 +111,7 @@ func TestAdminRoutesReadTheirRequests(t *testing.T) {
 		allow, want                       string
 	}{
 		{"an unknown route names the routes there are", "POST", "/sms-stepup/nope", js, `{}`, 404, "",
-			"/sms-stepup/nope: no such sms_stepup admin route; expected POST /sms-stepup/unlock, revoke, reset-number, reset-budget, send-test or GET /sms-stepup/status"},
+			"/sms-stepup/nope: no such sms_stepup admin route; expected POST /sms-stepup/unlock, revoke, reset-number, reset-budget, unblock, send-test or GET /sms-stepup/status"},
 		{"a GET to a change is refused", "GET", "/sms-stepup/revoke", "", "", 405, "POST", "revoke changes state, so it takes POST only"},
 		{"a POST to status is refused", "POST", "/sms-stepup/status", js, `{}`, 405, "GET", "status takes GET only"},
 		{"an empty body gets an example of the action's own", "POST", "/sms-stepup/send-test", js, ``, 400, "",
