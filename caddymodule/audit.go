@@ -104,6 +104,8 @@ func (h *Handler) count(event string, f map[string]any) {
 		metrics.storeErrors.Inc()
 	case "phone_source_lookup":
 		metrics.sourceLookups.WithLabelValues(str("source"), str("result")).Inc()
+	default:
+		countFraud(event, str)
 	}
 }
 

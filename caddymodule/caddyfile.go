@@ -75,6 +75,13 @@ func init() {
 //		webotp_host    <host>
 //		receipts_url   <https://this.site>
 //		max_calls      <n>
+//		fraud_guard off | {
+//			window         <duration, default 1h>
+//			min_sends      <n, default 10>
+//			min_conversion <share, default 0.2>
+//			block          <duration, default 1h, doubling>
+//			max_block      <duration, default 24h>
+//		}
 //		brand {
 //			name     <name>
 //			logo_url </path or data: URL>
@@ -155,7 +162,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 var blockOptions = []string{"identity", "headers_set_by", "session", "session_cookie", "phone", "phone_file", "phone_file_refresh", "phone_source", "phone_source_cache", "lookup", "enroll", "max_identities_per_number", "path_prefix", "realm", "login_url",
 	"code_length", "code_ttl", "max_attempts", "resend_cooldown", "failure_budget", "token_ttl", "max_age", "route", "revocation_refresh", "upstream_headers", "signing_key", "previous_keys",
 	"signing_key_file", "previous_key_files", "default_region",
-	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "brand", "templates", "captcha", "captcha_when", "store", "gateway",
+	"allow_countries", "allow_types", "mobile_prefixes", "deny_numbers", "allow_numbers", "limits", "daily_budget", "service_name", "message", "max_segments", "webotp_host", "receipts_url", "max_calls", "fraud_guard", "brand", "templates", "captcha", "captcha_when", "store", "gateway",
 	"history_retention", "history_max", "resend_backoff",
 	"replay", "replay_max_body", "app_triggered"}
 
@@ -361,6 +368,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ReceiptsURL, err = oneArg(d)
 		case "max_calls":
 			h.MaxCalls, err = intArg(d, opt)
+		case "fraud_guard":
+			h.FraudGuard, err = parseFraudGuard(d, h.caddyfileAt)
 		case "templates":
 			h.Templates, err = oneArg(d)
 		case "brand":

@@ -259,6 +259,19 @@ func TestUnmarshalCaddyfileSetsEachOption(t *testing.T) {
 			want:  func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"memory"}`) },
 		},
 		{
+			name:  "fraud_guard off",
+			input: cfWith("fraud_guard off"),
+			want:  func(h *Handler) { h.FraudGuard = &FraudGuardConfig{Off: true} },
+		},
+		{
+			name:  "a fraud_guard block",
+			input: cfWith("fraud_guard {\n\t\twindow 2h\n\t\tmin_sends 20\n\t\tmin_conversion 0.3\n\t\tblock 30m\n\t\tmax_block 12h\n\t}"),
+			want: func(h *Handler) {
+				h.FraudGuard = &FraudGuardConfig{Window: caddy.Duration(2 * time.Hour), MinSends: 20, MinConversion: 0.3,
+					Block: caddy.Duration(30 * time.Minute), MaxBlock: caddy.Duration(12 * time.Hour)}
+			},
+		},
+		{
 			name:  "store memory with a name",
 			input: cfWith("store memory sessions"),
 			want:  func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"memory","name":"sessions"}`) },
@@ -474,7 +487,7 @@ func TestUnmarshalCaddyfileRefusesWithLineAndExpectation(t *testing.T) {
 				`unknown sms_stepup option "colour"`,
 				"expected one of identity, headers_set_by, session, session_cookie, phone, phone_file, phone_file_refresh, phone_source, phone_source_cache, lookup, enroll, max_identities_per_number, path_prefix, realm, login_url, code_length, " +
 					"code_ttl, max_attempts, resend_cooldown, failure_budget, token_ttl, max_age, route, revocation_refresh, upstream_headers, signing_key, previous_keys, signing_key_file, previous_key_files, default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers, limits, daily_budget, " +
-					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, brand, templates, captcha, captcha_when, store, gateway",
+					"service_name, message, max_segments, webotp_host, receipts_url, max_calls, fraud_guard, brand, templates, captcha, captcha_when, store, gateway",
 			},
 		},
 		{

@@ -74,6 +74,7 @@ type Handler struct {
 	HistoryOptions
 	BackoffOptions
 	ReplayOptions
+	FraudOptions
 
 	// Where challenges and counters live. Default: memory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=sms_stepup.stores inline_key=type"`

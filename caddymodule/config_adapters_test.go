@@ -56,6 +56,18 @@ func TestValidateRefusesBadValuesAlikeInJSONAndCaddyfile(t *testing.T) {
 		{"a phone_source_cache found over an hour", required + "phone_source http {\n\t\t\turl https://app.internal/users/{identity}\n\t\t\tfield phone\n\t\t}\n\t\tphone_source_cache {\n\t\t\tfound 2h\n\t\t}",
 			map[string]any{"phone_sources": []any{map[string]any{"type": "http", "url": "https://app.internal/users/{identity}", "field": "phone"}}, "phone_source_cache": map[string]any{"found": "2h"}}, 10,
 			"phone_source_cache.found 2h: expected a duration such as 5m, from 1s to 1h"},
+		{"a fraud_guard window of 30s", required + "fraud_guard {\n\t\t\twindow 30s\n\t\t}", map[string]any{"fraud_guard": map[string]any{"window": "30s"}}, 6,
+			"fraud_guard.window 30s: expected a duration such as 5m, from 1m to 24h"},
+		{"a fraud_guard window in seconds", required + "fraud_guard {\n\t\t\twindow 90s\n\t\t}", map[string]any{"fraud_guard": map[string]any{"window": "90s"}}, 6,
+			"fraud_guard.window 1m30s: expected whole minutes, such as 1h"},
+		{"a fraud_guard min_sends over the most", required + "fraud_guard {\n\t\t\tmin_sends 100001\n\t\t}", map[string]any{"fraud_guard": map[string]any{"min_sends": 100001}}, 6,
+			"fraud_guard.min_sends 100001: expected a whole number from 1 to 100000"},
+		{"a fraud_guard block over a day", required + "fraud_guard {\n\t\t\tblock 25h\n\t\t}", map[string]any{"fraud_guard": map[string]any{"block": "25h"}}, 6,
+			"fraud_guard.block 25h: expected a duration such as 5m, from 1m to 24h"},
+		{"a fraud_guard max_block shorter than block", required + "fraud_guard {\n\t\t\tblock 2h\n\t\t\tmax_block 1h\n\t\t}",
+			map[string]any{"fraud_guard": map[string]any{"block": "2h", "max_block": "1h"}}, 7, "fraud_guard.max_block 1h: expected at least block (2h)"},
+		{"fraud_guard off with a setting", required + "fraud_guard off {\n\t\t\tmin_sends 5\n\t\t}", map[string]any{"fraud_guard": map[string]any{"off": true, "min_sends": 5}}, 5,
+			"fraud_guard off: expected no other fraud_guard settings with it"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,6 +79,8 @@ func (c *htClock) Add(d time.Duration) {
 // revocation reads.
 type htStore struct {
 	otp.Store
+	// The fraud guard's counts, kept by the store inside, uncounted.
+	otp.BreakerStore
 	calls         atomic.Int64
 	notBefores    atomic.Int64
 	down          atomic.Bool
@@ -192,6 +194,9 @@ func htNew(t testing.TB, clock *htClock, configure func(*Handler)) *htEnv {
 	}
 	// Put the counting wrapper between the service and the store.
 	e := &htEnv{t: t, h: h, clock: clock, outbox: outbox, store: &htStore{Store: h.store}, registry: ctx.GetMetricsRegistry()}
+	if b, ok := h.store.(otp.BreakerStore); ok {
+		e.store.BreakerStore = b
+	}
 	svc, err := otp.NewService(h.service.Config(), e.store, console.New(nil, outbox, clock), h.keys, clock, nil)
 	if err != nil {
 		t.Fatal(err)

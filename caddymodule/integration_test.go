@@ -102,6 +102,10 @@ type itSite struct {
 
 	// StoreLine, when set, replaces "store memory <Store>" (a redis store).
 	StoreLine string
+	// FraudGuard keeps the fraud guard on (Options may set it); without
+	// it the tests, which send many unverified codes to one number, turn
+	// it off.
+	FraudGuard bool
 }
 
 var itCaddyfile = template.Must(template.New("Caddyfile").Parse(`{
@@ -143,6 +147,11 @@ http://localhost:{{.Ports.HTTP}} {
 			phone 1000
 			prefix 1000
 		}
+{{- if not .FraudGuard}}
+		# ... and leave many of them unverified, which is what the fraud
+		# guard blocks; fraud_guard_test.go tests it with it on.
+		fraud_guard off
+{{- end}}
 {{.Options}}
 	}
 	reverse_proxy 127.0.0.1:{{.Ports.Upstream}} {

@@ -44,6 +44,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		run    func(*provisioning) error
 	}{
 		{"metrics", true, func(*provisioning) error { return initMetrics(ctx.GetMetricsRegistry()) }},
+		{"metrics", true, func(*provisioning) error { return initFraudMetrics(ctx.GetMetricsRegistry()) }},
 		{"events", true, func(*provisioning) error { return h.loadEvents(ctx) }},
 		{"config", false, func(*provisioning) error { return h.Validate() }},
 		{"request inputs", false, h.provisionInputs},
@@ -226,6 +227,7 @@ func (h *Handler) provisionGateway(p *provisioning) error {
 // provisionService starts the step-up service and the budget gauge.
 func (h *Handler) provisionService(p *provisioning) error {
 	var err error
+	p.cfg.Breaker.OnBlock = h.fraudBlockSet
 	if h.service, err = h.newService(p.cfg, h.store); err != nil {
 		return err
 	}
@@ -259,5 +261,6 @@ func (h *Handler) otpConfig() otp.Config {
 	cfg.RevocationRefresh = time.Duration(h.RevocationRefresh)
 	cfg.History = h.historyPolicy()
 	h.applyBackoff(&cfg)
+	cfg.Breaker = h.breakerPolicy()
 	return cfg
 }

@@ -20,10 +20,10 @@ import (
 // function that does not exist in the repository.
 func TestSecurityIndexCoversEveryRule(t *testing.T) {
 	t.Parallel()
-	// Every rule has its test: 26-36 (the boundaries of a real
+	// Every rule has its test: 26-37 (the boundaries of a real
 	// deployment), held as each gained one, are settled now. A rule added
 	// to SECURITY.md past settled may wait for its row until it has a test.
-	const rules, settled = 36, 36
+	const rules, settled = 37, 37
 	doc, err := os.ReadFile("../docs/SECURITY-TESTS.md")
 	if err != nil {
 		t.Fatal(err)

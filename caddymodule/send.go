@@ -96,8 +96,11 @@ func (h *Handler) sendRefused(v *visit, res otp.SendResult, err error, voice boo
 	var cooldown *otp.CooldownError
 	var locked *otp.LockedError
 	var limited *otp.RateLimitError
+	var blocked *otp.BlockedError
 	o := outcome{}
 	switch {
+	case errors.As(err, &blocked):
+		return h.fraudRefused(v, blocked, logFields)
 	case errors.As(err, &limited):
 		return h.rateLimited(v, limited, logFields)
 	case errors.As(err, &locked):

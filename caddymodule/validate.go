@@ -45,7 +45,7 @@ func optionErrorf(option, format string, args ...any) error {
 // same checks and the same messages.
 func (h *Handler) Validate() error {
 	for _, check := range []func() error{
-		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup, h.validateCaptcha, h.validateReplay,
+		h.validateSources, h.validatePlaces, h.validateNumbers, h.validateDurations, h.validateTokenUse, h.validateBrand, h.validateRoutes, h.validateLookup, h.validateCaptcha, h.validateReplay, h.validateFraudGuard,
 		h.validateHistory, h.validateBackoff,
 	} {
 		if err := check(); err != nil {
@@ -105,6 +105,7 @@ var intRanges = []intRange{
 	{"max_identities_per_number", 1, 1000},
 	{"max_segments", 1, 10},
 	{"max_calls", 1, 5},
+	{"fraud_guard.min_sends", 1, maxFraudMinSends},
 }
 
 // maxLimit is the most any limit may count.
@@ -147,7 +148,7 @@ func (h *Handler) intValues() []intValue {
 		v = append(v, []intValue{{"limits.phone", l.Phone}, {"limits.identity", l.Identity}, {"limits.ip", l.IP}, {"limits.device", l.Device}, {"limits.prefix", l.Prefix},
 			{"limits.country", l.Country}, {"limits.daily_budget", l.DailyBudget}}...)
 	}
-	return v
+	return append(v, h.fraudIntValues()...)
 }
 
 // validateNumbers checks every whole-number option that is set.
@@ -181,6 +182,9 @@ var durationRanges = []durationRange{
 	{"phone_file_refresh", 0, maxPhoneFileRefresh},
 	{"phone_source_cache.found", time.Second, source.MaxCacheTTL},
 	{"phone_source_cache.not_found", time.Second, source.MaxCacheTTL},
+	{"fraud_guard.window", time.Minute, 24 * time.Hour},
+	{"fraud_guard.block", time.Minute, 24 * time.Hour},
+	{"fraud_guard.max_block", time.Minute, maxFraudMaxBlock},
 }
 
 func durationRangeOf(option string) (durationRange, bool) {
@@ -215,6 +219,7 @@ func (h *Handler) validateDurations() error {
 	if c := h.PhoneSourceCache; c != nil {
 		values["phone_source_cache.found"], values["phone_source_cache.not_found"] = c.Found, c.NotFound
 	}
+	h.fraudDurations(values)
 	for _, r := range durationRanges {
 		if d := values[r.option]; d != 0 {
 			if err := r.check(time.Duration(d)); err != nil {

@@ -121,13 +121,28 @@ Find out first why it was spent (SMS pumping?): 'caddy sms-stepup status'.`,
 		decode:  decodeAs[resetBudgetResult],
 	},
 	{
+		name:  "unblock",
+		short: "Lifts a fraud guard block on a number prefix, range or country",
+		long: `
+Lifts the fraud guard's block on a prefix (the number without its last 4
+digits), a range (without its last 6) or a country, as 'caddy sms-stepup
+status' lists them, on every instance sharing the store, and forgets their
+counts so that they are judged afresh. A block is never lifted by a user.`,
+		example: `  caddy sms-stepup unblock +4477009001
+  caddy sms-stepup unblock GB`,
+		takes:  map[string]need{"target": required},
+		audit:  "operator lifted a fraud guard block",
+		run:    unblock,
+		decode: decodeAs[unblockResult],
+	},
+	{
 		name:  "status",
-		short: "Shows the store, the daily budget, locked identities and gateway health",
+		short: "Shows the store, the daily budget, locked identities, fraud guard blocks and gateway health",
 		long: `
 Without an identity: whether the store answers (and where it is), the daily
 SMS budget used and left and when it resets, how many identities are locked
-out (and the first few, with their wrong codes and until when), and the
-gateway's health. Health checks send nothing: Kannel is asked for a message
+out (and the first few, with their wrong codes and until when), the fraud
+guard's blocks in force (and until when), and the gateway's health. Health checks send nothing: Kannel is asked for a message
 without a receiver, Twilio for the account; other gateways are "unknown".
 
 With an identity: its wrong codes, lock-out, codes sent, when it may have

@@ -26,6 +26,7 @@ func TestActionsMakeTheCommandsAndRoutes(t *testing.T) {
 		"revoke":       "revoke <identity>",
 		"reset-number": "reset-number <identity>",
 		"reset-budget": "reset-budget",
+		"unblock":      "unblock <prefix|country>",
 		"status":       "status [<identity>] [--locked <n>]",
 		"send-test":    "send-test --to <number> [--locale en|ja]",
 		"history":      "history [<identity>] [--prefix <prefix>] [--since <duration>]",
@@ -113,7 +114,7 @@ func TestAdminRoutesReadTheirRequests(t *testing.T) {
 		allow, want                       string
 	}{
 		{"an unknown route names the routes there are", "POST", "/sms-stepup/nope", js, `{}`, 404, "",
-			"/sms-stepup/nope: no such sms_stepup admin route; expected POST /sms-stepup/unlock, revoke, reset-number, reset-budget, send-test or GET /sms-stepup/status"},
+			"/sms-stepup/nope: no such sms_stepup admin route; expected POST /sms-stepup/unlock, revoke, reset-number, reset-budget, unblock, send-test or GET /sms-stepup/status"},
 		{"a GET to a change is refused", "GET", "/sms-stepup/revoke", "", "", 405, "POST", "revoke changes state, so it takes POST only"},
 		{"a POST to status is refused", "POST", "/sms-stepup/status", js, `{}`, 405, "GET", "status takes GET only"},
 		{"an empty body gets an example of the action's own", "POST", "/sms-stepup/send-test", js, ``, 400, "",
@@ -154,6 +155,7 @@ func TestResultsKeepTheirJSON(t *testing.T) {
 		{unlockResult{Identity: "alice"}, `{"identity":"alice"}`},
 		{resetNumberResult{Identity: "alice", Phone: "+81 90-****-5678"}, `{"identity":"alice","phone":"+81 90-****-5678"}`},
 		{resetBudgetResult{Max: 50, UsedBefore: 7}, `{"max":50,"used_before":7}`},
+		{unblockResult{Target: "+4477009001", Lifted: []string{"prefix:+4477009001xxxx"}}, `{"target":"+4477009001","lifted":["prefix:+4477009001xxxx"]}`},
 		{sendTestResult{Phone: "+81 90-****-3333", Gateway: "console", Status: "accepted"}, `{"phone":"+81 90-****-3333","gateway":"console","status":"accepted"}`},
 		{revokeResult{Identity: "alice", RevocationRefresh: "10s"}, `{"identity":"alice","not_before":"0001-01-01T00:00:00Z","revocation_refresh":"10s"}`},
 		{historyResult{Prefix: "+447700900", Retention: "168h0m0s", Entries: []otp.HistoryEntry{{Event: "send", Outcome: "refused", Reason: "cooldown",

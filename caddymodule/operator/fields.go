@@ -22,6 +22,8 @@ type request struct {
 	Identity string `json:"identity,omitempty"`
 	To       string `json:"to,omitempty"`
 	Locale   string `json:"locale,omitempty"`
+	// Target is what unblock lifts: a prefix, range or country.
+	Target string `json:"target,omitempty"`
 	// Locked is how many locked identities status lists.
 	Locked *int `json:"locked,omitempty"`
 	// Prefix and Since choose the history shown (history.go).
@@ -100,6 +102,10 @@ var fields = []*field{
 	{
 		name: "identity", positional: true, placeholder: "<identity>", example: `"identity": "alice"`,
 		text: func(r *request) *string { return &r.Identity }, check: printable,
+	},
+	{
+		name: "target", positional: true, placeholder: "<prefix|country>", example: `"target": "+4477009001"`,
+		text: func(r *request) *string { return &r.Target }, check: printable,
 	},
 	{
 		name: "to", placeholder: "<number>", example: `"to": "090-1234-5678"`,

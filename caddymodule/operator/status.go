@@ -32,12 +32,14 @@ func decodeStatus(req request, raw json.RawMessage) (result, error) {
 
 // operatorStatus is what `status` reports.
 type operatorStatus struct {
-	Time    time.Time         `json:"time"`
-	Handler string            `json:"handler"`
-	Store   storeStatus       `json:"store"`
-	Budget  *budgetStatus     `json:"daily_budget,omitempty"`
-	Locked  *lockedStatus     `json:"locked,omitempty"`
-	Gateway otp.GatewayHealth `json:"gateway"`
+	Time    time.Time     `json:"time"`
+	Handler string        `json:"handler"`
+	Store   storeStatus   `json:"store"`
+	Budget  *budgetStatus `json:"daily_budget,omitempty"`
+	Locked  *lockedStatus `json:"locked,omitempty"`
+	// FraudGuard is the fraud guard's blocks in force.
+	FraudGuard *fraudGuardStatus `json:"fraud_guard,omitempty"`
+	Gateway    otp.GatewayHealth `json:"gateway"`
 	// PhoneSources is each phone source's health, in order.
 	PhoneSources []caddymodule.PhoneSourceHealth `json:"phone_sources,omitempty"`
 }
@@ -89,6 +91,7 @@ func statusOf(ctx context.Context, h Handler, maxLocked int) (operatorStatus, er
 		var b otp.Budget
 		if b, err = svc.DailyBudget(ctx); err == nil {
 			st.Budget = &budgetStatus{Max: b.Max, Used: b.Used, Left: b.Left(), ResetAt: b.ResetAt.UTC()}
+			st.FraudGuard, err = fraudGuardOf(ctx, svc)
 		}
 	}
 	if err != nil {

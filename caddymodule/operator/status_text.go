@@ -56,6 +56,7 @@ func (st operatorStatus) text(w io.Writer, _ time.Time) {
 			fmt.Fprintf(tw, "\t  ... and %d more (--locked N lists more)\n", l.Total-len(l.First))
 		}
 	}
+	st.FraudGuard.text(tw, st.Time)
 	printHealth(tw, "gateway", st.Gateway)
 	for _, s := range st.PhoneSources {
 		line := fmt.Sprintf("phone source\t%s (%s): %s", s.Source, s.Type, s.Status)
