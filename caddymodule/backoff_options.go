@@ -16,7 +16,7 @@ type BackoffOptions struct {
 	// at base, doubles with each code sent within the hour up to max, and
 	// each wait is lengthened by a random share of itself up to jitter,
 	// drawn when the code is sent. Without it: resend_cooldown (or 30s),
-	// up to 10m, and no jitter.
+	// up to 10m, and a jitter of 0.25.
 	ResendBackoff *ResendBackoff `json:"resend_backoff,omitempty"`
 }
 
@@ -116,15 +116,13 @@ func (h *Handler) cooldownMax() time.Duration {
 	return otp.DefaultConfig().CooldownMax
 }
 
-// resendJitter is resend_backoff's jitter: 0 without the block.
+// resendJitter is resend_backoff's jitter, DefaultResendJitter unless it
+// sets one: on by default, so a script cannot time the next allowed send.
 func (h *Handler) resendJitter() float64 {
-	switch b := h.ResendBackoff; {
-	case b == nil:
-		return 0
-	case b.Jitter == nil:
-		return DefaultResendJitter
+	if b := h.ResendBackoff; b != nil && b.Jitter != nil {
+		return *b.Jitter
 	}
-	return *h.ResendBackoff.Jitter
+	return DefaultResendJitter
 }
 
 // applyBackoff sets the service's cooldowns from the options.

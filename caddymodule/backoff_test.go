@@ -83,8 +83,8 @@ func TestResendBackoffOptions(t *testing.T) {
 		base, max time.Duration
 		jitter    float64
 	}{
-		{nil, 30 * time.Second, 10 * time.Minute, 0},
-		{[]string{"resend_cooldown 20s"}, 20 * time.Second, 10 * time.Minute, 0},
+		{nil, 30 * time.Second, 10 * time.Minute, 0.25},
+		{[]string{"resend_cooldown 20s"}, 20 * time.Second, 10 * time.Minute, 0.25},
 		{[]string{"resend_backoff {", "base 1m", "max 1h", "jitter 0.5", "}"}, time.Minute, time.Hour, 0.5},
 		{[]string{"resend_cooldown 20s", "resend_backoff {", "jitter 0", "}"}, 20 * time.Second, 10 * time.Minute, 0},
 		{[]string{"resend_backoff"}, 30 * time.Second, 10 * time.Minute, 0.25},

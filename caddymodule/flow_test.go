@@ -164,6 +164,10 @@ func htNew(t testing.TB, clock *htClock, configure func(*Handler)) *htEnv {
 		GatewayRaw:      gateway,
 		clock:           clock,
 	}
+	// Exact waits, so a test can step the clock past a cooldown; the
+	// jitter, on by default, has its own tests (backoff_test.go).
+	noJitter := 0.0
+	h.ResendBackoff = &ResendBackoff{Jitter: &noJitter}
 	if configure != nil {
 		configure(h)
 	}

@@ -6,7 +6,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -73,7 +75,7 @@ func (h *Handler) replayBinding(id, identity, sessionHash string) otp.ReplayBind
 // the form it still waits for instead of keeping a new one.
 func (h *Handler) keepForm(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) (string, string, bool) {
 	url := r.URL.RequestURI()
-	if !h.replayOn() || h.replays == nil || !isFormPost(r) || !originOK(r) || returnPath(url) != url {
+	if !h.replayOn() || h.replays == nil || !isFormPost(r) || !postedFromThisSite(r) || returnPath(url) != url {
 		return "", "", false
 	}
 	limit := h.replayLimit()
@@ -197,4 +199,26 @@ func (h *Handler) renderResume(v *visit, id, url string) error {
 		return writeJSON(v.w, http.StatusOK, map[string]any{"replay": h.replayJSON(id, url)})
 	}
 	return h.render(v, http.StatusOK, pages.Resume, pages.Data{ResumeURL: url, ResumeField: replayField, ResumeID: id})
+}
+
+// postedFromThisSite is stricter than originOK, which lets a POST without
+// Origin or Sec-Fetch-Site through to be refused later by its CSRF token: a
+// kept form is sent after the user confirms, so it must be shown to come
+// from this site. The browser must say so (Sec-Fetch-Site same-origin, or
+// an Origin of this host), and a Referer, when sent, must name this host
+// too. A client that says nothing has its form dropped, as without replay.
+func postedFromThisSite(r *http.Request) bool {
+	if ref := r.Header.Get("Referer"); ref != "" {
+		u, err := url.Parse(ref)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return false
+		}
+	}
+	switch site, origin := r.Header.Get("Sec-Fetch-Site"), r.Header.Get("Origin"); {
+	case site != "":
+		return site == "same-origin" && originOK(r)
+	case origin == "" || origin == "null":
+		return false
+	}
+	return originOK(r)
 }

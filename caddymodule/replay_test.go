@@ -315,3 +315,33 @@ func (rpDownStore) PeekReplay(context.Context, string, time.Time) ([]byte, bool,
 func (rpDownStore) TakeReplay(context.Context, string, time.Time) ([]byte, bool, error) {
 	return nil, false, htErrDown
 }
+
+// TestReplayKeepsOnlyFormsTheBrowserSaysAreFromThisSite: a kept form is
+// sent once the user confirms, so it is kept only when the browser says it
+// was posted from this site; a client that says nothing, a sibling site
+// and a Referer of another site get the old answer: post it again.
+func TestReplayKeepsOnlyFormsTheBrowserSaysAreFromThisSite(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		kept    bool
+	}{
+		{"Origin of this site", []string{"Origin: https://example.com"}, true},
+		{"Sec-Fetch-Site same-origin, Origin null", []string{"Origin: null", "Sec-Fetch-Site: same-origin"}, true},
+		{"no Origin and no Sec-Fetch-Site", nil, false},
+		{"Origin null alone", []string{"Origin: null"}, false},
+		{"a Referer of another site", []string{"Origin: https://example.com", "Referer: https://evil.example/x"}, false},
+		{"a sibling site", []string{"Origin: https://shop.example.com", "Sec-Fetch-Site: same-site"}, false},
+		{"same-site said of this host", []string{"Origin: https://example.com", "Sec-Fetch-Site: same-site"}, false},
+	} {
+		e := htNew(t, nil, nil)
+		b := e.browser("alice")
+		up := &rpUpstream{}
+		w, _ := rpDo(b, up, http.MethodPost, "/settings/password", strings.NewReader("a=b"), 3, formType, tc.headers...)
+		kept := b.cookie("__Host-stepup_replay") != ""
+		if w.Code != http.StatusSeeOther || kept != tc.kept || len(up.got()) != 0 {
+			t.Errorf("%s: %d, Location %q, kept %v; want kept %v and nothing sent", tc.name, w.Code, w.Header().Get("Location"), kept, tc.kept)
+		}
+	}
+}
