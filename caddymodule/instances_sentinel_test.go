@@ -107,7 +107,7 @@ func sfFailover(t *testing.T, caddyBin string,
 			}
 		}
 	}
-	awaitSteps("before the failover", 3, 30*time.Second)
+	awaitSteps("before the failover", 3, 90*time.Second)
 
 	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -142,7 +142,7 @@ func sfFailover(t *testing.T, caddyBin string,
 		}
 	}
 	t.Logf("failover from %s to %s; %d rounds ran during it: %d stepped up, %d failed closed", old, newMaster, len(during), stepped, sfFailedClosed(during))
-	awaitSteps("after the failover", 3, 30*time.Second)
+	awaitSteps("after the failover", 3, 90*time.Second)
 
 	// A code used on the old master just before the switch must not come
 	// back to life on the new one (a write the replica never got): try
@@ -344,7 +344,7 @@ func TestSentinelUsedCodeLostWithTheMaster(t *testing.T) {
 
 	// A fails closed until it has found the new master; then the code must
 	// not give a second step-up.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		replay := miNewBrowser(t, "alice")
 		replay.c.Jar.SetCookies(jarURL, cookies)
