@@ -13,6 +13,23 @@ import (
 // so the send may be part of a pumping run heading for a block.
 const riskWatchedPrefix = "watched_prefix"
 
+// knowPhone looks up v's number for a page's CAPTCHA when the page has not
+// (the code page shows only the masked number its challenge keeps), so
+// that the challenge it carries is as hard as the send from it will ask.
+// A number that can't be looked up is left out: the send judges again.
+func (h *Handler) knowPhone(ctx context.Context, v *visit) {
+	if v.phone.E164 != "" || v.identity == "" {
+		return
+	}
+	if p, ok := h.pendingPhone(v); ok {
+		v.phone = p
+		return
+	}
+	if p, err := h.phoneFor(ctx, v.identity, v.repl); err == nil {
+		v.phone = p
+	}
+}
+
 // watchedPrefix reports whether the fraud guard is watching v's number. A
 // visit whose number is not known yet (a page that does not show it) has
 // no such signal. Counts that can't be read fail closed: the number is

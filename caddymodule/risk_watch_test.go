@@ -89,6 +89,17 @@ func TestCaptchaWatchedPrefix(t *testing.T) {
 		if w, body := capSend(b, capPow(t, token)); w.Code != http.StatusSeeOther {
 			t.Fatalf("a send to a watched range with the answer: %d\n%s", w.Code, body)
 		}
+		// The code page's challenge (for a resend) counts the watch too:
+		// repeat_send and watched_prefix, so its answer is taken (after
+		// the resend cooldown).
+		e.clock.Add(2 * time.Minute)
+		resend := capPage(b)
+		if d := capDifficultyOf(t, resend); d != capDifficulty+2 {
+			t.Errorf("code page, two risk signals (repeat send, watched prefix): difficulty %d, want %d", d, capDifficulty+2)
+		}
+		if w, body := capSend(b, capPow(t, resend)); w.Code != http.StatusSeeOther {
+			t.Fatalf("a resend with the code page's answer: %d\n%s", w.Code, body)
+		}
 	})
 	t.Run("another range is watched", func(t *testing.T) {
 		t.Parallel()
