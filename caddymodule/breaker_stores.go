@@ -69,6 +69,14 @@ func (d breakerStore) BreakerUnblock(ctx context.Context, scope string, now time
 	return b.BreakerUnblock(ctx, scope, now)
 }
 
+func (d breakerStore) BreakerStats(ctx context.Context, scopes []string, now time.Time, p otp.BreakerPolicy) ([]otp.BreakerTally, error) {
+	b, err := breakerOf(d.inner())
+	if err != nil {
+		return nil, err
+	}
+	return b.BreakerStats(ctx, scopes, now, p)
+}
+
 // BreakerBlocked implements otp.BreakerStore.
 func (m *MemoryStore) BreakerBlocked(ctx context.Context, scopes []string, now time.Time) (otp.BreakerBlock, bool, error) {
 	return m.breaker().BreakerBlocked(ctx, scopes, now)
@@ -92,6 +100,11 @@ func (m *MemoryStore) BreakerBlocks(ctx context.Context, now time.Time) ([]otp.B
 // BreakerUnblock implements otp.BreakerStore.
 func (m *MemoryStore) BreakerUnblock(ctx context.Context, scope string, now time.Time) (bool, error) {
 	return m.breaker().BreakerUnblock(ctx, scope, now)
+}
+
+// BreakerStats implements otp.BreakerStore.
+func (m *MemoryStore) BreakerStats(ctx context.Context, scopes []string, now time.Time, p otp.BreakerPolicy) ([]otp.BreakerTally, error) {
+	return m.breaker().BreakerStats(ctx, scopes, now, p)
 }
 
 func (m *MemoryStore) breaker() breakerStore {
@@ -121,6 +134,11 @@ func (r *RedisStore) BreakerBlocks(ctx context.Context, now time.Time) ([]otp.Br
 // BreakerUnblock implements otp.BreakerStore.
 func (r *RedisStore) BreakerUnblock(ctx context.Context, scope string, now time.Time) (bool, error) {
 	return r.breaker().BreakerUnblock(ctx, scope, now)
+}
+
+// BreakerStats implements otp.BreakerStore.
+func (r *RedisStore) BreakerStats(ctx context.Context, scopes []string, now time.Time, p otp.BreakerPolicy) ([]otp.BreakerTally, error) {
+	return r.breaker().BreakerStats(ctx, scopes, now, p)
 }
 
 func (r *RedisStore) breaker() breakerStore {

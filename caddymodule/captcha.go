@@ -128,6 +128,7 @@ func (h *Handler) pageCaptcha(v *visit) *pages.Captcha {
 	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()
+	h.knowPhone(ctx, v)
 	r, err := h.assessRisk(ctx, v)
 	if err != nil {
 		return nil

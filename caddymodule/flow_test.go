@@ -81,6 +81,8 @@ type htStore struct {
 	otp.Store
 	// The fraud guard's counts, kept by the store inside, uncounted.
 	otp.BreakerStore
+	// breakerDown fails the fraud guard's reads (risk_watch_test.go).
+	breakerDown   atomic.Bool
 	calls         atomic.Int64
 	notBefores    atomic.Int64
 	down          atomic.Bool

@@ -23,6 +23,7 @@ func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
 	if pending, ok := h.pendingPhone(v); ok {
 		// Enrolling: read the whole number back for confirmation.
 		data.Enrolling, data.Formatted = true, pending.Formatted
+		v.phone = pending
 		return h.render(v, status, pages.Send, data)
 	}
 	ctx, cancel := requestContext(v.r)
@@ -38,6 +39,7 @@ func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
 		return h.unavailable(v, err)
 	}
 	data.Masked = phone.Masked
+	v.phone = phone
 	data.CanChange = h.Enroll && !h.operatorPhone(v.repl, v.identity)
 	return h.render(v, status, pages.Send, data)
 }

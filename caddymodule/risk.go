@@ -24,6 +24,8 @@ const (
 	riskBusyIP = "ip_past_half_limit"
 )
 
+// After these comes riskWatchedPrefix (risk_watch.go).
+
 // risk is the signals that fired for one send, in the order above.
 type risk struct {
 	signals []string
@@ -34,9 +36,9 @@ func (r risk) count() int { return len(r.signals) }
 func (r risk) field() zap.Field { return zap.Strings("risk", r.signals) }
 
 // assessRisk judges the risk of a send by v's identity from what the store
-// remembers of it (otp.Familiarity) and the address's send count. All the
-// signals are in this one function, so what makes a send risky is read in
-// one place.
+// remembers of it (otp.Familiarity), the address's send count and the
+// fraud guard's counts of the number. All the signals are in this one
+// function, so what makes a send risky is read in one place.
 func (h *Handler) assessRisk(ctx context.Context, v *visit) (risk, error) {
 	now := h.clock.Now()
 	f, err := h.familiar.Read(ctx, v.identity, now)
@@ -63,6 +65,9 @@ func (h *Handler) assessRisk(ctx context.Context, v *visit) (risk, error) {
 		if 2*n > check.Max {
 			r.signals = append(r.signals, riskBusyIP)
 		}
+	}
+	if h.watchedPrefix(ctx, v) {
+		r.signals = append(r.signals, riskWatchedPrefix)
 	}
 	return r, nil
 }

@@ -38,6 +38,7 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 			return h.noPhone(v, err)
 		}
 	}
+	v.phone = phone
 	logFields := []zap.Field{zap.String("identity", v.identity), zap.String("phone", phone.Masked), zap.String("client_ip", clientIP(v.r)), h.deviceField(v)}
 	rk, refused, gated := h.captchaGate(ctx, v, logFields)
 	if gated {

@@ -29,6 +29,10 @@ type visit struct {
 	// device is the id of the browser's valid device cookie, or ""
 	// (device.go).
 	device string
+	// phone is the number a send goes to, once the send or the send page
+	// has looked it up, for the CAPTCHA's risk (risk_watch.go); zero
+	// before.
+	phone otp.Phone
 }
 
 // msg is page data carrying one message of the visitor's language.

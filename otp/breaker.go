@@ -198,6 +198,8 @@ type BreakerStore interface {
 	// repeats, so it starts afresh; it reports whether a block was in
 	// force at now.
 	BreakerUnblock(ctx context.Context, scope string, now time.Time) (bool, error)
+	// BreakerStatsStore reads the window's counts (breaker_stats.go).
+	BreakerStatsStore
 }
 
 // BlockedError refuses a send to a number whose population the breaker has

@@ -35,6 +35,8 @@ var breakerCases = []struct {
 	{"an unblock lifts the block and forgets the counts", breakerUnblockForgets},
 	{"the block list holds the blocks in force, latest end first", breakerListsBlocks},
 	{"100 concurrent sends to one scope pass exactly min_sends", breakerConcurrentSends},
+	{"stats read each scope's sends and conversions in the window", breakerStatsReadTheWindow},
+	{"stats count nothing and lift no block", breakerStatsOnlyRead},
 }
 
 // policy: judged after 10 sends in an hour of six buckets, blocked below 20%

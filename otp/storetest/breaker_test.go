@@ -38,6 +38,9 @@ func TestBreakerSuiteCatchesBrokenStores(t *testing.T) {
 		{"a store that lets a blocked send through fails", "block-ignored",
 			[]string{"a blocked scope refuses a send and counts nothing",
 				"100 concurrent sends to one scope pass exactly min_sends"}},
+		{"a store whose stats read nothing fails", "stats-empty",
+			[]string{"stats read each scope's sends and conversions in the window",
+				"stats count nothing and lift no block"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +56,7 @@ func brokenBreaker(t *testing.T, name string) otp.BreakerStore {
 	switch name {
 	case "":
 		return m
-	case "convert-noop", "convert-one-send", "unblock-noop", "block-ignored":
+	case "convert-noop", "convert-one-send", "unblock-noop", "block-ignored", "stats-empty":
 		return &brokenBreakerStore{Store: m, how: name, seen: map[string]int{}}
 	}
 	t.Fatalf("unknown broken breaker %q", name)
@@ -97,4 +100,15 @@ func (s *brokenBreakerStore) BreakerCount(ctx context.Context, req otp.BreakerCo
 		res.Blocked = nil
 	}
 	return res, err
+}
+
+func (s *brokenBreakerStore) BreakerStats(ctx context.Context, scopes []string, now time.Time, p otp.BreakerPolicy) ([]otp.BreakerTally, error) {
+	if s.how == "stats-empty" {
+		out := make([]otp.BreakerTally, len(scopes))
+		for i, sc := range scopes {
+			out[i].Scope = sc
+		}
+		return out, nil
+	}
+	return s.Store.BreakerStats(ctx, scopes, now, p)
 }
