@@ -96,3 +96,41 @@ func BenchmarkCatalogByReplacer(b *testing.B) {
 		catalogByReplacer("ja", "{phone}", "+81\u00a090\u2011****\u20115678", "{n}", "6")
 	}
 }
+
+// Messages gives what Catalog gives, shares it for the same arguments, and
+// keeps no more than its bound.
+func TestMessagesAreCatalogSharedAndBounded(t *testing.T) {
+	args := []string{"{phone}", "+81 90-****-5678", "{n}", "6"}
+	a := Messages("ja", args...)
+	if !maps.Equal(a, Catalog("ja", args...)) {
+		t.Fatal("Messages differs from Catalog")
+	}
+	if b := Messages("ja", args...); !sameMap(a, b) {
+		t.Error("the same arguments built another map")
+	}
+	if c := Messages("ja", "{phone}", "+81 80-****-1111", "{n}", "6"); sameMap(a, c) || c["code_lead"] == a["code_lead"] {
+		t.Error("another number got the first number's messages")
+	}
+	if !maps.Equal(Messages("xx"), Catalog("en")) {
+		t.Error("an unknown language is not English")
+	}
+	for i := range 3 * messagesMemoSize {
+		Messages("en", "{n}", strings.Repeat("1", i%40), "{phone}", string(rune('a'+i%26))+strings.Repeat("x", i))
+	}
+	messagesMemo.mu.RLock()
+	n := len(messagesMemo.maps)
+	messagesMemo.mu.RUnlock()
+	if n > messagesMemoSize {
+		t.Errorf("%d catalogs kept, want at most %d", n, messagesMemoSize)
+	}
+}
+
+// sameMap reports whether a and b are one map: a change through one shows
+// in the other (the test changes and restores one key).
+func sameMap(a, b map[string]string) bool {
+	old := a["title"]
+	a["title"] = "probe"
+	same := b["title"] == "probe"
+	a["title"] = old
+	return same
+}
