@@ -94,6 +94,7 @@ type Handler struct {
 	keys    *otp.Keys
 	retired []*otp.Keys
 	policy  *otp.PhonePolicy
+	phones  *phoneMemo // policy.Check from memory (phonememo.go)
 	// phone_file's table, read again when the file changes.
 	phoneFile *phoneFile
 	sources   *phoneSources

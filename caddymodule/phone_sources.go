@@ -147,7 +147,7 @@ func (h *Handler) sourcePhone(ctx context.Context, identity string) (otp.Phone, 
 		h.audit(level, "no phone source knows the identity", "phone_source_lookup", fields...)
 		return otp.Phone{}, errNoPhone
 	}
-	phone, err := h.policy.Check(a.Raw)
+	phone, err := h.checkPhone(a.Raw)
 	if err != nil {
 		h.audit(level, "phone number found in a phone source", "phone_source_lookup", fields...)
 		return otp.Phone{}, &numberFromSource{source: a.Source, err: err}

@@ -17,7 +17,7 @@ var errNoPhone = errors.New("no phone number for this identity")
 func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Replacer) (otp.Phone, error) {
 	if h.Phone != "" {
 		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
-			return h.policy.Check(raw)
+			return h.checkPhone(raw)
 		}
 	}
 	if p, listed, err := h.filePhone(identity); listed {

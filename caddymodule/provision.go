@@ -156,6 +156,7 @@ func (h *Handler) provisionPhonePolicy(*provisioning) error {
 	if h.policy, err = otp.NewPhonePolicy(pcfg); err != nil {
 		return err
 	}
+	h.phones = newPhoneMemo(h.policy, phoneMemoSize)
 	return h.provisionPhoneFile()
 }
 

@@ -135,7 +135,7 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	}
 	cfg := h.service.Config()
 	data.Lang = v.lang
-	data.T = pages.Catalog(v.lang, "{phone}", unbreakable.Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
+	data.T = pages.Messages(v.lang, "{phone}", unbreakable.Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
 	data.Nonce = nonce
 	data.Service = h.serviceName()
 	data.Brand = h.brand

@@ -265,28 +265,6 @@ func CheckBrand(b Brand) error {
 
 var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
-// Catalog returns the messages of lang (English when lang has none), with
-// {name} fields filled from args (name, value, name, value ...). It returns
-// a fresh map the caller may keep.
-func Catalog(lang string, args ...string) map[string]string {
-	c, ok := catalogs[lang]
-	if !ok {
-		c = catalogs["en"]
-	}
-	var r *strings.Replacer
-	if len(args) > 0 {
-		r = strings.NewReplacer(args...)
-	}
-	out := make(map[string]string, len(c))
-	for k, v := range c {
-		if r != nil {
-			v = r.Replace(v)
-		}
-		out[k] = v
-	}
-	return out
-}
-
 // Lang picks a supported language: explicit (a ?lang= choice) when
 // supported, else the first supported language in an Accept-Language
 // header, else English.
@@ -325,7 +303,7 @@ func Msg(lang, key string, args ...string) string {
 		s = catalogs["en"][key]
 	}
 	if len(args) > 0 {
-		s = strings.NewReplacer(args...).Replace(s)
+		s = fillFields(s, args)
 	}
 	return s
 }
