@@ -179,7 +179,7 @@ func miNewBrowser(t *testing.T, user string) *miBrowser {
 	}
 	return &miBrowser{t: t, user: user, accept: "text/html", c: &http.Client{
 		Jar:           jar,
-		Timeout:       5 * time.Second,
+		Timeout:       30 * time.Second, // a request may wait out a failover on a busy CI machine: correctness, not latency, is tested here
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
