@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -110,5 +111,19 @@ func (h *Handler) provisionReplay(p *provisioning) error {
 	if err != nil {
 		return fmt.Errorf("app_triggered: %w", err)
 	}
+	h.warnAppCannotSeeStepUps()
 	return h.appTriggered.FromInterface(mods)
+}
+
+// warnAppCannotSeeStepUps: on a route only app_triggered covers, the
+// application judges the step-up itself, from the upstream headers. With
+// none of them it never learns that the user stepped up, asks again, and
+// the user lands on the loop's error page.
+func (h *Handler) warnAppCannotSeeStepUps() {
+	for _, o := range []string{"auth_time", "verified_at", "token"} {
+		if slices.Contains(h.UpstreamHeaders, o) {
+			return
+		}
+	}
+	h.logger.Warn("app_triggered: upstream_headers has none of auth_time, verified_at or token, so on routes nothing else protects the application can't see that the user stepped up and will ask again; add upstream_headers auth_time")
 }
