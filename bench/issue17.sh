@@ -125,11 +125,11 @@ i17_go() {
 					-cycle.caddy "$WORK/bin/caddy"
 				# the old tree has no headers_set_by (it believed the header)
 				gotest "cyc-old-$round" caddymodule -test.run XXX -test.bench 'SendVerifyCycle/redis' -test.benchtime "${CYCLES}x" \
-					-cycle.caddy "$WORK/bin/caddy-old" -cycle.omit headers_set_by
+					-cycle.caddy "$WORK/bin/caddy-old" -cycle.omit newer-option
 			done
 			gotest sendcmds-new caddymodule -test.run XXX -test.bench 'SendRedisCommands' -test.benchtime 200x -cycle.caddy "$WORK/bin/caddy"
 			gotest sendcmds-old caddymodule -test.run XXX -test.bench 'SendRedisCommands' -test.benchtime 200x \
-				-cycle.caddy "$WORK/bin/caddy-old" -cycle.omit headers_set_by
+				-cycle.caddy "$WORK/bin/caddy-old" -cycle.omit newer-option
 		else
 			log "  could not build $I17_OLD_REV's Caddy (see build-old.log)"
 		fi
