@@ -24,6 +24,8 @@ func TestCaddyfileCaptchaOptions(t *testing.T) {
 		{"limits device", []string{"limits {", "device 7", "}"}, CaptchaOptions{}, &seven},
 		{"captcha recaptcha with its keys, an endpoint and a score", []string{"captcha recaptcha {", "site_key sk", "secret {env.RECAPTCHA_SECRET}", "verify_url https://captcha.internal/siteverify", "min_score 0.5", "}"},
 			CaptchaOptions{Captcha: &CaptchaConfig{Type: "recaptcha", SiteKey: "sk", Secret: "{env.RECAPTCHA_SECRET}", VerifyURL: "https://captcha.internal/siteverify", MinScore: 0.5}}, nil},
+		{"captcha turnstile for two sites", []string{"captcha turnstile {", "site_key sk", "secret s", "hostnames example.com www.example.com", "}"},
+			CaptchaOptions{Captcha: &CaptchaConfig{Type: "turnstile", SiteKey: "sk", Secret: "s", Hostnames: []string{"example.com", "www.example.com"}}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -52,6 +54,9 @@ func TestCaddyfileCaptchaOptions(t *testing.T) {
 		{"captcha_when risky without a captcha", []string{"captcha_when risky"}, "Testfile:4", []string{"expected a captcha too"}},
 		{"a provider without its secret", []string{"captcha hcaptcha {", "site_key sk", "}"}, "Testfile:4", []string{"captcha hcaptcha: expected site_key and secret"}},
 		{"min_score on turnstile", []string{"captcha turnstile {", "site_key sk", "secret s", "min_score 0.5", "}"}, "Testfile:7", []string{"captcha min_score 0.5", "recaptcha (v3) only"}},
+		{"hostnames with a scheme", []string{"captcha turnstile {", "site_key sk", "secret s", "hostnames https://example.com", "}"}, "Testfile:7", []string{`captcha hostnames "https://example.com"`, "without scheme, port or path"}},
+		{"hostnames * with a name", []string{"captcha turnstile {", "site_key sk", "secret s", "hostnames * example.com", "}"}, "Testfile:7", []string{"expected * alone"}},
+		{"hostnames with nothing", []string{"captcha turnstile {", "site_key sk", "secret s", "hostnames", "}"}, "Testfile:7", []string{"captcha hostnames: expected one or more host names"}},
 		{"a verify_url that is not a URL", []string{"captcha turnstile {", "site_key sk", "secret s", "verify_url ftp.example", "}"}, "Testfile:7", []string{`captcha verify_url "ftp.example"`, "expected an https:// URL"}},
 		{"a negative device limit", []string{"limits {", "device -1", "}"}, "Testfile:5", []string{"limits.device -1", "expected a whole number from 0"}},
 	} {

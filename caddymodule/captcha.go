@@ -202,7 +202,7 @@ func (h *Handler) checkCaptcha(ctx context.Context, v *visit, difficulty int) (s
 		return "captcha_required", nil
 	}
 	if p, ok := h.provider(); ok {
-		passed, err := h.verifyProvider(ctx, p, a.Token, clientIP(v.r))
+		passed, err := h.verifyProvider(ctx, p, a.Token, clientIP(v.r), v.r.Host)
 		switch {
 		case err != nil:
 			h.logger.Error("CAPTCHA provider could not be asked: send refused", zap.String("provider", h.Captcha.Type), zap.Error(err))

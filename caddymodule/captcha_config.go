@@ -37,6 +37,10 @@ type CaptchaConfig struct {
 	// MinScore is the lowest reCAPTCHA v3 score accepted (0 to 1); 0
 	// takes what the provider calls a success.
 	MinScore float64 `json:"min_score,omitempty"`
+	// Hostnames are the sites a provider's solved CAPTCHA may come from
+	// (the hostname its answer names). Empty: the host the send was posted
+	// to. ["*"] takes any, for a provider's test keys only.
+	Hostnames []string `json:"hostnames,omitempty"`
 	// Difficulty is the proof of work's leading zero bits for one risk
 	// signal (and for captcha_when always with none); each further signal
 	// adds 2, up to Difficulty+8. Default 14.
@@ -127,6 +131,11 @@ func (h *Handler) parseCaptchaOption(d *caddyfile.Dispenser, opt string) error {
 				return err
 			}
 			*map[string]*string{"site_key": &c.SiteKey, "secret": &c.Secret, "verify_url": &c.VerifyURL}[sub] = v
+		case "hostnames":
+			c.Hostnames = d.RemainingArgs()
+			if len(c.Hostnames) == 0 {
+				return d.Errf("captcha hostnames: expected one or more host names (or * for any)")
+			}
 		case "min_score":
 			v, err := oneArg(d)
 			if err != nil {
@@ -136,7 +145,7 @@ func (h *Handler) parseCaptchaOption(d *caddyfile.Dispenser, opt string) error {
 				return d.Errf("captcha min_score %q: expected a score from 0 to 1", v)
 			}
 		default:
-			return d.Errf("unknown captcha option %q: expected difficulty (pow), or site_key, secret, verify_url and min_score (providers)", sub)
+			return d.Errf("unknown captcha option %q: expected difficulty (pow), or site_key, secret, verify_url, min_score and hostnames (providers)", sub)
 		}
 	}
 	h.Captcha = c
@@ -154,6 +163,21 @@ func validateProvider(c *CaptchaConfig) error {
 		return optionErrorf("captcha.min_score", "captcha min_score %v: expected a score from 0 to 1, for recaptcha (v3) only", c.MinScore)
 	case c.Difficulty != 0:
 		return optionErrorf("captcha.difficulty", "captcha difficulty: expected it with captcha pow only")
+	}
+	return validateCaptchaHostnames(c.Hostnames)
+}
+
+// validateCaptchaHostnames takes host names as a provider names them: no
+// scheme, port or path; or * alone.
+func validateCaptchaHostnames(names []string) error {
+	for _, n := range names {
+		switch {
+		case n == "*" && len(names) == 1:
+		case n == "*":
+			return optionErrorf("captcha.hostnames", "captcha hostnames: expected * alone, or host names without it")
+		case n == "" || strings.ContainsAny(n, ":/ *") || strings.ToLower(n) != n:
+			return optionErrorf("captcha.hostnames", "captcha hostnames %q: expected a lower-case host name such as www.example.com, without scheme, port or path", n)
+		}
 	}
 	return nil
 }

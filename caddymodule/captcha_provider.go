@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // The third-party CAPTCHAs: the page loads the provider's widget, which
@@ -85,10 +88,10 @@ func (h *Handler) captchaScriptSources() string {
 var errProviderUnavailable = errors.New("captcha provider unavailable")
 
 // verifyProvider asks the provider whether token is a solved CAPTCHA: true
-// when it says success (and, for reCAPTCHA v3, a score at least
-// min_score); errProviderUnavailable when it can't be asked or answers
-// something else.
-func (h *Handler) verifyProvider(ctx context.Context, p captchaProvider, token, remoteIP string) (bool, error) {
+// when it says success for a site this handler serves (and, for reCAPTCHA
+// v3, a score at least min_score); errProviderUnavailable when it can't be
+// asked or answers something else. host is where the send was posted.
+func (h *Handler) verifyProvider(ctx context.Context, p captchaProvider, token, remoteIP, host string) (bool, error) {
 	if token == "" || len(token) > 4096 {
 		return false, nil
 	}
@@ -116,8 +119,9 @@ func (h *Handler) verifyProvider(ctx context.Context, p captchaProvider, token, 
 	}
 	defer resp.Body.Close()
 	var answer struct {
-		Success *bool    `json:"success"`
-		Score   *float64 `json:"score"`
+		Success  *bool    `json:"success"`
+		Score    *float64 `json:"score"`
+		Hostname string   `json:"hostname"`
 	}
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("%w: %s answered %d", errProviderUnavailable, h.Captcha.Type, resp.StatusCode)
@@ -128,5 +132,33 @@ func (h *Handler) verifyProvider(ctx context.Context, p captchaProvider, token, 
 	if answer.Score != nil && h.Captcha.MinScore > 0 && *answer.Score < h.Captcha.MinScore {
 		return false, nil
 	}
+	if *answer.Success && !h.captchaHostAllowed(answer.Hostname, host) {
+		// A token solved on another site that shares the site key (or a
+		// key whose domain check is off at the provider) is not this
+		// site's: the provider's own docs ask the server to check this.
+		h.logger.Warn("CAPTCHA solved on another site: send refused",
+			zap.String("provider", h.Captcha.Type), zap.String("hostname", answer.Hostname))
+		return false, nil
+	}
 	return *answer.Success, nil
+}
+
+// captchaHostAllowed reports whether a provider's hostname is a site the
+// CAPTCHA is for: one of captcha hostnames, or, with none set, the host
+// the send was posted to (without its port).
+func (h *Handler) captchaHostAllowed(hostname, requestHost string) bool {
+	hostname = strings.ToLower(hostname)
+	want := h.Captcha.Hostnames
+	if len(want) == 0 {
+		if host, _, err := net.SplitHostPort(requestHost); err == nil {
+			requestHost = host
+		}
+		want = []string{strings.ToLower(strings.Trim(requestHost, "[]"))}
+	}
+	for _, w := range want {
+		if w == "*" || (hostname != "" && w == hostname) {
+			return true
+		}
+	}
+	return false
 }

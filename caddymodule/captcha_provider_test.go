@@ -124,6 +124,37 @@ func TestCaptchaProviders(t *testing.T) {
 			t.Errorf("score 0.3 with min_score 0.5: %d, want 403", w.Code)
 		}
 	})
+	t.Run("a token solved on another site", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name, answered string
+			hostnames      []string
+			want           int
+		}{
+			{"another host than the send's", "attacker.example", nil, http.StatusForbidden},
+			{"no hostname in the answer", "", nil, http.StatusForbidden},
+			{"the send's host, another case", "EXAMPLE.com", nil, http.StatusSeeOther},
+			{"one of captcha hostnames", "www.example.org", []string{"example.org", "www.example.org"}, http.StatusSeeOther},
+			{"not one of captcha hostnames", "example.com", []string{"example.org"}, http.StatusForbidden},
+			{"any, for test keys", "dummy-key-pass", []string{"*"}, http.StatusSeeOther},
+		} {
+			fake := &capProviderFake{t: t, provider: "turnstile", answer: map[string]any{"success": true, "hostname": tc.answered}}
+			srv := httptest.NewServer(fake)
+			t.Cleanup(srv.Close)
+			e := capNew(t, "always", func(h *Handler) {
+				h.Captcha = &CaptchaConfig{Type: "turnstile", SiteKey: "k", Secret: "s", VerifyURL: srv.URL, Hostnames: tc.hostnames}
+			})
+			b := e.browser("prov-host")
+			_, page := b.get("/_stepup/?r=%2Fsettings")
+			w, body := capSend(b, url.Values{"captcha_challenge": {capChallenge(page)}, "cf-turnstile-response": {"t"}})
+			if w.Code != tc.want {
+				t.Errorf("%s (provider says %q, hostnames %v): %d, want %d\n%s", tc.name, tc.answered, tc.hostnames, w.Code, tc.want, body)
+			}
+			if sent := len(e.messages()); (sent == 1) != (tc.want == http.StatusSeeOther) {
+				t.Errorf("%s: %d SMS", tc.name, sent)
+			}
+		}
+	})
 	t.Run("pow adds no origin to the CSP", func(t *testing.T) {
 		t.Parallel()
 		e := capNew(t, "always", nil)
