@@ -89,8 +89,12 @@ func fgFlow(t *testing.T, storeLine string) {
 			t.Errorf("status does not say %q:\n%s", want, out)
 		}
 	}
-	if out := a.mustRun(t, "unblock", "+81901234xxxx"); !strings.Contains(out, "lifted prefix:+81901234xxxx") {
-		t.Errorf("unblock of the prefix: %s", out)
+	if out := a.mustRun(t, "unblock", "+81901234xxxx"); !strings.Contains(out, "lifted prefix:+81901234xxxx") ||
+		!strings.Contains(out, "still blocked: range:+819012xxxxxx until ") || !strings.Contains(out, "(caddy sms-stepup unblock +819012)") {
+		t.Errorf("unblock of the prefix does not say the range still blocks it: %s", out)
+	}
+	if _, _, err := a.run(t, "unblock", "+8190123"); err == nil || !strings.Contains(err.Error(), "no fraud guard block on +8190123 itself; it is covered by range:+819012xxxxxx") {
+		t.Errorf("an unblock of a prefix only a range blocks: %v, want the range named", err)
 	}
 	if resp, body := rlSend(late); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("with the range still blocked, a send got %d %s", resp.StatusCode, itShort(body))
@@ -103,7 +107,7 @@ func fgFlow(t *testing.T, storeLine string) {
 		t.Errorf("a second unblock: %v, want no block", err)
 	}
 	fgSend(t, late)
-	if audits := a.audit(t, "operator_unblock"); len(audits) != 3 || audits[0]["target"] != "+81901234" {
+	if audits := a.audit(t, "operator_unblock"); len(audits) != 4 || audits[0]["target"] != "+81901234" || audits[1]["result"] != "failed" {
 		t.Errorf("operator_unblock audit entries: %v", audits)
 	}
 }

@@ -155,7 +155,7 @@ func TestResultsKeepTheirJSON(t *testing.T) {
 		{unlockResult{Identity: "alice"}, `{"identity":"alice"}`},
 		{resetNumberResult{Identity: "alice", Phone: "+81 90-****-5678"}, `{"identity":"alice","phone":"+81 90-****-5678"}`},
 		{resetBudgetResult{Max: 50, UsedBefore: 7}, `{"max":50,"used_before":7}`},
-		{unblockResult{Target: "+4477009001", Lifted: []string{"prefix:+4477009001xxxx"}}, `{"target":"+4477009001","lifted":["prefix:+4477009001xxxx"]}`},
+		{unblockResult{Target: "+4477009001", Lifted: []string{"prefix:+4477009001xxxx"}, StillBlocked: []blockStatus{}}, `{"target":"+4477009001","lifted":["prefix:+4477009001xxxx"],"still_blocked":[]}`},
 		{sendTestResult{Phone: "+81 90-****-3333", Gateway: "console", Status: "accepted"}, `{"phone":"+81 90-****-3333","gateway":"console","status":"accepted"}`},
 		{revokeResult{Identity: "alice", RevocationRefresh: "10s"}, `{"identity":"alice","not_before":"0001-01-01T00:00:00Z","revocation_refresh":"10s"}`},
 		{historyResult{Prefix: "+447700900", Retention: "168h0m0s", Entries: []otp.HistoryEntry{{Event: "send", Outcome: "refused", Reason: "cooldown",

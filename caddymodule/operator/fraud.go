@@ -71,21 +71,65 @@ type unblockResult struct {
 	Target string `json:"target"`
 	// Lifted are the scopes whose blocks were lifted, masked.
 	Lifted []string `json:"lifted"`
+	// StillBlocked are the blocks in force that still cover numbers of the
+	// target: a range around a prefix, or prefixes inside a range. Each
+	// is lifted by its own unblock.
+	StillBlocked []blockStatus `json:"still_blocked"`
 }
 
 // unblock lifts the fraud guard's blocks on a prefix, range or country,
-// and forgets their counts so they start afresh.
+// and forgets their counts so they start afresh. It also says which blocks
+// still cover the target's numbers, since lifting a prefix inside a
+// blocked range lets none of them through.
 func unblock(ctx context.Context, h Handler, req request) (result, error) {
 	target := unblockTarget(req.Target)
-	out := unblockResult{Target: target, Lifted: []string{}}
-	lifted, err := h.Service().Unblock(ctx, target)
+	out := unblockResult{Target: target, Lifted: []string{}, StillBlocked: []blockStatus{}}
+	svc := h.Service()
+	lifted, err := svc.Unblock(ctx, target)
 	for _, s := range lifted {
 		out.Lifted = append(out.Lifted, caddymodule.MaskedScope(s))
 	}
+	if err != nil && !errors.Is(err, otp.ErrNotBlocked) {
+		return out, err
+	}
+	blocks, listErr := svc.BreakerBlocks(ctx)
+	if listErr != nil {
+		return out, listErr
+	}
+	out.StillBlocked = covering(blocks, target)
 	if errors.Is(err, otp.ErrNotBlocked) {
-		err = &operatorError{"no fraud guard block on " + target + " (caddy sms-stepup status lists the blocks)", err}
+		msg := "no fraud guard block on " + target + " (caddy sms-stepup status lists the blocks)"
+		if len(out.StillBlocked) > 0 {
+			msg = "no fraud guard block on " + target + " itself; it is covered by " + out.stillText()
+		}
+		err = &operatorError{msg, err}
 	}
 	return out, err
+}
+
+// covering returns the prefix and range blocks whose numbers overlap the
+// target's: one is a prefix of the other.
+func covering(blocks []otp.BreakerBlock, target string) []blockStatus {
+	var out []blockStatus
+	for _, b := range blocks {
+		if b.Kind() == otp.BreakerCountry || !strings.HasPrefix(target, "+") {
+			continue
+		}
+		if v := b.Value(); strings.HasPrefix(target, v) || strings.HasPrefix(v, target) {
+			out = append(out, blockStatus{Scope: caddymodule.MaskedScope(b.Scope), Kind: b.Kind(), Until: b.Until.UTC(), Repeat: b.Level})
+		}
+	}
+	return out
+}
+
+// stillText names the blocks that still cover the target, each with the
+// command that lifts it.
+func (r unblockResult) stillText() string {
+	parts := make([]string, len(r.StillBlocked))
+	for i, b := range r.StillBlocked {
+		parts[i] = fmt.Sprintf("%s until %s (caddy sms-stepup unblock %s)", b.Scope, b.Until.Format(time.RFC3339), unblockTarget(b.Scope))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // unblockTarget reads the target as status shows it too: a scope's kind
@@ -104,4 +148,7 @@ func (r unblockResult) auditFields() []zap.Field {
 
 func (r unblockResult) text(w io.Writer, _ time.Time) {
 	fmt.Fprintf(w, "unblocked %s: lifted %s; its counts start afresh\n", r.Target, strings.Join(r.Lifted, ", "))
+	if len(r.StillBlocked) > 0 {
+		fmt.Fprintf(w, "still blocked: %s\n", r.stillText())
+	}
 }
