@@ -58,4 +58,12 @@ func TestAdminHistoryOnMemoryStore(t *testing.T) {
 			t.Errorf("%v succeeded", args)
 		}
 	}
+	// A digit short finds nothing in keyed lists: it is refused, saying
+	// what a prefix is. The whole number is read as its prefix.
+	if _, _, err := a.run(t, "history", "--prefix", "+8190123"); err == nil || !strings.Contains(err.Error(), "without its last 4 digits") {
+		t.Errorf("history --prefix a digit short: %v, want it refused with what a prefix is", err)
+	}
+	if out := a.mustRun(t, "history", "--prefix", "+819012345678"); !strings.Contains(out, "history of prefix +81901234 ") || strings.Contains(out, ": 0 entries") {
+		t.Errorf("history --prefix of the whole number:\n%s", out)
+	}
 }

@@ -153,7 +153,8 @@ var ErrNoHistory = errors.New("no send history is kept (history_retention 0, or 
 // HistoryQuery asks for the history of one identity or one number prefix.
 type HistoryQuery struct {
 	// Identity, or else Prefix: an E.164 number without its last 4 digits
-	// (+447700900 for +447700900123), as the prefix send limit counts.
+	// (+44770090 for +447700900123), as the prefix send limit counts, or
+	// the whole number (HistoryPrefixOf).
 	Identity string
 	Prefix   string
 	// Since bounds how far back; zero is the whole retention.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -129,10 +128,6 @@ func (s *Service) appendHistory(ctx context.Context, e HistoryEntry, lists []His
 	_ = s.history.AppendHistory(context.WithoutCancel(ctx), HistoryRecord{Lists: lists, At: e.At, Data: data, Retention: s.cfg.History.Retention})
 }
 
-// prefixPattern is a number without its last 4 digits: + and 1 to 11
-// digits (E.164 has at most 15).
-var prefixPattern = regexp.MustCompile(`^\+[1-9][0-9]{0,10}$`)
-
 // History returns the entries of one identity or one number prefix, newest
 // first (for an operator): ErrNoHistory when none is kept.
 func (s *Service) History(ctx context.Context, q HistoryQuery) ([]HistoryEntry, error) {
@@ -145,10 +140,12 @@ func (s *Service) History(ctx context.Context, q HistoryQuery) ([]HistoryEntry, 
 		return nil, errors.New("history: expected an identity or a prefix, not both")
 	case q.Identity != "":
 		key = s.keys.HistoryIdentityKey(q.Identity)
-	case prefixPattern.MatchString(q.Prefix):
-		key = s.keys.HistoryPrefixKey(q.Prefix)
 	case q.Prefix != "":
-		return nil, fmt.Errorf("history: prefix %q: expected + and the number's digits without its last 4 (+447700900 for +447700900123)", q.Prefix)
+		prefix, err := HistoryPrefixOf(q.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+		key = s.keys.HistoryPrefixKey(prefix)
 	default:
 		return nil, errors.New("history: expected an identity or a prefix")
 	}

@@ -184,7 +184,7 @@ at the gateway, and each code typed: ok, wrong_code, locked ... Numbers are
 masked; the store keeps nothing else (history_retention, 7 days by default;
 history_max entries per identity and per prefix, 1000 by default).`,
 		example: `  caddy sms-stepup history alice
-  caddy sms-stepup history --prefix +447700900 --since 1h
+  caddy sms-stepup history --prefix +44770090 --since 1h
   caddy sms-stepup history alice --json | jq '.entries[] | select(.outcome != "sent")'`,
 		takes:  map[string]need{"identity": optional, "prefix": optional, "since": optional},
 		run:    history,

@@ -143,7 +143,7 @@ var fields = []*field{
 		},
 	},
 	{
-		name: "prefix", placeholder: "<prefix>", example: `"prefix": "+447700900"`,
+		name: "prefix", placeholder: "<prefix>", example: `"prefix": "+44770090"`,
 		help:  "The number `prefix` whose history to show: the E.164 number without its last 4 digits",
 		about: "the number prefix",
 		text:  func(r *request) *string { return &r.Prefix }, check: printable,

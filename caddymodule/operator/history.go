@@ -30,7 +30,15 @@ type historyResult struct {
 // history reads the send history of the request's identity or prefix.
 func history(ctx context.Context, h Handler, req request) (result, error) {
 	if (req.Identity == "") == (req.Prefix == "") {
-		return nil, &operatorError{"expected an identity or --prefix <prefix>, one of them: caddy sms-stepup history alice, caddy sms-stepup history --prefix +447700900", nil}
+		return nil, &operatorError{"expected an identity or --prefix <prefix>, one of them: caddy sms-stepup history alice, caddy sms-stepup history --prefix +44770090", nil}
+	}
+	prefix := req.Prefix
+	if prefix != "" {
+		p, err := otp.HistoryPrefixOf(prefix)
+		if err != nil {
+			return nil, &operatorError{err.Error(), err}
+		}
+		prefix = p
 	}
 	svc := h.Service()
 	policy := svc.HistoryPolicy()
@@ -43,14 +51,14 @@ func history(ctx context.Context, h Handler, req request) (result, error) {
 		d, _ := caddy.ParseDuration(req.Since)
 		since = later(since, now.Add(-d))
 	}
-	entries, err := svc.History(ctx, otp.HistoryQuery{Identity: req.Identity, Prefix: req.Prefix, Since: since})
+	entries, err := svc.History(ctx, otp.HistoryQuery{Identity: req.Identity, Prefix: prefix, Since: since})
 	if err != nil && !errors.Is(err, otp.ErrStoreUnavailable) {
 		err = &operatorError{err.Error(), err}
 	}
 	if entries == nil {
 		entries = []otp.HistoryEntry{}
 	}
-	return historyResult{Identity: req.Identity, Prefix: req.Prefix, Since: since.UTC(), Retention: policy.Retention.String(), Entries: entries}, err
+	return historyResult{Identity: req.Identity, Prefix: prefix, Since: since.UTC(), Retention: policy.Retention.String(), Entries: entries}, err
 }
 
 func later(a, b time.Time) time.Time {
