@@ -26,12 +26,14 @@ func (h *Handler) audit(level zapcore.Level, msg, event string, fields ...zap.Fi
 	if ce := h.logger.Check(level, msg); ce != nil {
 		ce.Write(fields...)
 	}
-	enc := zapcore.NewMapObjectEncoder()
-	for _, f := range fields {
-		f.AddTo(enc)
-	}
-	h.count(event, enc.Fields)
+	h.count(event, stringField(fields))
 	if h.events != nil && h.events.ShouldEmit("sms_stepup_"+event) {
+		// The fields as a map only for an event someone listens to
+		// (issue 17: the map was built for every audit entry).
+		enc := zapcore.NewMapObjectEncoder()
+		for _, f := range fields {
+			f.AddTo(enc)
+		}
 		data := make(map[string]any, len(enc.Fields)+1)
 		for k, v := range enc.Fields {
 			data[k] = v
@@ -82,9 +84,26 @@ func unsafeInLog(r rune) bool {
 	return false
 }
 
-// count updates the metric of an audit event.
-func (h *Handler) count(event string, f map[string]any) {
-	str := func(k string) string { s, _ := f[k].(string); return s }
+// stringField looks up the string fields of an audit entry by key, the
+// last one of a key winning, as in a map of them; a key with no string
+// field is "".
+func stringField(fields []zap.Field) func(key string) string {
+	return func(key string) string {
+		for i := len(fields) - 1; i >= 0; i-- {
+			if fields[i].Key == key {
+				if fields[i].Type == zapcore.StringType {
+					return fields[i].String
+				}
+				return ""
+			}
+		}
+		return ""
+	}
+}
+
+// count updates the metric of an audit event; str looks up its string
+// fields.
+func (h *Handler) count(event string, str func(key string) string) {
 	switch event {
 	case "send":
 		metrics.sends.WithLabelValues(str("gateway"), "sent").Inc()

@@ -46,6 +46,9 @@ type Keys struct {
 	// (replay.go).
 	replay     []byte
 	replaySeal cipher.AEAD
+
+	// macs pools HMACs of the keys above (keys_mac.go).
+	macs macPools
 }
 
 // DeriveKeys derives the per-purpose keys from root.
@@ -78,7 +81,7 @@ func DeriveKeys(root []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keys{
+	k := &Keys{
 		receipt: receipt,
 		seal:    seal,
 		subject: subject,
@@ -96,7 +99,9 @@ func DeriveKeys(root []byte) (*Keys, error) {
 		captcha:    derive("captcha"),
 		replay:     derive("replay"),
 		replaySeal: replaySeal,
-	}, nil
+	}
+	k.macs = newMACPools(k.token, k.codeMAC, k.csrf, k.session, k.phone, k.limit, k.lookup, k.device, k.captcha, k.replay)
+	return k, nil
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
@@ -111,7 +116,8 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // challenge id and the code, so a stored value is useless for any other
 // challenge and a dump of the store reveals no code.
 func (k *Keys) CodeMAC(challengeID, code string) []byte {
-	m := hmac.New(sha256.New, k.codeMAC)
+	m := k.mac(k.codeMAC)
+	defer k.macDone(k.codeMAC, m)
 	m.Write([]byte(challengeID))
 	m.Write([]byte{0})
 	m.Write([]byte(code))
@@ -138,7 +144,8 @@ func (k *Keys) PhoneHash(e164 string) string {
 // store: a keyed hash, so a dump of the store cannot be matched against a
 // list of numbers.
 func (k *Keys) LimitKey(kind, value string) string {
-	m := hmac.New(sha256.New, k.limit)
+	m := k.mac(k.limit)
+	defer k.macDone(k.limit, m)
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
 	m.Write([]byte(value))
@@ -169,7 +176,8 @@ type CSRFBinding struct {
 // in Unix seconds, a dot, and an HMAC over the time and the binding.
 func (k *Keys) CSRFToken(b CSRFBinding, issued time.Time) string {
 	unix := strconv.FormatInt(issued.Unix(), 10)
-	m := hmac.New(sha256.New, k.csrf)
+	m := k.mac(k.csrf)
+	defer k.macDone(k.csrf, m)
 	for _, s := range [...]string{unix, b.Nonce, b.Identity, b.SessionHash, b.Scope} {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
@@ -206,7 +214,8 @@ func csrfIssued(token string) (time.Time, bool) {
 }
 
 func (k *Keys) short(key []byte, s string) string {
-	m := hmac.New(sha256.New, key)
+	m := k.mac(key)
+	defer k.macDone(key, m)
 	m.Write([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }

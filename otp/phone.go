@@ -259,7 +259,7 @@ func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	e164 := phonenumbers.Format(num, phonenumbers.E164)
 	cc := int(num.GetCountryCode())
 	if p.deny.match(e164) {
-		return Phone{}, &PhoneRefusal{Reason: "deny_list", Masked: maskNumber(num, cc)}
+		return Phone{}, &PhoneRefusal{Reason: "deny_list", Masked: maskNumber(num, cc, phonenumbers.Format(num, phonenumbers.INTERNATIONAL))}
 	}
 	typ := ""
 	if p.hasMobilePrefix(e164) && phonenumbers.IsPossibleNumber(num) && hasMobileLength(num) {
@@ -269,8 +269,11 @@ func (p *PhonePolicy) Check(raw string) (Phone, error) {
 	} else {
 		return Phone{}, &PhoneRefusal{Reason: "invalid"}
 	}
-	ph := Phone{E164: e164, Region: phonenumbers.GetRegionCodeForNumber(num), Type: typ, Masked: maskNumber(num, cc),
-		Formatted: phonenumbers.Format(num, phonenumbers.INTERNATIONAL)}
+	// Formatted once: the mask is made from it (issue 17: formatting is
+	// most of a new number's check).
+	formatted := phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
+	ph := Phone{E164: e164, Region: phonenumbers.GetRegionCodeForNumber(num), Type: typ, Masked: maskNumber(num, cc, formatted),
+		Formatted: formatted}
 	var refusal *PhoneRefusal
 	switch {
 	case !p.countryCodes[cc]:
@@ -314,10 +317,11 @@ func hasMobileLength(num *phonenumbers.PhoneNumber) bool {
 // trailing ones: the national numbers of some countries have four to
 // eight digits (Tokelau +690 7290), and two plus four would show them
 // whole in the logs.
-func maskNumber(num *phonenumbers.PhoneNumber, cc int) string {
+//
+// formatted is num in the INTERNATIONAL format.
+func maskNumber(num *phonenumbers.PhoneNumber, cc int, formatted string) string {
 	nsn := phonenumbers.GetNationalSignificantNumber(num)
 	prefix := "+" + strconv.Itoa(cc) + " "
-	formatted := phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
 	rest, ok := strings.CutPrefix(formatted, prefix)
 	if !ok {
 		rest = nsn

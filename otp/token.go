@@ -108,6 +108,9 @@ type Tokens struct {
 	cfg    TokenConfig
 	byKID  map[string]any
 	parser *jwt.Parser
+	// hsHeader is the encoded header of the HS256 tokens Issue signs
+	// (token_sign.go).
+	hsHeader string
 
 	mu    sync.RWMutex
 	cache map[string]Verified
@@ -146,6 +149,7 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		for _, k := range cfg.Keys {
 			t.byKID[k.ID] = k.token
 		}
+		t.hsHeader = hs256Header(cfg.Keys[0].ID)
 	}
 	t.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{method}),
@@ -187,19 +191,13 @@ func (t *Tokens) Issue(subject, sessionHash string, authTime time.Time) (string,
 		AuthTimeMS:  authTime.UnixMilli(),
 		AMR:         []string{"sms", "otp"},
 	}
-	var tok *jwt.Token
-	var key any
-	if len(t.cfg.EdKeys) > 0 {
-		tok = jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-		tok.Header["kid"] = t.cfg.EdKeys[0].ID
-		key = t.cfg.EdKeys[0].Private
-	} else {
-		tok = jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-		tok.Header["kid"] = t.cfg.Keys[0].ID
-		key = t.cfg.Keys[0].token
+	if len(t.cfg.EdKeys) == 0 {
+		return t.signHS256(&claims)
 	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"] = t.cfg.EdKeys[0].ID
 	tok.Header["typ"] = TokenType
-	s, err := tok.SignedString(key)
+	s, err := tok.SignedString(t.cfg.EdKeys[0].Private)
 	if err != nil {
 		return "", fmt.Errorf("sign step-up token: %w", err)
 	}

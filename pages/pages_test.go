@@ -3,6 +3,7 @@ package pages
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -346,5 +347,25 @@ func TestSendPageNamesTheAction(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRender is the send and code pages as the handler renders them,
+// in each language (issue 17: the page is most of a step-up page GET).
+//
+//	go test -run XXX -bench Render -benchmem ./pages/
+func BenchmarkRender(b *testing.B) {
+	for _, page := range []string{Send, Code} {
+		for _, lang := range []string{"en", "ja"} {
+			b.Run(page+"/"+lang, func(b *testing.B) {
+				data := SampleData(lang)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := Render(io.Discard, page, data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
