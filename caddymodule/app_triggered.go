@@ -92,7 +92,7 @@ func (h *Handler) tellAppOfStepUp(r *http.Request, repl *caddy.Replacer) {
 	if token == "" || h.untrustedHeaders(r, repl) != "" {
 		return
 	}
-	identity := h.identity(repl)
+	identity := h.identity(r, repl)
 	if identity == "" {
 		return
 	}

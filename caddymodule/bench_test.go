@@ -75,6 +75,30 @@ func BenchmarkServeHTTPHotPath(b *testing.B) {
 	}
 }
 
+// BenchmarkServeHTTPHotPathHeaderIdentity is the hot path as bench/Caddyfile
+// and the README set it up: the identity from a request header that a
+// trusted proxy sets.
+func BenchmarkServeHTTPHotPathHeaderIdentity(b *testing.B) {
+	e := htNew(b, nil, func(h *Handler) {
+		h.Identity = "{http.request.header.X-User}"
+		h.HeadersSetBy = "trusted_proxy"
+	})
+	token, err := e.h.tokens.Issue("alice", "", e.clock.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	br := e.browser("")
+	br.setCookie("__Host-stepup", token)
+	htBench(b, e, func() *http.Request {
+		r := br.request(http.MethodGet, "/settings", nil, "X-User: alice")
+		r.Header.Set("Cookie", r.Header.Get("Cookie")+"; app_session=abc; theme=dark")
+		return r
+	})
+	if n := e.store.calls.Load(); n != 1 {
+		b.Fatalf("the hot path made %d store calls, want one read of the revocation", n)
+	}
+}
+
 // BenchmarkServeHTTPUnprotected is a request the protect matchers do not
 // cover: the cost the plugin adds to the rest of the site.
 func BenchmarkServeHTTPUnprotected(b *testing.B) {

@@ -115,9 +115,9 @@ type Handler struct {
 	scopeLabel   string
 	serviceLabel string
 
-	// The keys of identity and session when each is a single placeholder.
-	identityKey string
-	sessionKey  string
+	// How identity and session are read (handler.go, inputOf).
+	identityIn placeholderInput
+	sessionIn  placeholderInput
 	// The upstream headers to set, from UpstreamHeaders.
 	upstream upstreamHeaders
 	// What makes the request headers identity and phone read believable.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -219,19 +220,43 @@ func (h *Handler) setUpstreamHeaders(hdr http.Header, v *otp.Verified, token str
 }
 
 // identity is who the request's user is, from the identity placeholder.
-func (h *Handler) identity(repl *caddy.Replacer) string {
-	return resolve(repl, h.Identity, h.identityKey)
+func (h *Handler) identity(r *http.Request, repl *caddy.Replacer) string {
+	return h.identityIn.resolve(r, repl)
 }
 
-// resolve expands an option's placeholders. An option that is exactly one
-// placeholder ("{http.auth.user.id}") has its key found at provision and
-// is looked up directly, which spares parsing it on every request.
-func resolve(repl *caddy.Replacer, expr, key string) string {
-	if key != "" {
-		s, _ := repl.GetString(key)
+// placeholderInput is how an option made of placeholders (identity,
+// session) is read on each request, worked out at provision by inputOf.
+type placeholderInput struct {
+	expr   string // the option as written
+	key    string // its key when it is exactly one placeholder
+	header string // the canonical field name when that one is {http.request.header.*}
+}
+
+// inputOf works out how to read expr. An option that is exactly one
+// placeholder ("{http.auth.user.id}") is looked up by its key, which spares
+// parsing it on every request. A request header ("{http.request.header.X-User}",
+// the README's set-up) is read from the request's header directly, the
+// same value Caddy's http placeholders give (modules/caddyhttp/replacer.go:
+// the field's values joined with ","; the replacer's request shares r's
+// header map), without walking the replacer's providers to it.
+func inputOf(expr string) placeholderInput {
+	in := placeholderInput{expr: expr, key: placeholderKey(expr)}
+	if field, ok := strings.CutPrefix(in.key, "http.request.header."); ok && field != "" {
+		in.header = textproto.CanonicalMIMEHeaderKey(field)
+	}
+	return in
+}
+
+// resolve expands the option's placeholders on r.
+func (in *placeholderInput) resolve(r *http.Request, repl *caddy.Replacer) string {
+	switch {
+	case in.header != "":
+		return strings.Join(r.Header[in.header], ",")
+	case in.key != "":
+		s, _ := repl.GetString(in.key)
 		return s
 	}
-	return repl.ReplaceAll(expr, "")
+	return repl.ReplaceAll(in.expr, "")
 }
 
 // placeholderKey is the key of expr when expr is exactly one placeholder

@@ -68,7 +68,7 @@ func (h *Handler) session(r *http.Request, repl *caddy.Replacer) (session string
 	case h.SessionCookie != "":
 		session = h.sessionCookie(r)
 	case h.Session != "":
-		session = resolve(repl, h.Session, h.sessionKey)
+		session = h.sessionIn.resolve(r, repl)
 	default:
 		return "", true
 	}

@@ -27,10 +27,16 @@ const clientValuesRemovedVar = "sms_stepup.client_values_removed"
 // (which then owns setting the placeholders, to empty when it does not step
 // the request up).
 func removeClientValues(r *http.Request) (first bool) {
-	if done, _ := caddyhttp.GetVar(r.Context(), clientValuesRemovedVar).(bool); done {
+	// caddyhttp.GetVar then SetVar would walk the context chain twice.
+	// Without Caddy's vars (no caddyhttp server) every handler strips,
+	// which is what GetVar and SetVar amounted to there.
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if done, _ := vars[clientValuesRemovedVar].(bool); done {
 		return false
 	}
-	caddyhttp.SetVar(r.Context(), clientValuesRemovedVar, true)
+	if vars != nil {
+		vars[clientValuesRemovedVar] = true
+	}
 	stripStepupHeaders(r.Header)
 	if r.Trailer != nil {
 		// Declared trailers are keys without values until the body is read

@@ -177,7 +177,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, repl *caddy.R
 	if reason := h.untrustedHeaders(r, repl); reason != "" {
 		return "", "", h.refuseUntrusted(w, r, repl, reason)
 	}
-	if identity = h.identity(repl); identity == "" {
+	if identity = h.identity(r, repl); identity == "" {
 		return "", "", h.refuseNoIdentity(w, r)
 	}
 	session, ok := h.session(r, repl)
@@ -192,7 +192,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, repl *caddy.R
 // claimed identity is logged, escaped, as it names whom a forgery aimed at.
 func (h *Handler) refuseUntrusted(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, reason string) error {
 	h.audit(zapcore.WarnLevel, "request refused: its identity or phone header was not set by "+h.trust.by.String()+" in this request, so it may be the client's own", "untrusted_identity",
-		zap.String("reason", reason), zap.String("headers", h.trust.names), zap.String("claimed_identity", h.identity(repl)),
+		zap.String("reason", reason), zap.String("headers", h.trust.names), zap.String("claimed_identity", h.identity(r, repl)),
 		zap.String("path", r.URL.Path), zap.String("client_ip", clientIP(r)))
 	return h.renderError(w, r, http.StatusUnauthorized, "untrusted_identity")
 }
