@@ -136,3 +136,29 @@ func TestRefusalMemoStoreDownFailsClosed(t *testing.T) {
 		t.Errorf("%d addresses held after a store outage, want 0", n)
 	}
 }
+
+// An IPv6 address is held by its /64, as the store counts it: another
+// address of the /64 is refused without the store, one outside it is the
+// store's to judge.
+func TestRefusalMemoHoldsTheStoresIPv6Bucket(t *testing.T) {
+	one := 1
+	e := htNew(t, nil, func(h *Handler) { h.Limits = &LimitsConfig{IP: &one} })
+	alice, bot := e.browser("alice"), e.browser("bot")
+	if res := rmSendFrom(t, alice, "2001:db8:7:7::2", alice.csrf()); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("alice's first send: %d", res.StatusCode)
+	}
+	if res := rmSendFrom(t, bot, "2001:db8:7:7::3", bot.csrf()); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second send from the /64: %d, want 429", res.StatusCode)
+	}
+	calls := e.store.calls.Load()
+	if res := rmSendFrom(t, bot, "2001:db8:7:7:ffff::9", bot.csrf()); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("another address of the /64: %d, want 429", res.StatusCode)
+	}
+	if n := e.store.calls.Load() - calls; n != 0 {
+		t.Errorf("%d store calls for a held /64, want 0", n)
+	}
+	carol := e.browser("carol")
+	if res := rmSendFrom(t, carol, "2001:db8:7:8::3", carol.csrf()); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the next /64's first send: %d, want 303", res.StatusCode)
+	}
+}
