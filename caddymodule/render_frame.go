@@ -7,64 +7,75 @@ import (
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/pages"
 )
 
-// A refusal's page (the 429 of a limit or a cooldown, the 422 of a dead
-// challenge) is the send page with a message. Under a bot flood it is
-// most of what the handler writes, so it is written from a pages.Frame,
-// rendered once per language and variant, with the request's values put
-// in (issue 17): the bytes are the template's
-// (TestFramedSendPageIsTheTemplates).
+// A refusal's page (the 429 of a limit or a cooldown, the 422 of a wrong
+// code or a dead challenge) is the send page or the code page with a
+// message. Under a bot flood it is most of what the handler writes, so it
+// is written from a pages.Frame, rendered once per language and variant,
+// with the request's values put in (issue 17): the bytes are the
+// template's (TestFramedSendPageIsTheTemplates,
+// TestFramedCodePageIsTheTemplates).
 
-// pageFrames are a handler's send-page frames, built when first needed.
+// pageFrames are a handler's send- and code-page frames, built when first
+// needed.
 type pageFrames struct {
 	mu sync.Mutex
 	// by variant; nil: this variant can't be framed, render the template
 	frames map[frameKey]*pages.Frame
 }
 
-// frameKey is what changes a send page's text other than its spliced
-// values. Every part is from the configuration or a handful of words
-// (the language, the message's status), never from the request as is.
+// frameKey is what changes a page's text other than its spliced values.
+// Every part is from the configuration or a handful of words (the page,
+// the language, the message's status, the delivery report's sentence),
+// never from the request as is.
 type frameKey struct {
-	lang, status, action string
-	masked, canChange    bool
+	page, lang, status, action string
+	delivery, deliveryStatus   string
+	masked, canChange, canCall bool
+	waiting                    bool // RetryIn > 0
 }
 
 // maxFrames bounds pageFrames: the variants are a few per language and
 // action, so a full map means something unforeseen, and the template.
-const maxFrames = 128
+const maxFrames = 256
 
-// The values a send page's frame puts in, in this order.
+// The values a frame puts in, in this order.
 const (
 	slotNonce = iota
 	slotCSRF
 	slotMessage
 	slotMasked
+	slotPhoneText // the masked number in the catalog's sentences, unbreakable
 	slotReturn
 	slotReturnQuery // the return path in the other language's link
+	slotRetryIn     // seconds to wait for a resend, when waiting
 	slotCount
 )
 
 var frameSplices = []pages.Splice{
 	slotNonce: pages.Escaped, slotCSRF: pages.Escaped, slotMessage: pages.Escaped, slotMasked: pages.Escaped,
-	slotReturn: pages.Escaped, slotReturnQuery: pages.QueryEscaped,
+	slotPhoneText: pages.Escaped, slotReturn: pages.Escaped, slotReturnQuery: pages.QueryEscaped, slotRetryIn: pages.Digits,
 }
 
 var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-// writeFramed writes the send page from its frame when data is a plain
-// refusal (a message, and nothing a frame does not splice) on the
+// writeFramed writes the send or code page from its frame when data is a
+// plain refusal (a message, and nothing a frame does not splice) on the
 // embedded pages, and says whether it did; false: nothing was written.
 func (h *Handler) writeFramed(v *visit, status int, page string, data pages.Data, nonce string) bool {
-	if page != pages.Send || h.frames == nil || h.pages != pages.Default || !framable(data) {
+	if h.frames == nil || h.pages != pages.Default || !framable(page, data) {
 		return false
 	}
-	f := h.frameFor(frameKey{lang: v.lang, status: data.Status, action: data.Action, masked: data.Masked != "", canChange: data.CanChange})
+	f := h.frameFor(frameKey{page: page, lang: v.lang, status: data.Status, action: data.Action,
+		delivery: data.Delivery, deliveryStatus: data.DeliveryStatus, masked: data.Masked != "",
+		canChange: data.CanChange, canCall: data.CanCall, waiting: page == pages.Code && data.RetryIn > 0})
 	if f == nil {
 		return false
 	}
 	var values [slotCount]string
 	values[slotNonce], values[slotCSRF], values[slotMessage] = nonce, h.csrfToken(v), data.Message
-	values[slotMasked], values[slotReturn], values[slotReturnQuery] = data.Masked, v.ret, urlQueryEscape(v.ret)
+	values[slotMasked], values[slotPhoneText] = data.Masked, unbreakable.Replace(data.Masked)
+	values[slotReturn], values[slotReturnQuery] = v.ret, urlQueryEscape(v.ret)
+	values[slotRetryIn] = strconv.Itoa(max(data.RetryIn, 1)) // unused when not waiting
 	buf := frameBuffers.Get().(*[]byte)
 	defer frameBuffers.Put(buf)
 	body, ok := f.Append((*buf)[:0], values[:])
@@ -78,14 +89,21 @@ func (h *Handler) writeFramed(v *visit, status int, page string, data pages.Data
 	return true
 }
 
-// framable says whether a send page's data is what a frame shows: a
-// message (which a frame needs non-empty), the masked number, the change
-// link, and nothing else the send page shows. Key and RetryIn are not on
-// the send page.
-func framable(d pages.Data) bool {
-	return d.Message != "" && d.Captcha == nil && !d.Enrolling && d.Formatted == "" && !d.Changing && d.Title == "" &&
-		d.Delivery == "" && d.DeliveryStatus == "" && !d.CanCall && d.Remaining == 0 && d.ResumeURL == "" &&
-		d.ResumeField == "" && d.ResumeID == "" && d.T == nil && d.Nonce == "" && d.CSRF == "" && d.OtherURL == ""
+// framable says whether a page's data is what a frame shows: a message
+// (which a frame needs non-empty), the masked number, and on the send page
+// the change link, on the code page the delivery report, the call button
+// and the wait for a resend; nothing else. Key and Remaining are on
+// neither page (the message says the attempts left).
+func framable(page string, d pages.Data) bool {
+	plain := d.Message != "" && d.Captcha == nil && !d.Enrolling && d.Formatted == "" && !d.Changing && d.Title == "" &&
+		d.ResumeURL == "" && d.ResumeField == "" && d.ResumeID == "" && d.T == nil && d.Nonce == "" && d.CSRF == "" && d.OtherURL == ""
+	switch page {
+	case pages.Send:
+		return plain && d.Delivery == "" && d.DeliveryStatus == "" && !d.CanCall
+	case pages.Code:
+		return plain && d.Masked != "" && !d.CanChange && d.RetryIn >= 0
+	}
+	return false
 }
 
 // frameFor is the frame of a variant, built on first use; nil when the
@@ -98,7 +116,7 @@ func (h *Handler) frameFor(k frameKey) *pages.Frame {
 	if ok {
 		return f
 	}
-	f, err := h.pages.NewFrame(pages.Send, frameSplices, func(values []string) pages.Data { return h.frameData(k, values) })
+	f, err := h.pages.NewFrame(k.page, frameSplices, func(values []string) pages.Data { return h.frameData(k, values) })
 	if err != nil {
 		f = nil // the template, always, for this variant
 	}
@@ -110,23 +128,28 @@ func (h *Handler) frameFor(k frameKey) *pages.Frame {
 	return f
 }
 
-// frameData is the send page's data as render fills it, with values in
-// the spliced fields.
+// frameData is the page's data as render fills it, with values in the
+// spliced fields.
 func (h *Handler) frameData(k frameKey, values []string) pages.Data {
 	codeLength := h.service.Config().CodeLength
-	masked := ""
+	masked, phoneText := "", ""
 	if k.masked {
-		masked = values[slotMasked]
+		masked, phoneText = values[slotMasked], values[slotPhoneText]
+	}
+	retryIn := 0
+	if k.waiting {
+		retryIn, _ = strconv.Atoi(values[slotRetryIn])
 	}
 	other := "ja"
 	if k.lang == "ja" {
 		other = "en"
 	}
 	return pages.Data{
-		Lang: k.lang, T: pages.Messages(k.lang, "{phone}", unbreakable.Replace(masked), "{n}", strconv.Itoa(codeLength)),
+		Lang: k.lang, T: pages.Messages(k.lang, "{phone}", phoneText, "{n}", strconv.Itoa(codeLength)),
 		Nonce: values[slotNonce], Service: h.serviceName(), Brand: h.brand, Prefix: h.PathPrefix,
 		Return: values[slotReturn], Action: k.action, CSRF: values[slotCSRF], CodeLength: codeLength,
 		Message: values[slotMessage], Status: k.status, Masked: masked, CanChange: k.canChange,
+		Delivery: k.delivery, DeliveryStatus: k.deliveryStatus, CanCall: k.canCall, RetryIn: retryIn,
 		OtherLang: other, OtherLabel: pages.LangName(other), OtherURL: h.PathPrefix + "/?r=" + values[slotReturnQuery] + "&lang=" + other,
 	}
 }

@@ -18,6 +18,12 @@ import (
 // NONCE (it is new for every page).
 func frRender(t *testing.T, e *htEnv, b *htBrowser, framed bool, lang, ret string, status int, data pages.Data) (int, http.Header, string) {
 	t.Helper()
+	return frRenderPage(t, e, b, framed, pages.Send, lang, ret, status, data)
+}
+
+// frRenderPage is frRender for page.
+func frRenderPage(t *testing.T, e *htEnv, b *htBrowser, framed bool, page, lang, ret string, status int, data pages.Data) (int, http.Header, string) {
+	t.Helper()
 	r := b.request(http.MethodGet, "/_stepup/?lang="+lang, nil)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	w := httptest.NewRecorder()
@@ -28,7 +34,7 @@ func frRender(t *testing.T, e *htEnv, b *htBrowser, framed bool, lang, ret strin
 		e.h.frames = nil
 		defer func() { e.h.frames = frames }()
 	}
-	if err := e.h.render(v, status, pages.Send, data); err != nil {
+	if err := e.h.render(v, status, page, data); err != nil {
 		t.Fatal(err)
 	}
 	nonce := frNonce.FindStringSubmatch(w.Header().Get("Content-Security-Policy"))
@@ -110,14 +116,17 @@ func TestFramesOnlyPlainRefusals(t *testing.T) {
 		{},
 		{Message: "m", Enrolling: true, Formatted: "+81 90-1234-5678"},
 		{Message: "m", Captcha: &pages.Captcha{Kind: "pow", Challenge: "c", Difficulty: 1, ImageURL: "/i"}},
-		{Message: "m", Remaining: 2},
+		{Message: "m", CanCall: true},
 	} {
-		if framable(data) {
+		if framable(pages.Send, data) {
 			t.Errorf("%+v is framed", data)
 		}
 	}
-	if !framable(pages.Data{Message: "m", Key: "k", RetryIn: 3, Masked: "x", CanChange: true, Status: "notice"}) {
+	if !framable(pages.Send, pages.Data{Message: "m", Key: "k", RetryIn: 3, Masked: "x", CanChange: true, Status: "notice"}) {
 		t.Error("a refusal's data is not framed")
+	}
+	if framable(pages.Code, pages.Data{Message: "m"}) || framable(pages.Error, pages.Data{Message: "m"}) {
+		t.Error("a code page with no number, or an error page, is framed")
 	}
 	for _, own := range []bool{false, true} {
 		e := htNew(t, nil, func(h *Handler) {
@@ -135,5 +144,49 @@ func TestFramesOnlyPlainRefusals(t *testing.T) {
 		if n := len(e.h.frames.frames); n != want {
 			t.Errorf("own templates %v: %d frames after a refusal, want %d", own, n, want)
 		}
+	}
+}
+
+// The code page written from a frame is the template's, byte for byte,
+// for every language, a wrong code's and a cooldown's message, with and
+// without a wait for a resend, a call button, a delivery report.
+func TestFramedCodePageIsTheTemplates(t *testing.T) {
+	e := rtNew(t, nil)
+	b := e.browser("alice")
+	b.csrf()
+	for _, lang := range []string{"en", "ja"} {
+		for _, msg := range []pages.Data{
+			{Message: pages.Msg(lang, "wrong_code", "{n}", "3"), Key: "wrong_code", Remaining: 3},
+			{Message: pages.Msg(lang, "cooldown", "{s}", "29"), Key: "cooldown"},
+			{Message: "<b>&'\"+\x00", Status: "notice"},
+		} {
+			for _, retryIn := range []int{0, 7, 1800} {
+				for _, canCall := range []bool{false, true} {
+					for _, delivery := range [][2]string{{}, {pages.Msg(lang, "delivery_delivered"), "notice"}, {pages.Msg(lang, "delivery_failed"), "error"}} {
+						for _, masked := range []string{"+81 90-****-5678", "<i>&'\"+ -"} {
+							for _, ret := range []string{"/settings", "/account/payout?x=1&y=<'\">+%20 é"} {
+								data := msg
+								data.RetryIn, data.CanCall, data.Delivery, data.DeliveryStatus, data.Masked = retryIn, canCall, delivery[0], delivery[1], masked
+								wantCode, _, want := frRenderPage(t, e, b, false, pages.Code, lang, ret, 422, data)
+								gotCode, _, got := frRenderPage(t, e, b, true, pages.Code, lang, ret, 422, data)
+								if gotCode != wantCode || got != want {
+									t.Fatalf("lang %s, %+v, return %q: the framed code page (%d) is not the template's (%d):\n%s\nwant:\n%s", lang, data, ret, gotCode, wantCode, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	e.h.frames.mu.Lock()
+	defer e.h.frames.mu.Unlock()
+	for k, f := range e.h.frames.frames {
+		if f == nil {
+			t.Errorf("variant %+v was not framed: its page came from the template", k)
+		}
+	}
+	if len(e.h.frames.frames) == 0 {
+		t.Error("no code page was framed")
 	}
 }

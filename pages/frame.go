@@ -37,6 +37,10 @@ const (
 	// already be query-escaped (url.QueryEscape's bytes: letters,
 	// digits, -._~+ and %XX); anything else is refused.
 	QueryEscaped
+	// Digits values are a positive whole number in decimal, for an int
+	// field (fill parses them): markers and probes are numbers too, and
+	// anything but decimal digits is refused.
+	Digits
 )
 
 // NewFrame renders page name with the data fill builds from markers, one
@@ -46,8 +50,11 @@ const (
 // non-empty values.
 func (s *Set) NewFrame(name string, kinds []Splice, fill func(values []string) Data) (*Frame, error) {
 	markers := make([]string, len(kinds))
-	for i := range kinds {
+	for i, k := range kinds {
 		markers[i] = fmt.Sprintf("stepupframeslot%dx", i)
+		if k == Digits {
+			markers[i] = fmt.Sprintf("9%08d", 31415926+i)
+		}
 	}
 	var page bytes.Buffer
 	if err := s.Render(&page, name, fill(markers)); err != nil {
@@ -85,8 +92,11 @@ func (f *Frame) check(s *Set, name string, fill func([]string) Data) error {
 	probes := make([]string, len(f.kinds))
 	for i, k := range f.kinds {
 		probes[i] = fmt.Sprintf("<b%d>&'\"+ -\x00\u00e9", i)
-		if k == QueryEscaped {
+		switch k {
+		case QueryEscaped:
 			probes[i] = fmt.Sprintf("q%d%%2F+~._-", i)
+		case Digits:
+			probes[i] = fmt.Sprint(271828 + i)
 		}
 	}
 	var want bytes.Buffer
@@ -102,11 +112,11 @@ func (f *Frame) check(s *Set, name string, fill func([]string) Data) error {
 
 // Append appends the page with values (one per kind, as in NewFrame) to
 // dst. It returns false, and dst as it was, when a QueryEscaped value is
-// not query-escaped.
+// not query-escaped or a Digits value not digits.
 func (f *Frame) Append(dst []byte, values []string) ([]byte, bool) {
 	grow := f.size
 	for i, k := range f.kinds {
-		if k == QueryEscaped && !queryEscaped(values[i]) {
+		if k == QueryEscaped && !queryEscaped(values[i]) || k == Digits && !digits(values[i]) {
 			return dst, false
 		}
 		grow += 2 * len(values[i])
@@ -171,4 +181,14 @@ func queryEscaped(s string) bool {
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// digits says whether s is one or more decimal digits.
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

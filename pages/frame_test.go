@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -106,5 +107,36 @@ func TestFrameEscapesAsTheTemplate(t *testing.T) {
 	}
 	if got, _ := f.Append(nil, values); !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("every byte: the frame wrote\n%q\nthe template\n%q", got, want.String())
+	}
+}
+
+// A Digits value is a number the page prints (the seconds to wait on the
+// code page, in an attribute and a sentence): spliced as the template
+// prints it, and anything but digits refused.
+func TestFrameSplicesDigits(t *testing.T) {
+	fill := func(v []string) Data {
+		d := SampleData("en")
+		d.Nonce, d.CSRF = v[0], v[1]
+		d.RetryIn, _ = strconv.Atoi(v[2])
+		return d
+	}
+	kinds := []Splice{Escaped, Escaped, Digits}
+	f, err := Default.NewFrame(Code, kinds, fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"1", "30", "12345"} {
+		var want bytes.Buffer
+		if err := Default.Render(&want, Code, fill([]string{"n", "c", n})); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := f.Append(nil, []string{"n", "c", n}); !ok || !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%s seconds: the frame wrote\n%s\nthe template\n%s", n, got, want.String())
+		}
+	}
+	for _, n := range []string{"", "3a", "-1", "<"} {
+		if _, ok := f.Append(nil, []string{"n", "c", n}); ok {
+			t.Errorf("%q spliced as digits", n)
+		}
 	}
 }
