@@ -133,6 +133,15 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
+	if page == pages.Send || page == pages.Code {
+		data.Action = h.actionText(v)
+		if data.Captcha == nil {
+			data.Captcha = h.pageCaptcha(v)
+		}
+	}
+	if h.writeFramed(v, status, page, data, nonce) {
+		return nil // a refusal's page, without the template (render_frame.go)
+	}
 	cfg := h.service.Config()
 	data.Lang = v.lang
 	data.T = pages.Messages(v.lang, "{phone}", unbreakable.Replace(data.Masked), "{n}", strconv.Itoa(cfg.CodeLength))
@@ -141,12 +150,6 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	data.Brand = h.brand
 	data.Prefix = h.PathPrefix
 	data.Return = v.ret
-	if page == pages.Send || page == pages.Code {
-		data.Action = h.actionText(v)
-		if data.Captcha == nil {
-			data.Captcha = h.pageCaptcha(v)
-		}
-	}
 	data.CSRF = h.csrfToken(v)
 	data.CodeLength = cfg.CodeLength
 	data.OtherLang = "ja"
@@ -155,13 +158,20 @@ func (h *Handler) render(v *visit, status int, page string, data pages.Data) err
 	}
 	data.OtherLabel = pages.LangName(data.OtherLang)
 	data.OtherURL = h.PathPrefix + "/?r=" + urlQueryEscape(v.ret) + "&lang=" + data.OtherLang
+	h.pageHeaders(v, nonce)
+	v.w.WriteHeader(status)
+	return h.pages.Render(v.w, page, data)
+}
+
+// pageHeaders are the headers of an HTML page whose <style> and <script>
+// carry nonce.
+func (h *Handler) pageHeaders(v *visit, nonce string) {
+	hdr := v.w.Header()
 	widget := h.captchaScriptSources() // a CAPTCHA provider's origins, only when one is configured
 	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'"+widget+"; script-src 'nonce-"+nonce+"'"+widget+
 		"; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"+h.captchaCSP())
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Language", v.lang)
-	v.w.WriteHeader(status)
-	return h.pages.Render(v.w, page, data)
 }
 
 // unbreakable turns a masked number's hyphens and spaces into non-breaking

@@ -25,6 +25,9 @@ func (h *Handler) send(v *visit, voice bool) error {
 // decideSend sends a code to the number being enrolled, else to the
 // identity's own, and maps what came of it to an outcome.
 func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome {
+	if o, ok := h.repeatRefusal(v, voice); ok {
+		return o // the store refused this address's sends until a time to come (refusal_memo.go)
+	}
 	phone, enrolling := h.pendingPhone(v)
 	if !enrolling {
 		var err error
@@ -66,6 +69,7 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 		logFields = append(logFields, zap.String("policy", "allow_list"))
 	}
 	if err != nil {
+		h.noteRefusal(v, err)
 		return h.sendRefused(v, res, err, voice, logFields)
 	}
 	h.rememberSend(ctx, v)

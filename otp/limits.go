@@ -197,6 +197,10 @@ func (l SendLimits) ChecksFrom(keys *Keys, phone Phone, identity, clientIP, devi
 	return out
 }
 
+// LimitValue is what limit name counts for value, as Checks and
+// ResetLimit key it: an IPv6 client by its /64, say.
+func LimitValue(name, value string) string { return limitValue(name, value) }
+
 // limitValue normalises what a limit counts, the same way for Checks and
 // for an operator's reset.
 func limitValue(name, value string) string {

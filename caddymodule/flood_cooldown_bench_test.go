@@ -1,0 +1,56 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// BenchmarkCooldownSend is a bot's send within its resend cooldown while
+// its challenge is live, in process: in bench/flood most of a bot's sends
+// are refused so (the store checks the cooldown before the limits), and
+// the answer is the code page with the wait (issue 17). The whole handler
+// runs as in Caddy: CSRF, the number, the store's refusal, the live
+// challenge, the audit entry and the 429 page. Requests are made while
+// the timer is stopped.
+func BenchmarkCooldownSend(b *testing.B) {
+	e := htNew(b, nil, nil)
+	bot := e.browser("bot")
+	bot.send()
+	if rec, body := bot.postSend(); rec.Code != http.StatusTooManyRequests {
+		b.Fatalf("the bot's second send answered %d, want 429:\n%s", rec.Code, body)
+	}
+	form := url.Values{"csrf": {bot.csrf()}, "r": {"/settings"}}
+	w := htDiscard{h: http.Header{}}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		b.Fatal("a send reached the next handler")
+		return nil
+	})
+	sent := len(e.messages())
+	const batch = 256
+	reqs := make([]*http.Request, batch)
+	i := batch
+	b.ReportAllocs()
+	for b.Loop() {
+		if i == batch {
+			b.StopTimer()
+			for j := range reqs {
+				reqs[j] = bot.request(http.MethodPost, "/_stepup/send", form)
+			}
+			i = 0
+			b.StartTimer()
+		}
+		clear(w.h)
+		if err := e.h.ServeHTTP(w, reqs[i], next); err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = nil
+		i++
+	}
+	b.StopTimer()
+	if n := len(e.messages()); n != sent {
+		b.Fatalf("%d messages sent during the benchmark, want none", n-sent)
+	}
+}
