@@ -141,18 +141,26 @@ func (s *Store) Challenge(ctx context.Context, subject, id string, now time.Time
 	return c, nil
 }
 
-// Verify implements otp.Store.
+// Verify implements otp.Store. With req.BreakerConvert, a verified code is
+// counted as a conversion inside verifyScript on one server or Sentinel
+// (one round trip), and by BreakerConvert just after it on a Cluster,
+// whose breaker keys live in another slot.
 func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
 	f := req.Failures
-	res, err := s.runVerify(ctx, s.keys(req.Subject, req.ChallengeID),
+	keys := s.keys(req.Subject, req.ChallengeID)
+	convertHere := req.BreakerConvert && s.oneStep
+	if convertHere {
+		keys = append(keys, s.breakerBase()+"r:"+req.ChallengeID)
+	}
+	res, err := s.runVerify(ctx, keys,
 		ms(req.Now), req.SessionHash, string(req.CodeMAC),
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
-		string(req.SealedSubject), otp.HardLock.Milliseconds(),
+		string(req.SealedSubject), otp.HardLock.Milliseconds(), flag(convertHere), s.breakerBase(),
 	)
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
 	}
-	if len(res) != 4 {
+	if len(res) != 6 {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: unexpected reply %v", res)
 	}
 	out := otp.VerifyResult{
@@ -160,6 +168,8 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 		Failures:    int(toInt(res[2])),
 		LockedUntil: fromMS(toInt(res[3])),
 	}
+	out.PhoneMasked, _ = res[4].(string)
+	out.HistoryKey, _ = res[5].(string)
 	switch status, _ := res[0].(string); status {
 	case "ok":
 		out.Status = otp.VerifyOK
@@ -173,6 +183,11 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 		out.Status = otp.VerifyLocked
 	default:
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: unexpected reply %v", res)
+	}
+	if out.Status == otp.VerifyOK && req.BreakerConvert && !convertHere {
+		// The code did verify: a lost conversion only makes the breaker
+		// stricter, so it fails nothing.
+		_ = s.BreakerConvert(ctx, req.ChallengeID, req.Now)
 	}
 	return out, nil
 }
@@ -306,6 +321,8 @@ func parseChallenge(subject, id string, fields []any) (*otp.Challenge, error) {
 			c.Calls = int(atoi(v))
 		case "delivery":
 			c.Delivery = otp.DeliveryStatus(v)
+		case "hk":
+			c.HistoryKey = v
 		}
 	}
 	if len(c.CodeMAC) == 0 || c.ExpiresAt.IsZero() {

@@ -80,14 +80,21 @@ local function doubling(k, base, max)
 end
 `
 
-// verifyScript: KEYS identity, challenge, not-before. ARGV now, sid, mac,
-// budget, delay_base, delay_max, hard_limit, window, sealed subject,
-// hard_lock. The sealed subject is written to the identity only with a
-// lock-out.
+// verifyScript: KEYS identity, challenge, not-before, and the challenge's
+// breaker ref when it converts. ARGV now, sid, mac, budget, delay_base,
+// delay_max, hard_limit, window, sealed subject, hard_lock, convert ('1':
+// count a verified code as a conversion, breaker_convert), the breaker's
+// key base. The sealed subject is written to the identity only with a
+// lock-out. It returns the status, the attempts remaining, the failures,
+// the lock-out's end, and the challenge's masked number and history list
+// (hk) when it found the challenge, for the verification's history entry.
+// The conversion reaches scope keys that the ref names and KEYS does not:
+// a server or Sentinel runs such a script, a Cluster would not, and there
+// Store.Verify converts in a step of its own.
 //
 // The MAC comparison is constant time: a byte loop that XORs every byte
 // whatever it finds, as crypto/subtle does.
-var verifyScript = goredis.NewScript(identityPrelude + `
+var verifyScript = goredis.NewScript(identityPrelude + breakerFunctions + `
 local function ct_equal(a, b)
   if #a ~= #b then return false end
   local diff = 0
@@ -97,16 +104,17 @@ local function ct_equal(a, b)
   return diff == 0
 end
 
-if now < locked then return {'locked', 0, failures, locked} end
-local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp', 'created')
-if not c[2] or tonumber(c[5]) <= now or c[1] ~= ARGV[2] or (tonumber(c[6]) or 0) < not_before then
-  return {'notfound', 0, failures, 0}
-end
+local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp', 'created', 'pm', 'hk')
+local found = c[2] and (tonumber(c[5]) or 0) > now and c[1] == ARGV[2] and (tonumber(c[6]) or 0) >= not_before
+local pm, hk = '', ''
+if found then pm, hk = c[7] or '', c[8] or '' end
+if now < locked then return {'locked', 0, failures, locked, pm, hk} end
+if not found then return {'notfound', 0, failures, 0, '', ''} end
 local attempts = tonumber(c[3])
 local max = tonumber(c[4])
 if attempts >= max then
   redis.call('DEL', KEYS[2])
-  return {'exhausted', 0, failures, 0}
+  return {'exhausted', 0, failures, 0, pm, hk}
 end
 attempts = attempts + 1
 if ct_equal(c[2], ARGV[3]) then
@@ -114,7 +122,8 @@ if ct_equal(c[2], ARGV[3]) then
   failures = 0; fail_exp = 0; locked = 0
   sends = 0; send_exp = 0; next_send = 0
   save_identity()
-  return {'ok', max - attempts, 0, 0}
+  if ARGV[11] == '1' then breaker_convert(KEYS[4], now, ARGV[12]) end
+  return {'ok', max - attempts, 0, 0, pm, hk}
 end
 redis.call('HSET', KEYS[2], 'attempts', attempts)
 local budget = tonumber(ARGV[4])
@@ -137,7 +146,7 @@ if attempts >= max then
   redis.call('DEL', KEYS[2])
   status = 'exhausted'
 end
-return {status, max - attempts, failures, locked}
+return {status, max - attempts, failures, locked, pm, hk}
 `)
 
 // challengeScript: KEYS challenge, not-before. Returns the challenge's

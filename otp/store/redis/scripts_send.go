@@ -4,22 +4,43 @@ import goredis "github.com/redis/go-redis/v9"
 
 // sendScript is one send: KEYS identity, challenge, not-before, fallback
 // challenge (the challenge again when there is none), then one counter per
-// send limit (see limitFunctions). ARGV now, resend, max_sends,
-// cooldown_base, cooldown_max, send_window, sid, ph, pm, mac, created, sent,
-// exp, max_attempts, voice, max_calls, dry, fallback_mac, jitter (the
-// thousandths of the cooldown added to it: otp.JitteredCooldown), then each
-// limit's window field and max. It refuses with the first of: the lock-out, the
-// cooldown, the challenge (gone without a fallback, or past its sends or
-// calls), a limit at its max ({'limit', i}); and then nothing is written. A
-// dry run stops there, writing nothing, with {'ok', mode}: that is the
-// first step of a send on a Cluster, where the counters live in other
-// slots (Store.Issue). Otherwise it raises every counter, writes the
-// challenge and the identity's sends and cooldown, and returns {'ok',
-// mode, the challenge's fields}, mode being 'resend' or 'create'.
-var sendScript = goredis.NewScript(identityPrelude + limitFunctions + `
+// send limit (see limitFunctions), then, when the breaker is part of the
+// send, the breaker refs of the challenge and of the fallback, the blocks
+// list and one key per breaker scope (see breaker.go). ARGV now, resend,
+// max_sends, cooldown_base, cooldown_max, send_window, sid, ph, pm, mac,
+// created, sent, exp, max_attempts, voice, max_calls, dry, fallback_mac,
+// jitter (the thousandths of the cooldown added to it:
+// otp.JitteredCooldown), hk (the history list of the number's prefix, kept
+// with the challenge), the number of limits, each limit's window field and
+// max, then the number of breaker scopes (0: none), and when there are any
+// the breaker's params (breakerParams) and the scope names. It refuses with
+// the first of: a breaker scope blocked ({'blocked', i, until, level}), the
+// lock-out, the cooldown, the challenge (gone without a fallback, or past
+// its sends or calls), a limit at its max ({'limit', i}); and then nothing
+// is written. A dry run stops there, writing nothing, with {'ok', mode}:
+// that is the first step of a send on a Cluster, where the counters and
+// the breaker live in other slots (Store.Issue). Otherwise it raises every
+// counter, writes the challenge and the identity's sends and cooldown,
+// counts the send in the breaker's scopes, and returns {'ok', mode, the
+// challenge's fields, the blocks the count set (breaker_count)}, mode
+// being 'resend' or 'create'. On one server or Sentinel that is the whole
+// send's decision and counting: one round trip.
+var sendScript = goredis.NewScript(identityPrelude + limitFunctions + breakerFunctions + `
 local resend = ARGV[2] == '1'
 local voice = ARGV[15] == '1'
 local dry = ARGV[17] == '1'
+local nlim = tonumber(ARGV[21])
+local bi = 22 + 2 * nlim
+local nscopes = tonumber(ARGV[bi])
+local scope_keys, scope_names = {}, {}
+for i = 1, nscopes do
+  scope_keys[i] = KEYS[7 + nlim + i]
+  scope_names[i] = ARGV[bi + 8 + i]
+end
+if nscopes > 0 then
+  local i, till, level = breaker_blocked(scope_keys, now)
+  if i > 0 then return {'blocked', i, till, level} end
+end
 if now < locked then return {'locked', locked} end
 if now < next_send then return {'cooldown', next_send} end
 local exp = tonumber(ARGV[13])
@@ -38,13 +59,13 @@ if resend then
   end
 end
 local counters = {}
-for i = 5, #KEYS do counters[#counters + 1] = KEYS[i] end
-local full = first_full(counters, 20)
+for i = 5, 4 + nlim do counters[#counters + 1] = KEYS[i] end
+local full = first_full(counters, 22)
 if full > 0 then return {'limit', full} end
 if dry then return {'ok', mode} end
-raise_all(counters, 20)
+raise_all(counters, 22)
 if mode == 'resend' then
-  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0)
+  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0, 'hk', ARGV[20])
   redis.call('HINCRBY', key, 'sends', 1)
   if voice then redis.call('HINCRBY', key, 'calls', 1) end
 else
@@ -52,7 +73,7 @@ else
   if voice then calls = 1 end
   redis.call('HSET', key, 'sid', ARGV[7], 'ph', ARGV[8], 'pm', ARGV[9], 'mac', mac,
     'created', ARGV[11], 'sent', ARGV[12], 'exp', ARGV[13], 'sends', 1, 'attempts', 0, 'max', ARGV[14],
-    'calls', calls, 'delivery', '', 'drank', 0)
+    'calls', calls, 'delivery', '', 'drank', 0, 'hk', ARGV[20])
 end
 redis.call('PEXPIRE', key, exp - now)
 sends = sends + 1
@@ -60,7 +81,15 @@ send_exp = now + tonumber(ARGV[6])
 local cooldown = doubling(sends - 1, tonumber(ARGV[4]), tonumber(ARGV[5]))
 next_send = now + cooldown + math.floor(cooldown * tonumber(ARGV[19]) / 1000)
 save_identity()
-return {'ok', mode, redis.call('HGETALL', key)}
+local blocks = {}
+if nscopes > 0 then
+  local p = {}
+  for j = 1, 8 do p[j] = tonumber(ARGV[bi + j]) end
+  local ref = KEYS[5 + nlim]
+  if resend and mode == 'create' then ref = KEYS[6 + nlim] end
+  blocks = breaker_count(ref, KEYS[7 + nlim], scope_keys, scope_names, now, p)
+end
+return {'ok', mode, redis.call('HGETALL', key), blocks}
 `)
 
 // Send limits. Each counter (a limit name and key) is one hash whose
