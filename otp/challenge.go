@@ -172,10 +172,12 @@ type VerifyResult struct {
 	Failures int
 	// LockedUntil is set when the identity is locked out.
 	LockedUntil time.Time
-	// PhoneMasked and HistoryKey are the challenge's (for the history
-	// entry of the verification) when the store found it: every status
-	// but VerifyNotFound and VerifyLocked.
-	PhoneMasked, HistoryKey string
+	// PhoneHash, PhoneMasked and HistoryKey are the challenge's when the
+	// store found it live and of the session (every status but
+	// VerifyNotFound; VerifyLocked only when it was there): where the
+	// code went, read in the verification's own step, for the caller to
+	// tell what the code was for and for its history entry.
+	PhoneHash, PhoneMasked, HistoryKey string
 }
 
 // Cooldown returns the wait after the n-th send (n >= 1): base doubled for

@@ -142,11 +142,12 @@ func verifyReturnsWhereTheCodeWent(t *testing.T, e *env) {
 	}
 	for _, code := range []string{"000000", "123456"} {
 		res := e.verify("c1", code, t0.Add(time.Second))
-		if res.PhoneMasked != maskedA || res.HistoryKey != c.HistoryKey {
-			t.Errorf("verify %s (%v): masked %q, history list %q; want %q, %q", code, res.Status, res.PhoneMasked, res.HistoryKey, maskedA, c.HistoryKey)
+		if res.PhoneHash != phoneA || res.PhoneMasked != maskedA || res.HistoryKey != c.HistoryKey {
+			t.Errorf("verify %s (%v): phone %q masked %q, history list %q; want %q, %q, %q", code, res.Status,
+				res.PhoneHash, res.PhoneMasked, res.HistoryKey, phoneA, maskedA, c.HistoryKey)
 		}
 	}
-	if res := e.verify("c1", "123456", t0.Add(2*time.Second)); res.Status != otp.VerifyNotFound || res.PhoneMasked != "" || res.HistoryKey != "" {
+	if res := e.verify("c1", "123456", t0.Add(2*time.Second)); res.Status != otp.VerifyNotFound || res.PhoneHash != "" || res.PhoneMasked != "" || res.HistoryKey != "" {
 		t.Errorf("a used challenge: %+v; want not found, naming nothing", res)
 	}
 }

@@ -191,7 +191,8 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	}
 	var sent otp.VerifyResult
 	if i >= 0 {
-		sent.PhoneMasked, sent.HistoryKey = id.challenges[i].phoneMasked, id.challenges[i].historyKey
+		c := &id.challenges[i]
+		sent.PhoneHash, sent.PhoneMasked, sent.HistoryKey = c.phoneHash, c.phoneMasked, c.historyKey
 	}
 	if now < id.lockedUntil {
 		sent.Status, sent.Failures, sent.LockedUntil = otp.VerifyLocked, int(id.failures), instant(id.lockedUntil, loc)

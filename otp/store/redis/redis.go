@@ -160,7 +160,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: unexpected reply %v", res)
 	}
 	out := otp.VerifyResult{
@@ -170,6 +170,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	}
 	out.PhoneMasked, _ = res[4].(string)
 	out.HistoryKey, _ = res[5].(string)
+	out.PhoneHash, _ = res[6].(string)
 	switch status, _ := res[0].(string); status {
 	case "ok":
 		out.Status = otp.VerifyOK
