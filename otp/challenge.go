@@ -178,6 +178,9 @@ type VerifyResult struct {
 	// code went, read in the verification's own step, for the caller to
 	// tell what the code was for and for its history entry.
 	PhoneHash, PhoneMasked, HistoryKey string
+	// Gateway took the challenge's latest code, as the send's history
+	// entry noted it (HistoryRecord.Sent); "" when none was noted.
+	Gateway string
 }
 
 // Cooldown returns the wait after the n-th send (n >= 1): base doubled for

@@ -50,10 +50,14 @@ func (s *Service) recordSend(ctx context.Context, req SendRequest, res SendResul
 	}
 	e.Outcome, e.Reason = sendOutcome(err)
 	lists := []HistoryList{{Key: s.keys.HistoryIdentityKey(req.Subject), Max: s.cfg.History.MaxPerList}, {Key: prefix, Max: s.cfg.History.MaxPerList}}
+	var sent *SentGateway
 	if res.Challenge != nil {
 		e.Challenge = ShortID(res.Challenge.ID)
+		if e.Gateway != "" {
+			sent = &SentGateway{Subject: req.Subject, ChallengeID: res.Challenge.ID, Gateway: e.Gateway}
+		}
 	}
-	s.appendHistory(ctx, e, lists)
+	s.appendHistory(ctx, e, lists, sent)
 }
 
 // historyKey names the history list of phone's prefix; "" when no history
@@ -99,32 +103,31 @@ func sendOutcome(err error) (outcome, reason string) {
 
 // recordVerify keeps one verification's entry under the identity and, when
 // the store found the challenge, its number's prefix: the store's verify
-// step returns the masked number and the prefix's list the challenge kept
-// from its send (VerifyResult), so no history is read first. The entry
-// names no gateway: the send's own entry does.
+// step returns the masked number, the prefix's list and the gateway the
+// challenge kept from its send (VerifyResult), so no history is read first.
 func (s *Service) recordVerify(ctx context.Context, in VerifyInput, res VerifyResult, err error) {
 	if s.history == nil || err != nil {
 		return
 	}
 	e := HistoryEntry{
 		At: s.clock.Now(), Event: HistoryVerify, Outcome: res.Status.String(), Identity: in.Subject,
-		Phone: res.PhoneMasked, PrefixKey: res.HistoryKey, Challenge: ShortID(in.ChallengeID),
+		Phone: res.PhoneMasked, PrefixKey: res.HistoryKey, Gateway: res.Gateway, Challenge: ShortID(in.ChallengeID),
 	}
 	lists := []HistoryList{{Key: s.keys.HistoryIdentityKey(in.Subject), Max: s.cfg.History.MaxPerList}}
 	if res.HistoryKey != "" {
 		lists = append(lists, HistoryList{Key: res.HistoryKey, Max: s.cfg.History.MaxPerList})
 	}
-	s.appendHistory(ctx, e, lists)
+	s.appendHistory(ctx, e, lists, nil)
 }
 
-func (s *Service) appendHistory(ctx context.Context, e HistoryEntry, lists []HistoryList) {
+func (s *Service) appendHistory(ctx context.Context, e HistoryEntry, lists []HistoryList, sent *SentGateway) {
 	data, err := s.keys.SealHistory(e)
 	if err != nil {
 		return
 	}
 	// Without cancellation: the request may end (the client gone) as
 	// the entry is written, and what it did is still worth keeping.
-	_ = s.history.AppendHistory(context.WithoutCancel(ctx), HistoryRecord{Lists: lists, At: e.At, Data: data, Retention: s.cfg.History.Retention})
+	_ = s.history.AppendHistory(context.WithoutCancel(ctx), HistoryRecord{Lists: lists, At: e.At, Data: data, Retention: s.cfg.History.Retention, Sent: sent})
 }
 
 // prefixPattern is a number without its last 4 digits: + and 1 to 11

@@ -147,6 +147,22 @@ func verifyReturnsWhereTheCodeWent(t *testing.T, e *env) {
 				res.PhoneHash, res.PhoneMasked, res.HistoryKey, phoneA, maskedA, c.HistoryKey)
 		}
 	}
+	if hs, ok := e.store.(otp.HistoryStore); ok {
+		// A send's history entry notes its gateway on the challenge.
+		c2 := e.challenge("c2", "654321", t0)
+		c2.Subject = bob
+		req := issueRequest(c2, t0)
+		if _, err := e.store.Issue(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		if err := hs.AppendHistory(t.Context(), otp.HistoryRecord{Lists: []otp.HistoryList{{Key: "bob's list", Max: 10}},
+			At: t0, Data: []byte("sealed"), Retention: time.Hour, Sent: &otp.SentGateway{Subject: bob, ChallengeID: "c2", Gateway: "console"}}); err != nil {
+			t.Fatal(err)
+		}
+		if res := e.verifyAs(bob, sessionA, "c2", "000000", t0.Add(time.Second), failures); res.Gateway != "console" {
+			t.Errorf("bob's verification: gateway %q, want the one the send's history noted, console", res.Gateway)
+		}
+	}
 	if res := e.verify("c1", "123456", t0.Add(2*time.Second)); res.Status != otp.VerifyNotFound || res.PhoneHash != "" || res.PhoneMasked != "" || res.HistoryKey != "" {
 		t.Errorf("a used challenge: %+v; want not found, naming nothing", res)
 	}

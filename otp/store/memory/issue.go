@@ -135,6 +135,7 @@ func (id *identity) resend(i int, req otp.IssueRequest) *challenge {
 	c.expires = nanos(req.Challenge.ExpiresAt)
 	inc(&c.sends)
 	c.delivery = 0
+	c.gateway = ""
 	if req.Voice {
 		inc(&c.calls)
 	}

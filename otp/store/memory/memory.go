@@ -192,7 +192,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	var sent otp.VerifyResult
 	if i >= 0 {
 		c := &id.challenges[i]
-		sent.PhoneHash, sent.PhoneMasked, sent.HistoryKey = c.phoneHash, c.phoneMasked, c.historyKey
+		sent.PhoneHash, sent.PhoneMasked, sent.HistoryKey, sent.Gateway = c.phoneHash, c.phoneMasked, c.historyKey, c.gateway
 	}
 	if now < id.lockedUntil {
 		sent.Status, sent.Failures, sent.LockedUntil = otp.VerifyLocked, int(id.failures), instant(id.lockedUntil, loc)

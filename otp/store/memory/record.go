@@ -89,8 +89,9 @@ func deliveryIndex(s otp.DeliveryStatus) (uint8, bool) {
 type challenge struct {
 	id, sessionHash, phoneHash, phoneMasked string
 	// historyKey names the history list of the number's prefix
-	// (otp.Challenge.HistoryKey).
-	historyKey                          string
+	// (otp.Challenge.HistoryKey); gateway took the latest code
+	// (otp.HistoryRecord.Sent).
+	historyKey, gateway                 string
 	created, sent, expires              int64
 	mac                                 [macSize]byte
 	attempts, maxAttempts, sends, calls int32

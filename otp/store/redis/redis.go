@@ -160,7 +160,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: unexpected reply %v", res)
 	}
 	out := otp.VerifyResult{
@@ -171,6 +171,7 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	out.PhoneMasked, _ = res[4].(string)
 	out.HistoryKey, _ = res[5].(string)
 	out.PhoneHash, _ = res[6].(string)
+	out.Gateway, _ = res[7].(string)
 	switch status, _ := res[0].(string); status {
 	case "ok":
 		out.Status = otp.VerifyOK

@@ -86,8 +86,9 @@ end
 // count a verified code as a conversion, breaker_convert), the breaker's
 // key base. The sealed subject is written to the identity only with a
 // lock-out. It returns the status, the attempts remaining, the failures,
-// the lock-out's end, and the challenge's masked number, history list (hk)
-// and phone hash when it found the challenge: where the code went.
+// the lock-out's end, and the challenge's masked number, history list (hk),
+// phone hash and gateway (gw) when it found the challenge: where the code
+// went.
 // The conversion reaches scope keys that the ref names and KEYS does not:
 // a server or Sentinel runs such a script, a Cluster would not, and there
 // Store.Verify converts in a step of its own.
@@ -104,17 +105,17 @@ local function ct_equal(a, b)
   return diff == 0
 end
 
-local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp', 'created', 'pm', 'hk', 'ph')
+local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp', 'created', 'pm', 'hk', 'ph', 'gw')
 local found = c[2] and (tonumber(c[5]) or 0) > now and c[1] == ARGV[2] and (tonumber(c[6]) or 0) >= not_before
-local pm, hk, ph = '', '', ''
-if found then pm, hk, ph = c[7] or '', c[8] or '', c[9] or '' end
-if now < locked then return {'locked', 0, failures, locked, pm, hk, ph} end
-if not found then return {'notfound', 0, failures, 0, '', '', ''} end
+local pm, hk, ph, gw = '', '', '', ''
+if found then pm, hk, ph, gw = c[7] or '', c[8] or '', c[9] or '', c[10] or '' end
+if now < locked then return {'locked', 0, failures, locked, pm, hk, ph, gw} end
+if not found then return {'notfound', 0, failures, 0, '', '', '', ''} end
 local attempts = tonumber(c[3])
 local max = tonumber(c[4])
 if attempts >= max then
   redis.call('DEL', KEYS[2])
-  return {'exhausted', 0, failures, 0, pm, hk, ph}
+  return {'exhausted', 0, failures, 0, pm, hk, ph, gw}
 end
 attempts = attempts + 1
 if ct_equal(c[2], ARGV[3]) then
@@ -123,7 +124,7 @@ if ct_equal(c[2], ARGV[3]) then
   sends = 0; send_exp = 0; next_send = 0
   save_identity()
   if ARGV[11] == '1' then breaker_convert(KEYS[4], now, ARGV[12]) end
-  return {'ok', max - attempts, 0, 0, pm, hk, ph}
+  return {'ok', max - attempts, 0, 0, pm, hk, ph, gw}
 end
 redis.call('HSET', KEYS[2], 'attempts', attempts)
 local budget = tonumber(ARGV[4])
@@ -146,7 +147,7 @@ if attempts >= max then
   redis.call('DEL', KEYS[2])
   status = 'exhausted'
 end
-return {status, max - attempts, failures, locked, pm, hk, ph}
+return {status, max - attempts, failures, locked, pm, hk, ph, gw}
 `)
 
 // challengeScript: KEYS challenge, not-before. Returns the challenge's

@@ -65,7 +65,7 @@ if full > 0 then return {'limit', full} end
 if dry then return {'ok', mode} end
 raise_all(counters, 22)
 if mode == 'resend' then
-  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0, 'hk', ARGV[20])
+  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0, 'hk', ARGV[20], 'gw', '')
   redis.call('HINCRBY', key, 'sends', 1)
   if voice then redis.call('HINCRBY', key, 'calls', 1) end
 else
@@ -73,7 +73,7 @@ else
   if voice then calls = 1 end
   redis.call('HSET', key, 'sid', ARGV[7], 'ph', ARGV[8], 'pm', ARGV[9], 'mac', mac,
     'created', ARGV[11], 'sent', ARGV[12], 'exp', ARGV[13], 'sends', 1, 'attempts', 0, 'max', ARGV[14],
-    'calls', calls, 'delivery', '', 'drank', 0, 'hk', ARGV[20])
+    'calls', calls, 'delivery', '', 'drank', 0, 'hk', ARGV[20], 'gw', '')
 end
 redis.call('PEXPIRE', key, exp - now)
 sends = sends + 1
