@@ -29,6 +29,14 @@ func breakerOf(s otp.Store) (otp.BreakerStore, error) {
 // breakerStore delegates otp.BreakerStore to the store a module wraps.
 type breakerStore struct{ inner func() otp.Store }
 
+func (d breakerStore) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	b, err := breakerOf(d.inner())
+	if err != nil {
+		return otp.IssueResult{}, err
+	}
+	return b.IssueGuarded(ctx, req)
+}
+
 func (d breakerStore) BreakerBlocked(ctx context.Context, scopes []string, now time.Time) (otp.BreakerBlock, bool, error) {
 	b, err := breakerOf(d.inner())
 	if err != nil {
@@ -77,6 +85,11 @@ func (d breakerStore) BreakerStats(ctx context.Context, scopes []string, now tim
 	return b.BreakerStats(ctx, scopes, now, p)
 }
 
+// IssueGuarded implements otp.BreakerStore.
+func (m *MemoryStore) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	return m.breaker().IssueGuarded(ctx, req)
+}
+
 // BreakerBlocked implements otp.BreakerStore.
 func (m *MemoryStore) BreakerBlocked(ctx context.Context, scopes []string, now time.Time) (otp.BreakerBlock, bool, error) {
 	return m.breaker().BreakerBlocked(ctx, scopes, now)
@@ -109,6 +122,11 @@ func (m *MemoryStore) BreakerStats(ctx context.Context, scopes []string, now tim
 
 func (m *MemoryStore) breaker() breakerStore {
 	return breakerStore{func() otp.Store { return m.Store }}
+}
+
+// IssueGuarded implements otp.BreakerStore.
+func (r *RedisStore) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	return r.breaker().IssueGuarded(ctx, req)
 }
 
 // BreakerBlocked implements otp.BreakerStore.

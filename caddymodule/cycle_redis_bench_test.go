@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -39,14 +41,16 @@ func cbOmitLines(cf string) string {
 	return strings.Join(keep, "\n")
 }
 
-// BenchmarkSendRedisCommands is the send alone on Redis: whole step-ups one
-// after another while a MONITOR connection watches the server. Markers
-// (ECHO from another connection, which the server runs after the send has
-// answered) frame each send, so the commands between them are the send's.
-// It reports the round trips a send makes (commands from Caddy, each a
-// round trip unless pipelined; those a script runs inside Redis are not
-// counted), the scripts among them, those of the rest of the cycle (page
-// and verify), and the send's own time.
+// BenchmarkSendRedisCommands counts the Redis round trips of each step of a
+// step-up: whole step-ups one after another while a MONITOR connection
+// watches the server. Markers (ECHO from another connection, which the
+// server runs after the step has answered) frame each step, so the commands
+// between them are the step's. A command from Caddy is one round trip
+// (nothing on this path pipelines on one server); those a script runs
+// inside Redis are not counted. Each cycle opens the page, sends a code,
+// asks again at once (a resend the cooldown refuses: a refused send) and
+// verifies the code. It reports the round trips of each step, the scripts
+// among the send's, and the send's own time.
 //
 //	go test -run XXX -bench SendRedisCommands -benchtime 200x ./caddymodule/
 func BenchmarkSendRedisCommands(b *testing.B) {
@@ -58,48 +62,97 @@ func BenchmarkSendRedisCommands(b *testing.B) {
 	defer rdb.Close()
 	mon := startMonitor(b, srv.Addr)
 	ctx := context.Background()
-	mark := func(m string) {
+	mark := func(m string) (cmds, scripts int) {
 		if err := rdb.Echo(ctx, m).Err(); err != nil {
 			b.Fatal(err)
 		}
 		mon.until(b, m)
+		return mon.take()
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
-	var sendCmds, sendScripts, restCmds int
-	var sendTime time.Duration
+	var trips rtTrips
 	n := int64(0)
 	b.ResetTimer()
 	for b.Loop() {
 		n++
 		mark(fmt.Sprint("cycle-", n))
-		err := cbCycle(tr, c.base, c.box, n, func(send func() error) error {
-			before, _ := mark2(mark, mon, fmt.Sprint("send-", n))
-			restCmds += before
-			t0 := time.Now()
-			err := send()
-			sendTime += time.Since(t0)
-			cmds, scripts := mark2(mark, mon, fmt.Sprint("sent-", n))
-			sendCmds += cmds
-			sendScripts += scripts
-			return err
-		})
-		if err != nil {
+		if err := rtCycle(tr, c.base, c.box, n, mark, &trips); err != nil {
 			b.Fatal(err)
 		}
-		after, _ := mark2(mark, mon, fmt.Sprint("cycled-", n))
-		restCmds += after
 	}
-	b.ReportMetric(float64(sendCmds)/float64(n), "redis-cmds/send")
-	b.ReportMetric(float64(sendScripts)/float64(n), "redis-scripts/send")
-	b.ReportMetric(float64(restCmds)/float64(n), "redis-cmds/page+verify")
-	b.ReportMetric(float64(sendTime.Microseconds())/float64(n), "send-µs")
+	f := float64(n)
+	b.ReportMetric(float64(trips.page)/f, "redis-trips/page")
+	b.ReportMetric(float64(trips.send)/f, "redis-trips/send")
+	b.ReportMetric(float64(trips.sendScripts)/f, "redis-scripts/send")
+	b.ReportMetric(float64(trips.refused)/f, "redis-trips/refused-send")
+	b.ReportMetric(float64(trips.verify)/f, "redis-trips/verify")
+	b.ReportMetric(float64(trips.sendTime.Microseconds())/f, "send-µs")
 }
 
-// mark2 sets marker m and returns the commands from Caddy (and the scripts
-// among them) the monitor saw since the last marker.
-func mark2(mark func(string), mon *monitor, m string) (cmds, scripts int) {
-	mark(m)
-	return mon.take()
+// rtTrips adds up the round trips of each step over the cycles.
+type rtTrips struct {
+	page, send, sendScripts, refused, verify int
+	sendTime                                 time.Duration
+}
+
+// rtCycle is cbCycle with a marker after each step, and a refused resend
+// between the send and the verification.
+func rtCycle(tr *http.Transport, base string, box *cbOutbox, n int64, mark func(string) (int, int), t *rtTrips) error {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	user, phone := fmt.Sprint("trips-", n), fmt.Sprintf("+81902%07d", n)
+	do := func(method, path string, form url.Values) (int, string, error) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(form.Encode()))
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("X-User", user)
+		req.Header.Set("X-Phone", phone)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	status, page, err := do("GET", "/_stepup/?r=%2Fprivate", nil)
+	m := cbCSRF.FindStringSubmatch(page)
+	if err != nil || status != 200 || m == nil {
+		return fmt.Errorf("page: %d %v", status, err)
+	}
+	cmds, _ := mark(fmt.Sprint("page-", n))
+	t.page += cmds
+	wait := box.expect(phone)
+	form := url.Values{"csrf": {m[1]}, "r": {"/private"}}
+	t0 := time.Now()
+	if status, _, err := do("POST", "/_stepup/send", form); err != nil || status != http.StatusSeeOther {
+		return fmt.Errorf("send: %d %v", status, err)
+	}
+	t.sendTime += time.Since(t0)
+	cmds, scripts := mark(fmt.Sprint("sent-", n))
+	t.send += cmds
+	t.sendScripts += scripts
+	if status, _, err := do("POST", "/_stepup/send", form); err != nil || status != http.StatusTooManyRequests {
+		return fmt.Errorf("a resend within the cooldown: %d %v; want 429", status, err)
+	}
+	cmds, _ = mark(fmt.Sprint("refused-", n))
+	t.refused += cmds
+	var code string
+	select {
+	case body := <-wait:
+		code = cbCode.FindStringSubmatch(body)[1]
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("no message for %s", phone)
+	}
+	form.Set("code", code)
+	if status, _, err := do("POST", "/_stepup/verify", form); err != nil || status != http.StatusSeeOther {
+		return fmt.Errorf("verify: %d %v", status, err)
+	}
+	cmds, _ = mark(fmt.Sprint("verified-", n))
+	t.verify += cmds
+	return nil
 }
 
 // monitor follows a MONITOR connection (read by hand: one line a command).

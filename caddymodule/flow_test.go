@@ -99,6 +99,16 @@ func (s *htStore) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challen
 	return s.Store.Issue(ctx, req)
 }
 
+// IssueGuarded is the send when the fraud guard is on (its default): the
+// same store step as Issue, so it counts and fails as Issue does.
+func (s *htStore) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return otp.IssueResult{}, htErrDown
+	}
+	return s.BreakerStore.IssueGuarded(ctx, req)
+}
+
 func (s *htStore) Challenge(ctx context.Context, subject, id string, now time.Time) (*otp.Challenge, error) {
 	s.calls.Add(1)
 	if s.down.Load() {

@@ -27,9 +27,6 @@ func (h *Handler) decideVerify(ctx context.Context, v *visit) outcome {
 	if id == "" {
 		return answerSend(http.StatusUnprocessableEntity, v.msg("no_challenge"))
 	}
-	// Which number the code went to is read before the code is checked,
-	// since a code that works is consumed with its challenge.
-	sentTo := h.liveChallenge(v)
 	res, err := h.service.Verify(ctx, otp.VerifyInput{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,
@@ -48,7 +45,9 @@ func (h *Handler) decideVerify(ctx context.Context, v *visit) outcome {
 	}
 	switch res.Status {
 	case otp.VerifyOK:
-		return h.verified(ctx, v, sentTo, logFields)
+		// Which number the code went to comes back from the store's
+		// verification step itself, which consumed the challenge.
+		return h.verified(ctx, v, sentTo(res), logFields)
 	case otp.VerifyLocked:
 		o.audit(zapcore.WarnLevel, "verify refused: identity locked out", "verify", append(logFields, zap.String("result", "locked"))...)
 		o.lockedUntil = res.LockedUntil
@@ -60,6 +59,15 @@ func (h *Handler) decideVerify(ctx context.Context, v *visit) outcome {
 		return o
 	}
 	return h.wrongCode(ctx, v, res, logFields)
+}
+
+// sentTo is the challenge a verification found, as far as its answer
+// names it (the number it went to); nil when it names none.
+func sentTo(res otp.VerifyResult) *otp.Challenge {
+	if res.PhoneHash == "" {
+		return nil
+	}
+	return &otp.Challenge{PhoneHash: res.PhoneHash, PhoneMasked: res.PhoneMasked}
 }
 
 // verified is a code that worked: a step-up on the identity's own number,

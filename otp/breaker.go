@@ -178,10 +178,33 @@ type BreakerCountResult struct {
 	NewBlocks []BreakerBlock
 }
 
+// IssueBreaker is the conversion breaker's part of a send
+// (IssueRequest.Breaker): the scopes it counts in, and what BreakerCount
+// would be asked. The send's challenge id is the ref.
+type IssueBreaker struct {
+	Scopes []string
+	Policy BreakerPolicy
+	// RefTTL is how long a verification of the send still counts (the
+	// code's lifetime).
+	RefTTL time.Duration
+}
+
 // BreakerStore is the part of a store that keeps the conversion breaker's
 // counts and blocks, shared by every instance. Each method is one atomic
-// step.
+// step, except IssueGuarded on a Redis Cluster (see there).
 type BreakerStore interface {
+	// IssueGuarded is Store.Issue with the breaker's part (req.Breaker,
+	// which must be set) decided and counted in the same step: a send to
+	// a scope blocked at req.Now fails with *BlockedError before anything
+	// else is checked, and counts and changes nothing; a send that passes
+	// everything is counted in every scope as BreakerCount counts it, with
+	// the challenge's id as its ref, and the blocks that count set come
+	// back in the result. On a Redis Cluster, whose breaker keys live in
+	// a slot of their own, it runs BreakerBlocked, Issue and BreakerCount
+	// as ordered steps: a block that a concurrent send set in between
+	// then refuses the send after Issue (*BlockedError with the issued
+	// challenge in the result), as the service did before one step.
+	IssueGuarded(ctx context.Context, req IssueRequest) (IssueResult, error)
 	// BreakerBlocked returns the first of scopes blocked at now.
 	BreakerBlocked(ctx context.Context, scopes []string, now time.Time) (BreakerBlock, bool, error)
 	// BreakerCount refuses the send if a scope is blocked at now;

@@ -25,6 +25,11 @@ type Challenge struct {
 	// Delivery is the latest status the provider reported for the current
 	// code, if any.
 	Delivery DeliveryStatus `json:"delivery,omitempty"`
+	// HistoryKey names the send history list of the number's prefix
+	// (Keys.HistoryPrefixKey): kept with the challenge so that its
+	// verification's history entry needs no read of the history. Empty
+	// when no history is kept.
+	HistoryKey string `json:"hk,omitempty"`
 }
 
 // Remaining is the number of verification attempts left.
@@ -74,6 +79,17 @@ type IssueRequest struct {
 	// Limits are the send limits the send counts against (SendLimits.Checks),
 	// tried in order: the first one at its Max refuses the send.
 	Limits []LimitCheck
+	// Breaker is the conversion breaker's part of the send; nil when the
+	// breaker is off. Only a BreakerStore's IssueGuarded takes it.
+	Breaker *IssueBreaker
+}
+
+// IssueResult is what BreakerStore.IssueGuarded did: the challenge, and the
+// blocks the send's count set (it was counted and may go out: it is the
+// last one before the blocks).
+type IssueResult struct {
+	Challenge *Challenge
+	NewBlocks []BreakerBlock
 }
 
 // Validate reports a request no store should act on: a fallback for what is
@@ -84,6 +100,9 @@ func (r IssueRequest) Validate() error {
 	}
 	if r.JitterPermille < 0 || r.JitterPermille > MaxCooldownJitter*jitterScale {
 		return fmt.Errorf("issue %s: jitter %d thousandths, expected 0 to %d", r.Challenge.ID, r.JitterPermille, int(MaxCooldownJitter*jitterScale))
+	}
+	if b := r.Breaker; b != nil && (len(b.Scopes) == 0 || b.RefTTL < time.Millisecond || !b.Policy.On()) {
+		return fmt.Errorf("issue %s: a breaker part needs scopes, a ref lifetime of at least 1ms and a policy that is on", r.Challenge.ID)
 	}
 	return LimitRequest{Checks: r.Limits}.Validate()
 }
@@ -101,6 +120,12 @@ type VerifyRequest struct {
 	// identities hashed keeps with a lock-out instead of Subject, for
 	// Locked to return. A store that holds subjects anyway may ignore it.
 	SealedSubject []byte
+	// BreakerConvert, set when the conversion breaker is on, asks a store
+	// that is a BreakerStore to count a verified code as a conversion of
+	// its challenge's sends (BreakerStore.BreakerConvert) in the same step
+	// where it can, or just after it. A lost conversion only makes the
+	// breaker stricter; it never fails the verification.
+	BreakerConvert bool
 }
 
 // VerifyStatus is the outcome of one verification attempt.
@@ -147,6 +172,15 @@ type VerifyResult struct {
 	Failures int
 	// LockedUntil is set when the identity is locked out.
 	LockedUntil time.Time
+	// PhoneHash, PhoneMasked and HistoryKey are the challenge's when the
+	// store found it live and of the session (every status but
+	// VerifyNotFound; VerifyLocked only when it was there): where the
+	// code went, read in the verification's own step, for the caller to
+	// tell what the code was for and for its history entry.
+	PhoneHash, PhoneMasked, HistoryKey string
+	// Gateway took the challenge's latest code, as the send's history
+	// entry noted it (HistoryRecord.Sent); "" when none was noted.
+	Gateway string
 }
 
 // Cooldown returns the wait after the n-th send (n >= 1): base doubled for

@@ -40,6 +40,16 @@ type HistoryRecord struct {
 	Data []byte
 	// Retention is how long the entry is kept.
 	Retention time.Duration
+	// Sent, for a send that went out, has the store note on its challenge
+	// which gateway took the code (in the same step where it can), for
+	// the verification's entry (VerifyResult.Gateway). A challenge gone
+	// meanwhile stays gone. Nil: nothing to note.
+	Sent *SentGateway
+}
+
+// SentGateway names a challenge and the gateway that took its latest code.
+type SentGateway struct {
+	Subject, ChallengeID, Gateway string
 }
 
 // HistoryList names one list and bounds its length.

@@ -12,9 +12,8 @@ var historyAD = []byte("history")
 
 // The key kinds (Keys.LimitKey) that name history lists.
 const (
-	historyIdentityKind  = "history-identity"
-	historyPrefixKind    = "history-prefix"
-	historyChallengeKind = "history-challenge"
+	historyIdentityKind = "history-identity"
+	historyPrefixKind   = "history-prefix"
 )
 
 // SealHistory encrypts and authenticates one history entry for the store:
@@ -55,10 +54,4 @@ func (k *Keys) HistoryIdentityKey(identity string) string {
 // number without its last 4 digits).
 func (k *Keys) HistoryPrefixKey(prefix string) string {
 	return k.LimitKey(historyPrefixKind, prefix)
-}
-
-// historyChallengeKey names the one-entry list that remembers a
-// challenge's latest send, for its verification to find the prefix.
-func (k *Keys) historyChallengeKey(identity, challengeID string) string {
-	return k.LimitKey(historyChallengeKind, identity+"\x00"+challengeID)
 }

@@ -21,37 +21,52 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (SendResult, error)
 // (verify, service.go). Each verification the store decided also leaves an
 // entry in the send history when the service keeps one.
 func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
-	var sent HistoryEntry
-	if s.history != nil {
-		// Before the verification, which may consume the challenge: the
-		// challenge's latest send names its number and prefix.
-		sent = s.lastSend(ctx, in.Subject, in.ChallengeID)
-	}
 	res, err := s.verify(ctx, in)
-	s.recordVerify(ctx, in, sent, res, err)
+	s.recordVerify(ctx, in, res, err)
 	return res, err
 }
 
-// recordSend keeps one send's entry under the identity, the number's
-// prefix and the challenge. History is a record, not a control: a store
-// that fails to keep it fails nothing else (the send itself has failed
-// closed already if the store is down).
+// recordSend keeps one send's entry under the identity and the number's
+// prefix, in one store step (HistoryStore.AppendHistory). History is a
+// record, not a control: a store that fails to keep it fails nothing else
+// (the send itself has failed closed already if the store is down). The
+// entry is written after the send's own store step, and after the gateway
+// for a send that went out, since it names how the send went; a refused
+// send's entry could ride in the send's step only if every refusal's entry
+// were sealed ahead, a seal per reason on every send, more CPU than the
+// round trip it would save on the path a flood hits.
 func (s *Service) recordSend(ctx context.Context, req SendRequest, res SendResult, err error) {
 	if s.history == nil || errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrNoVoice) || errors.Is(err, ErrMalformedCode) {
 		return
 	}
-	prefix := s.keys.HistoryPrefixKey(numberPrefix(req.Phone.E164))
+	prefix := s.historyKey(req.Phone)
+	if res.Challenge != nil && res.Challenge.HistoryKey != "" {
+		prefix = res.Challenge.HistoryKey
+	}
 	e := HistoryEntry{
 		At: s.clock.Now(), Event: HistorySend, Identity: req.Subject, Phone: req.Phone.Masked,
 		PrefixKey: prefix, Gateway: res.Receipt.Gateway, Voice: req.Voice,
 	}
 	e.Outcome, e.Reason = sendOutcome(err)
 	lists := []HistoryList{{Key: s.keys.HistoryIdentityKey(req.Subject), Max: s.cfg.History.MaxPerList}, {Key: prefix, Max: s.cfg.History.MaxPerList}}
+	var sent *SentGateway
 	if res.Challenge != nil {
 		e.Challenge = ShortID(res.Challenge.ID)
-		lists = append(lists, HistoryList{Key: s.keys.historyChallengeKey(req.Subject, res.Challenge.ID), Max: 1})
+		if e.Gateway != "" {
+			sent = &SentGateway{Subject: req.Subject, ChallengeID: res.Challenge.ID, Gateway: e.Gateway}
+		}
 	}
-	s.appendHistory(ctx, e, lists)
+	s.appendHistory(ctx, e, lists, sent)
+}
+
+// historyKey names the history list of phone's prefix; "" when no history
+// is kept. The challenge keeps it (Challenge.HistoryKey), so that its
+// verification finds it without reading the history.
+func (s *Service) historyKey(phone Phone) string {
+	if s.history == nil {
+		return ""
+	}
+	return s.keys.HistoryPrefixKey(numberPrefix(phone.E164))
 }
 
 // sendOutcome names how a send went, and why it was refused or failed.
@@ -85,47 +100,33 @@ func sendOutcome(err error) (outcome, reason string) {
 	return HistoryFailed, "error"
 }
 
-// lastSend reads the entry of the challenge's latest send; zero when there
-// is none (or the store fails: the verification then goes under the
-// identity only).
-func (s *Service) lastSend(ctx context.Context, subject, challengeID string) HistoryEntry {
-	now := s.clock.Now()
-	items, err := s.history.History(ctx, s.keys.historyChallengeKey(subject, challengeID), now.Add(-s.cfg.History.Retention), now, s.cfg.History.Retention, 1)
-	if err != nil || len(items) == 0 {
-		return HistoryEntry{}
-	}
-	e, err := s.keys.OpenHistory(items[0].Data)
-	if err != nil || e.Identity != subject {
-		return HistoryEntry{}
-	}
-	return e
-}
-
 // recordVerify keeps one verification's entry under the identity and, when
-// the challenge's send is known, its number's prefix.
-func (s *Service) recordVerify(ctx context.Context, in VerifyInput, sent HistoryEntry, res VerifyResult, err error) {
+// the store found the challenge, its number's prefix: the store's verify
+// step returns the masked number, the prefix's list and the gateway the
+// challenge kept from its send (VerifyResult), so no history is read first.
+func (s *Service) recordVerify(ctx context.Context, in VerifyInput, res VerifyResult, err error) {
 	if s.history == nil || err != nil {
 		return
 	}
 	e := HistoryEntry{
 		At: s.clock.Now(), Event: HistoryVerify, Outcome: res.Status.String(), Identity: in.Subject,
-		Phone: sent.Phone, PrefixKey: sent.PrefixKey, Gateway: sent.Gateway, Challenge: ShortID(in.ChallengeID),
+		Phone: res.PhoneMasked, PrefixKey: res.HistoryKey, Gateway: res.Gateway, Challenge: ShortID(in.ChallengeID),
 	}
 	lists := []HistoryList{{Key: s.keys.HistoryIdentityKey(in.Subject), Max: s.cfg.History.MaxPerList}}
-	if sent.PrefixKey != "" {
-		lists = append(lists, HistoryList{Key: sent.PrefixKey, Max: s.cfg.History.MaxPerList})
+	if res.HistoryKey != "" {
+		lists = append(lists, HistoryList{Key: res.HistoryKey, Max: s.cfg.History.MaxPerList})
 	}
-	s.appendHistory(ctx, e, lists)
+	s.appendHistory(ctx, e, lists, nil)
 }
 
-func (s *Service) appendHistory(ctx context.Context, e HistoryEntry, lists []HistoryList) {
+func (s *Service) appendHistory(ctx context.Context, e HistoryEntry, lists []HistoryList, sent *SentGateway) {
 	data, err := s.keys.SealHistory(e)
 	if err != nil {
 		return
 	}
 	// Without cancellation: the request may end (the client gone) as
 	// the entry is written, and what it did is still worth keeping.
-	_ = s.history.AppendHistory(context.WithoutCancel(ctx), HistoryRecord{Lists: lists, At: e.At, Data: data, Retention: s.cfg.History.Retention})
+	_ = s.history.AppendHistory(context.WithoutCancel(ctx), HistoryRecord{Lists: lists, At: e.At, Data: data, Retention: s.cfg.History.Retention, Sent: sent})
 }
 
 // History returns the entries of one identity or one number prefix, newest

@@ -185,152 +185,6 @@ func (s *Service) Config() Config { return s.cfg }
 // Keys returns the service's keys.
 func (s *Service) Keys() *Keys { return s.keys }
 
-// SendRequest asks for a code to be sent.
-type SendRequest struct {
-	Subject     string
-	SessionHash string
-	Phone       Phone
-	// ResendID is the challenge the browser already has, if any: a resend
-	// puts a new code in it (the old one stops working) and keeps its
-	// attempt count.
-	ResendID string
-	Locale   string
-	// Voice reads the code out in a phone call instead of an SMS; only as
-	// a resend, and only through a gateway that can call.
-	Voice bool
-	// ClientIP is the client's address as Caddy determined it (honouring
-	// trusted_proxies), never a raw X-Forwarded-For. Empty skips the
-	// per-address limit.
-	ClientIP string
-	// Device is the id of the browser's signed device cookie; empty
-	// skips the per-device limit.
-	Device string
-	// Action is what the code confirms, in Locale, for the SMS to name;
-	// "" when the route names none. It comes from configuration, never
-	// from the client.
-	Action string
-}
-
-// SendResult is a challenge whose code went to the gateway.
-type SendResult struct {
-	Challenge *Challenge
-	Receipt   Receipt
-	Resent    bool
-}
-
-// send makes a code, stores its MAC in a new or resent challenge while
-// counting the send against the send limits (one atomic store step), and
-// sends it. A send that the identity's lock-out, its cooldown or a send
-// limit refuses changes nothing in the store and never reaches the gateway
-// (*LockedError, *CooldownError, *RateLimitError); a send that passed stays
-// counted even if the gateway then fails, since the provider may have
-// charged for it and retrying must not be free. Store failures come back
-// wrapping ErrStoreUnavailable and nothing is sent; gateway failures wrap
-// ErrSendFailed. A send to a number whose prefix, range or country the
-// conversion breaker has blocked never reaches the gateway either
-// (*BlockedError): it is refused before the store's send, or, when a
-// concurrent send set the block meanwhile, just after it.
-func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error) {
-	if req.Voice && (s.voice == nil || req.ResendID == "") {
-		// Before the limits and the store: a call that cannot be made must
-		// not replace the code, spend a send or start the cooldown.
-		return SendResult{}, ErrNoVoice
-	}
-	scopes, err := s.breakerAdmits(ctx, req.Phone)
-	if err != nil {
-		return SendResult{}, err
-	}
-	code, err := NewCode(s.rand, s.cfg.CodeLength)
-	if err != nil {
-		return SendResult{}, err
-	}
-	c, err := s.issue(ctx, req, code)
-	if err != nil {
-		return SendResult{}, err
-	}
-	resent := c.ID == req.ResendID
-	if err := s.breakerCounts(ctx, c.ID, scopes); err != nil {
-		return SendResult{Challenge: c, Resent: resent}, err
-	}
-	msg := Message{To: req.Phone.E164, Locale: req.Locale, Ref: c.ID}
-	if req.Voice {
-		msg.Body = s.cfg.Messages.ComposeVoice(req.Locale, s.cfg.ServiceName, code)
-	} else if msg.Body, err = s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL, req.Action); err != nil {
-		return SendResult{Challenge: c, Resent: resent}, err
-	}
-	if s.cfg.ReceiptBase != "" {
-		msg.ReceiptBase = s.cfg.ReceiptBase
-		if msg.ReceiptToken, err = s.keys.SealReceipt(req.Subject, c.ID); err != nil {
-			return SendResult{Challenge: c, Resent: resent}, err
-		}
-	}
-	var receipt Receipt
-	if req.Voice {
-		receipt, err = s.voice.Call(ctx, msg)
-	} else {
-		receipt, err = s.gateway.Send(ctx, msg)
-	}
-	if err != nil {
-		return SendResult{Challenge: c, Resent: resent}, fmt.Errorf("%w: %w", ErrSendFailed, err)
-	}
-	return SendResult{Challenge: c, Receipt: receipt, Resent: resent}, nil
-}
-
-// issue stores code's MAC for one send in the one store step that also
-// checks the identity's lock-out and cooldown and counts the send limits. A
-// resend whose challenge is gone gets a new challenge in the same step (a
-// call does not: there is no code to call about).
-func (s *Service) issue(ctx context.Context, req SendRequest, code string) (*Challenge, error) {
-	now := s.clock.Now()
-	id := req.ResendID
-	if id == "" {
-		var err error
-		if id, err = newID(s.rand); err != nil {
-			return nil, err
-		}
-	}
-	jitter, err := drawJitter(s.rand, s.cfg.CooldownJitter)
-	if err != nil {
-		return nil, err
-	}
-	issue := IssueRequest{
-		Challenge: Challenge{
-			ID:          id,
-			Subject:     req.Subject,
-			SessionHash: req.SessionHash,
-			PhoneHash:   s.keys.PhoneHash(req.Phone.E164),
-			PhoneMasked: req.Phone.Masked,
-			CodeMAC:     s.keys.CodeMAC(id, code),
-			CreatedAt:   now,
-			SentAt:      now,
-			ExpiresAt:   now.Add(s.cfg.CodeTTL),
-			MaxAttempts: s.cfg.MaxAttempts,
-		},
-		Resend:         req.ResendID != "",
-		Voice:          req.Voice,
-		MaxCalls:       s.cfg.MaxCalls,
-		Now:            now,
-		MaxSends:       s.cfg.MaxSends,
-		CooldownBase:   s.cfg.CooldownBase,
-		CooldownMax:    s.cfg.CooldownMax,
-		SendWindow:     s.cfg.SendWindow,
-		JitterPermille: jitter,
-		Limits:         s.cfg.Limits.ChecksFrom(s.keys, req.Phone, req.Subject, req.ClientIP, req.Device),
-	}
-	if issue.Resend && !req.Voice {
-		fallback, err := newID(s.rand)
-		if err != nil {
-			return nil, err
-		}
-		issue.FallbackID, issue.FallbackMAC = fallback, s.keys.CodeMAC(fallback, code)
-	}
-	c, err := s.store.Issue(ctx, issue)
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	return c, nil
-}
-
 // RecordDelivery stores a provider's delivery report for a receipt token
 // (from the report's URL). It returns the identity and challenge the token
 // names; ok is false for a token this service did not make.
@@ -353,7 +207,9 @@ type VerifyInput struct {
 	Code        string
 }
 
-// verify checks a code: one atomic count-compare-consume in the store.
+// verify checks a code: one atomic count-compare-consume in the store,
+// which also counts a verified code as a conversion for the breaker when
+// it is on (VerifyRequest.BreakerConvert).
 func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	code, ok := NormalizeCode(in.Code, s.cfg.CodeLength)
 	if !ok {
@@ -366,12 +222,13 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 		CodeMAC:     s.keys.CodeMAC(in.ChallengeID, code),
 		Now:         s.clock.Now(),
 		Failures:    s.cfg.Failures,
+		// The store counts the conversion: in the same step where it
+		// can (memory, one Redis server or Sentinel), just after it on a
+		// Cluster.
+		BreakerConvert: s.breaker != nil,
 	})
 	if err != nil {
 		return VerifyResult{}, storeErr(err)
-	}
-	if res.Status == VerifyOK {
-		s.breakerConverts(ctx, in.ChallengeID)
 	}
 	return res, nil
 }

@@ -11,7 +11,8 @@ import (
 // a check-then-act across round trips. All keys of one identity share a hash
 // tag, so a Redis Cluster runs each operation on them on one node. Three
 // operations span keys that a Cluster keeps in different slots: Issue (the
-// identity and one counter per send limit), Limit (the counters) and
+// identity and one counter per send limit; with BreakerStore.IssueGuarded
+// the breaker's keys too), Limit (the counters) and
 // BindPhone (the identity and the number's index). On a Cluster they run as
 // ordered single-slot steps whose partial states only ever refuse more,
 // never less; in memory, on a single Redis and on Sentinel, Issue and Limit

@@ -37,6 +37,8 @@ var breakerCases = []struct {
 	{"100 concurrent sends to one scope pass exactly min_sends", breakerConcurrentSends},
 	{"stats read each scope's sends and conversions in the window", breakerStatsReadTheWindow},
 	{"stats count nothing and lift no block", breakerStatsOnlyRead},
+	{"a guarded send is refused by a block before anything is counted, and counted when it passes", breakerGuardedIssue},
+	{"a verification with BreakerConvert converts its sends in the same step", breakerVerifyConverts},
 }
 
 // policy: judged after 10 sends in an hour of six buckets, blocked below 20%

@@ -38,6 +38,11 @@ func TestBreakerSuiteCatchesBrokenStores(t *testing.T) {
 		{"a store that lets a blocked send through fails", "block-ignored",
 			[]string{"a blocked scope refuses a send and counts nothing",
 				"100 concurrent sends to one scope pass exactly min_sends"}},
+		{"a store whose guarded send ignores the breaker fails", "guard-ignored",
+			[]string{"a guarded send is refused by a block before anything is counted, and counted when it passes",
+				"a verification with BreakerConvert converts its sends in the same step"}},
+		{"a store whose verification converts nothing fails", "verify-no-convert",
+			[]string{"a verification with BreakerConvert converts its sends in the same step"}},
 		{"a store whose stats read nothing fails", "stats-empty",
 			[]string{"stats read each scope's sends and conversions in the window",
 				"stats count nothing and lift no block"}},
@@ -56,7 +61,7 @@ func brokenBreaker(t *testing.T, name string) otp.BreakerStore {
 	switch name {
 	case "":
 		return m
-	case "convert-noop", "convert-one-send", "unblock-noop", "block-ignored", "stats-empty":
+	case "convert-noop", "convert-one-send", "unblock-noop", "block-ignored", "stats-empty", "guard-ignored", "verify-no-convert":
 		return &brokenBreakerStore{Store: m, how: name, seen: map[string]int{}}
 	}
 	t.Fatalf("unknown broken breaker %q", name)
@@ -75,6 +80,22 @@ func (s *brokenBreakerStore) BreakerConvert(ctx context.Context, ref string, now
 		return nil
 	}
 	return s.Store.BreakerConvert(ctx, ref, now)
+}
+
+func (s *brokenBreakerStore) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	if s.how == "guard-ignored" {
+		req.Breaker = nil
+		c, err := s.Store.Issue(ctx, req)
+		return otp.IssueResult{Challenge: c}, err
+	}
+	return s.Store.IssueGuarded(ctx, req)
+}
+
+func (s *brokenBreakerStore) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyResult, error) {
+	if s.how == "verify-no-convert" {
+		req.BreakerConvert = false
+	}
+	return s.Store.Verify(ctx, req)
 }
 
 func (s *brokenBreakerStore) BreakerUnblock(ctx context.Context, scope string, now time.Time) (bool, error) {

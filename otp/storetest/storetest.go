@@ -94,6 +94,7 @@ var cases = []struct {
 	{"an expired challenge is not found and nothing is counted", expiredChallengeNotCounted},
 	{"a code from another session is not found and nothing is counted", otherSessionNotCounted},
 	{"a code for another identity's challenge is not found and nothing is counted", otherIdentityNotCounted},
+	{"a verification returns the masked number and history list of its challenge", verifyReturnsWhereTheCodeWent},
 
 	// Failures per identity (rule 7).
 	{"failures count across challenges and a new code does not reset them", failuresSurviveNewCode},

@@ -99,15 +99,22 @@ func (s *Store) BreakerCount(ctx context.Context, req otp.BreakerCountRequest) (
 	if err := ctx.Err(); err != nil {
 		return otp.BreakerCountResult{}, err
 	}
-	p := req.Policy
-	now, bucket := nanos(req.Now), p.BucketOf(req.Now)
 	b := &s.breaker
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if blk, ok := b.blocked(req.Scopes, now); ok {
+	if blk, ok := b.blocked(req.Scopes, nanos(req.Now)); ok {
 		return otp.BreakerCountResult{Blocked: &blk}, nil
 	}
-	var res otp.BreakerCountResult
+	return otp.BreakerCountResult{NewBlocks: b.count(req)}, nil
+}
+
+// count counts one send in every scope of req, blocks those the policy
+// now trips and remembers the ref; it returns the blocks it set. Callers
+// hold b.mu and have found no scope blocked.
+func (b *breaker) count(req otp.BreakerCountRequest) []otp.BreakerBlock {
+	p := req.Policy
+	now, bucket := nanos(req.Now), p.BucketOf(req.Now)
+	var blocks []otp.BreakerBlock
 	for _, name := range req.Scopes {
 		sc := b.scope(name)
 		sc.bucket, sc.window = p.Bucket(), p.Buckets
@@ -123,10 +130,10 @@ func (s *Store) BreakerCount(ctx context.Context, req otp.BreakerCountRequest) (
 		sc.level++
 		sc.forget = sc.until + int64(p.MaxBlock)
 		sc.last = t
-		res.NewBlocks = append(res.NewBlocks, sc.block(name))
+		blocks = append(blocks, sc.block(name))
 	}
 	b.remember(req, now)
-	return res, nil
+	return blocks
 }
 
 // remember keeps the send's ref for a conversion. Callers hold b.mu.
@@ -152,13 +159,19 @@ func (s *Store) BreakerConvert(ctx context.Context, ref string, now time.Time) e
 	b := &s.breaker
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.convert(ref, now)
+	return nil
+}
+
+// convert counts the sends of ref as verified, once. Callers hold b.mu.
+func (b *breaker) convert(ref string, now time.Time) {
 	r, ok := b.refs[ref]
 	if !ok {
-		return nil
+		return
 	}
 	delete(b.refs, ref)
 	if nanos(now) >= r.expires {
-		return nil
+		return
 	}
 	for _, name := range r.scopes {
 		sc := b.scope(name)
@@ -166,7 +179,6 @@ func (s *Store) BreakerConvert(ctx context.Context, ref string, now time.Time) e
 			sc.conversions[now.UnixMilli()/sc.bucket.Milliseconds()] += r.sends
 		}
 	}
-	return nil
 }
 
 // BreakerBlocks implements otp.BreakerStore.

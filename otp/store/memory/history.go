@@ -27,13 +27,17 @@ type historyItem struct {
 	data        []byte
 }
 
-// AppendHistory implements otp.HistoryStore.
+// AppendHistory implements otp.HistoryStore. A record of a send that went
+// out notes its gateway on the challenge first, under the identity's lock.
 func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := rec.Validate(); err != nil {
 		return err
+	}
+	if rec.Sent != nil {
+		s.noteGateway(*rec.Sent, nanos(rec.At))
 	}
 	at := nanos(rec.At)
 	item := historyItem{at: at, expires: nanos(rec.At.Add(rec.Retention)), data: append([]byte(nil), rec.Data...)}
@@ -142,4 +146,18 @@ func (s *Store) HistoryLen() (lists, entries int) {
 		entries += len(items)
 	}
 	return len(h.lists), entries
+}
+
+// noteGateway notes on a live challenge which gateway took its code.
+func (s *Store) noteGateway(sent otp.SentGateway, now int64) {
+	sh := s.shard(sent.Subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	id := sh.live(sent.Subject, now)
+	if id == nil {
+		return
+	}
+	if i := id.find(sent.ChallengeID); i >= 0 {
+		id.challenges[i].gateway = sent.Gateway
+	}
 }

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
@@ -10,40 +11,65 @@ import (
 // lock and the limits' lock together (always taken in that order), so the
 // lock-out, the cooldown, the challenge's caps and every send limit are
 // checked and counted as one step. It fails on a code MAC longer than an
-// HMAC-SHA256, the longest the store has room for.
+// HMAC-SHA256, the longest the store has room for. A request with a
+// breaker part is counted by the breaker too, as IssueGuarded does.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	res, err := s.issue(ctx, req)
+	return res.Challenge, err
+}
+
+// IssueGuarded implements otp.BreakerStore: Issue with the breaker's lock
+// taken after the identity's and before the limits' (the order every step
+// that takes more than one keeps), so the breaker's check and count are
+// part of the same step.
+func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	if req.Breaker == nil {
+		return otp.IssueResult{}, errors.New("memory store: a guarded issue without its breaker part")
+	}
+	return s.issue(ctx, req)
+}
+
+func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
 	in := &req.Challenge
 	if err := checkMAC(in.CodeMAC); err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
 	if err := checkMAC(req.FallbackMAC); err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
 	now, loc := nanos(req.Now), req.Now.Location()
 	sh := s.shard(in.Subject)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if req.Breaker != nil {
+		b := &s.breaker
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if blk, ok := b.blocked(req.Breaker.Scopes, now); ok {
+			return otp.IssueResult{}, &otp.BlockedError{Scope: blk.Scope, Until: blk.Until}
+		}
+	}
 	id := sh.live(in.Subject, now)
 	if id != nil && now < id.lockedUntil {
-		return nil, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
+		return otp.IssueResult{}, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
 	}
 	if id != nil && now < id.nextSendAt {
-		return nil, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
+		return otp.IssueResult{}, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
 	}
 	resend, err := resendTarget(id, req)
 	if err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
 	s.limitsMu.Lock()
 	defer s.limitsMu.Unlock()
 	if err := s.refusal(req.Limits, req.Now); err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
 	s.raise(req.Limits, req.Now)
 	var c *challenge
@@ -59,7 +85,11 @@ func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge
 	inc(&id.sends)
 	id.sendExpires = nanos(req.Now.Add(req.SendWindow))
 	id.nextSendAt = nanos(req.Now.Add(otp.JitteredCooldown(int(id.sends), req.CooldownBase, req.CooldownMax, req.JitterPermille)))
-	return c.export(in.Subject, loc), nil
+	res := otp.IssueResult{Challenge: c.export(in.Subject, loc)}
+	if b := req.Breaker; b != nil {
+		res.NewBlocks = s.breaker.count(otp.BreakerCountRequest{Ref: c.id, Scopes: b.Scopes, Now: req.Now, RefTTL: b.RefTTL, Policy: b.Policy})
+	}
+	return res, nil
 }
 
 // resendTarget returns the index of the challenge a resend puts its new
@@ -105,6 +135,7 @@ func (id *identity) resend(i int, req otp.IssueRequest) *challenge {
 	c.expires = nanos(req.Challenge.ExpiresAt)
 	inc(&c.sends)
 	c.delivery = 0
+	c.gateway = ""
 	if req.Voice {
 		inc(&c.calls)
 	}
@@ -135,6 +166,7 @@ func (id *identity) create(req otp.IssueRequest) *challenge {
 		expires:     nanos(in.ExpiresAt),
 		maxAttempts: narrow(in.MaxAttempts),
 		sends:       1,
+		historyKey:  in.HistoryKey,
 	}
 	c.setMAC(mac)
 	if req.Voice {

@@ -185,25 +185,42 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	if id == nil {
 		return otp.VerifyResult{Status: otp.VerifyNotFound}, nil
 	}
-	if now < id.lockedUntil {
-		return otp.VerifyResult{Status: otp.VerifyLocked, Failures: int(id.failures), LockedUntil: instant(id.lockedUntil, loc)}, nil
-	}
 	i := id.find(req.ChallengeID)
-	if i < 0 || id.challenges[i].sessionHash != req.SessionHash {
+	if i >= 0 && id.challenges[i].sessionHash != req.SessionHash {
+		i = -1
+	}
+	var sent otp.VerifyResult
+	if i >= 0 {
+		c := &id.challenges[i]
+		sent.PhoneHash, sent.PhoneMasked, sent.HistoryKey, sent.Gateway = c.phoneHash, c.phoneMasked, c.historyKey, c.gateway
+	}
+	if now < id.lockedUntil {
+		sent.Status, sent.Failures, sent.LockedUntil = otp.VerifyLocked, int(id.failures), instant(id.lockedUntil, loc)
+		return sent, nil
+	}
+	if i < 0 {
 		return otp.VerifyResult{Status: otp.VerifyNotFound, Failures: int(id.failures)}, nil
 	}
 	c := &id.challenges[i]
 	if c.attempts >= c.maxAttempts {
 		id.remove(i)
-		return otp.VerifyResult{Status: otp.VerifyExhausted, Failures: int(id.failures)}, nil
+		sent.Status, sent.Failures = otp.VerifyExhausted, int(id.failures)
+		return sent, nil
 	}
 	c.attempts++
 	if subtle.ConstantTimeCompare(req.CodeMAC, c.mac[:c.macLen]) == 1 {
-		remaining := c.remaining()
+		sent.Status, sent.Remaining = otp.VerifyOK, c.remaining()
 		id.remove(i)
 		id.resetFailures()
 		id.resetSends()
-		return otp.VerifyResult{Status: otp.VerifyOK, Remaining: remaining}, nil
+		if req.BreakerConvert {
+			// The breaker's lock after the identity's, as in Issue: the
+			// conversion is part of the verification's step.
+			s.breaker.mu.Lock()
+			s.breaker.convert(req.ChallengeID, req.Now)
+			s.breaker.mu.Unlock()
+		}
+		return sent, nil
 	}
 	inc(&id.failures)
 	id.failExpires = nanos(req.Now.Add(req.Failures.Window))
@@ -213,12 +230,8 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 		// the window), so waiting a lock out never resets it.
 		id.failExpires = max(id.failExpires, id.lockedUntil)
 	}
-	res := otp.VerifyResult{
-		Status:      otp.VerifyWrong,
-		Remaining:   c.remaining(),
-		Failures:    int(id.failures),
-		LockedUntil: instant(id.lockedUntil, loc),
-	}
+	res := sent
+	res.Status, res.Remaining, res.Failures, res.LockedUntil = otp.VerifyWrong, c.remaining(), int(id.failures), instant(id.lockedUntil, loc)
 	if c.attempts >= c.maxAttempts {
 		id.remove(i)
 		res.Status = otp.VerifyExhausted

@@ -88,11 +88,15 @@ func deliveryIndex(s otp.DeliveryStatus) (uint8, bool) {
 // challenge is one live otp.Challenge, less its subject (the identity's key).
 type challenge struct {
 	id, sessionHash, phoneHash, phoneMasked string
-	created, sent, expires                  int64
-	mac                                     [macSize]byte
-	attempts, maxAttempts, sends, calls     int32
-	macLen                                  uint8
-	delivery                                uint8
+	// historyKey names the history list of the number's prefix
+	// (otp.Challenge.HistoryKey); gateway took the latest code
+	// (otp.HistoryRecord.Sent).
+	historyKey, gateway                 string
+	created, sent, expires              int64
+	mac                                 [macSize]byte
+	attempts, maxAttempts, sends, calls int32
+	macLen                              uint8
+	delivery                            uint8
 }
 
 // setMAC keeps a copy of mac, which the caller has checked is at most
@@ -132,6 +136,7 @@ func (c *challenge) export(subject string, loc *time.Location) *otp.Challenge {
 		MaxAttempts: int(c.maxAttempts),
 		Calls:       int(c.calls),
 		Delivery:    deliveries[c.delivery],
+		HistoryKey:  c.historyKey,
 	}}
 	if c.macLen > 0 {
 		out.mac = c.mac

@@ -43,74 +43,119 @@ func (s *Store) scopeKeys(scopes []string) []string {
 	return keys
 }
 
-// breakerBlockedScript: KEYS scope keys; ARGV now. Returns the index
-// (1-based) of the first blocked scope and its until, or 0.
-var breakerBlockedScript = goredis.NewScript(`
-local now = tonumber(ARGV[1])
-for i, k in ipairs(KEYS) do
-  local till = tonumber(redis.call('HGET', k, 'until')) or 0
-  if now < till then return {i, till, tonumber(redis.call('HGET', k, 'level')) or 1} end
+// breakerFunctions decide and count the breaker's part of a send, for
+// breakerBlockedScript, breakerCountScript and sendScript (which runs them
+// with the rest of the send on one server or Sentinel). breaker_blocked
+// returns the index (1-based) of the first scope key blocked at now, its
+// until and its level (the blocks so far), or 0. breaker_count counts a
+// send in every scope (p: bucket, buckets, min_sends, permille, block,
+// max_block, ref_ttl, window, in milliseconds where times), blocks every
+// scope the policy now trips, remembers the ref, and returns i, until,
+// level, sends, conversions per new block. They mirror
+// memory.Store.BreakerCount and otp.BreakerPolicy.Trips.
+const breakerFunctions = `
+local function breaker_blocked(scope_keys, now)
+  for i, k in ipairs(scope_keys) do
+    local v = redis.call('HMGET', k, 'until', 'level')
+    local till = tonumber(v[1]) or 0
+    if now < till then return i, till, tonumber(v[2]) or 1 end
+  end
+  return 0, 0, 0
 end
-return {0}
+
+local function breaker_count(ref_key, blocks_key, scope_keys, scope_names, now, p)
+  local bucket, buckets, min_sends, permille = p[1], p[2], p[3], p[4]
+  local block, max_block, ref_ttl, window = p[5], p[6], p[7], p[8]
+  local out = {}
+  for i, k in ipairs(scope_keys) do
+    redis.call('HINCRBY', k, 's' .. bucket, 1)
+    if redis.call('HLEN', k) > 4 * buckets + 3 then
+      for _, f in ipairs(redis.call('HKEYS', k)) do
+        local b = tonumber(string.sub(f, 2))
+        if (string.sub(f, 1, 1) == 's' or string.sub(f, 1, 1) == 'c') and b and b <= bucket - buckets then
+          redis.call('HDEL', k, f)
+        end
+      end
+    end
+    local sends, conv = 0, 0
+    for b = bucket - buckets + 1, bucket do
+      local v = redis.call('HMGET', k, 's' .. b, 'c' .. b)
+      sends = sends + (tonumber(v[1]) or 0)
+      conv = conv + (tonumber(v[2]) or 0)
+    end
+    local forget = tonumber(redis.call('HGET', k, 'forget')) or 0
+    if sends >= min_sends and conv * 1000 < permille * sends then
+      local level = 0
+      if now < forget then level = tonumber(redis.call('HGET', k, 'level')) or 0 end
+      local d = block
+      local j = 0
+      while j < level and d < max_block do d = d * 2; j = j + 1 end
+      if d > max_block then d = max_block end
+      local till = now + d
+      forget = till + max_block
+      redis.call('HSET', k, 'until', till, 'level', level + 1, 'forget', forget)
+      redis.call('HSET', blocks_key, scope_names[i], till .. ' ' .. level .. ' ' .. sends .. ' ' .. conv)
+      if redis.call('PTTL', blocks_key) < till - now then redis.call('PEXPIRE', blocks_key, till - now) end
+      table.insert(out, i); table.insert(out, till); table.insert(out, level)
+      table.insert(out, sends); table.insert(out, conv)
+    end
+    redis.call('PEXPIRE', k, math.max(window, forget - now))
+  end
+  local ref = redis.call('GET', ref_key)
+  local sent = 0
+  if ref then sent = tonumber(string.match(ref, '^(%d+)')) or 0 end
+  local val = tostring(sent + 1) .. ' ' .. math.floor(window / buckets) .. ' ' .. (now + ref_ttl)
+  for i = 1, #scope_names do val = val .. '\n' .. scope_names[i] end
+  redis.call('SET', ref_key, val, 'PX', ref_ttl)
+  return out
+end
+
+-- breaker_convert counts the sends the ref at ref_key names as verified
+-- in their scopes (keys under base), once: the verification's step on one
+-- server or Sentinel, where a script may reach the scope keys the ref
+-- names (a Cluster converts with breakerConvertScript instead).
+local function breaker_convert(ref_key, now, base)
+  local val = redis.call('GET', ref_key)
+  if not val then return end
+  redis.call('DEL', ref_key)
+  local sent, bucket_ms, expires = string.match(val, '^(%d+) (%d+) (%d+)')
+  sent, bucket_ms, expires = tonumber(sent), tonumber(bucket_ms), tonumber(expires)
+  if not sent or not bucket_ms or bucket_ms < 1 or now >= expires then return end
+  local bucket = math.floor(now / bucket_ms)
+  for scope in string.gmatch(val, '\n([^\n]+)') do
+    local k = base .. 's:' .. scope
+    if redis.call('EXISTS', k) == 1 then redis.call('HINCRBY', k, 'c' .. bucket, sent) end
+  end
+end
+`
+
+// breakerParams are a policy's numbers as breaker_count takes them.
+func breakerParams(p otp.BreakerPolicy, now time.Time, refTTL time.Duration) []any {
+	return []any{p.BucketOf(now), p.Buckets, p.MinSends, p.MinConversionPermille(),
+		p.Block.Milliseconds(), p.MaxBlock.Milliseconds(), refTTL.Milliseconds(), p.Window.Milliseconds()}
+}
+
+// breakerBlockedScript: KEYS scope keys; ARGV now. Returns the index
+// (1-based) of the first blocked scope, its until and level, or 0.
+var breakerBlockedScript = goredis.NewScript(breakerFunctions + `
+local i, till, level = breaker_blocked(KEYS, tonumber(ARGV[1]))
+if i == 0 then return {0} end
+return {i, till, level}
 `)
 
 // breakerCountScript: KEYS ref, blocks, then one key per scope; ARGV now,
-// bucket, buckets, min_sends, permille, block, max_block, ref_ttl, window
-// (milliseconds), then the scope names. Mirrors memory.Store.BreakerCount
-// and otp.BreakerPolicy.Trips. Returns {0, i} when scope i was blocked
-// (nothing counted), else {1, then i, until, level, sends, conversions per
-// new block}.
-var breakerCountScript = goredis.NewScript(`
-local now, bucket, buckets = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local min_sends, permille = tonumber(ARGV[4]), tonumber(ARGV[5])
-local block, max_block, ref_ttl, window = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local n = #KEYS - 2
-for i = 1, n do
-  local till = tonumber(redis.call('HGET', KEYS[i+2], 'until')) or 0
-  if now < till then return {0, i} end
-end
-local out = {1}
-for i = 1, n do
-  local k = KEYS[i+2]
-  redis.call('HINCRBY', k, 's' .. bucket, 1)
-  if redis.call('HLEN', k) > 4 * buckets + 3 then
-    for _, f in ipairs(redis.call('HKEYS', k)) do
-      local b = tonumber(string.sub(f, 2))
-      if (string.sub(f, 1, 1) == 's' or string.sub(f, 1, 1) == 'c') and b and b <= bucket - buckets then
-        redis.call('HDEL', k, f)
-      end
-    end
-  end
-  local sends, conv = 0, 0
-  for b = bucket - buckets + 1, bucket do
-    local v = redis.call('HMGET', k, 's' .. b, 'c' .. b)
-    sends = sends + (tonumber(v[1]) or 0)
-    conv = conv + (tonumber(v[2]) or 0)
-  end
-  local forget = tonumber(redis.call('HGET', k, 'forget')) or 0
-  if sends >= min_sends and conv * 1000 < permille * sends then
-    local level = 0
-    if now < forget then level = tonumber(redis.call('HGET', k, 'level')) or 0 end
-    local d = block
-    local j = 0
-    while j < level and d < max_block do d = d * 2; j = j + 1 end
-    if d > max_block then d = max_block end
-    local till = now + d
-    forget = till + max_block
-    redis.call('HSET', k, 'until', till, 'level', level + 1, 'forget', forget)
-    redis.call('HSET', KEYS[2], ARGV[9+i], till .. ' ' .. level .. ' ' .. sends .. ' ' .. conv)
-    if redis.call('PTTL', KEYS[2]) < till - now then redis.call('PEXPIRE', KEYS[2], till - now) end
-    table.insert(out, i); table.insert(out, till); table.insert(out, level)
-    table.insert(out, sends); table.insert(out, conv)
-  end
-  redis.call('PEXPIRE', k, math.max(window, forget - now))
-end
-local ref = redis.call('GET', KEYS[1])
-local sent = 0
-if ref then sent = tonumber(string.match(ref, '^(%d+)')) or 0 end
-local val = tostring(sent + 1) .. ' ' .. math.floor(window / buckets) .. ' ' .. (now + ref_ttl)
-for i = 1, n do val = val .. '\n' .. ARGV[9+i] end
-redis.call('SET', KEYS[1], val, 'PX', ref_ttl)
+// then breakerParams, then the scope names. Returns {0, i, until, level}
+// when scope i was blocked (nothing counted), else {1, then i, until,
+// level, sends, conversions per new block}.
+var breakerCountScript = goredis.NewScript(breakerFunctions + `
+local now = tonumber(ARGV[1])
+local p, keys, names = {}, {}, {}
+for j = 1, 8 do p[j] = tonumber(ARGV[1 + j]) end
+for i = 3, #KEYS do keys[i - 2] = KEYS[i]; names[i - 2] = ARGV[7 + i] end
+local i, till, level = breaker_blocked(keys, now)
+if i > 0 then return {0, i, till, level} end
+local out = breaker_count(KEYS[1], KEYS[2], keys, names, now, p)
+table.insert(out, 1, 1)
 return out
 `)
 
@@ -154,13 +199,11 @@ func (s *Store) BreakerBlocked(ctx context.Context, scopes []string, now time.Ti
 
 // BreakerCount implements otp.BreakerStore.
 func (s *Store) BreakerCount(ctx context.Context, req otp.BreakerCountRequest) (otp.BreakerCountResult, error) {
-	p := req.Policy
 	if len(req.Scopes) == 0 || req.Ref == "" || req.RefTTL < time.Millisecond {
 		return otp.BreakerCountResult{}, errors.New("redis breaker count: expected scopes, a ref and its lifetime")
 	}
 	keys := append([]string{s.breakerBase() + "r:" + req.Ref, s.breakerBase() + "blocks"}, s.scopeKeys(req.Scopes)...)
-	args := []any{ms(req.Now), p.BucketOf(req.Now), p.Buckets, p.MinSends, p.MinConversionPermille(),
-		p.Block.Milliseconds(), p.MaxBlock.Milliseconds(), req.RefTTL.Milliseconds(), p.Window.Milliseconds()}
+	args := append([]any{ms(req.Now)}, breakerParams(req.Policy, req.Now, req.RefTTL)...)
 	for _, sc := range req.Scopes {
 		args = append(args, sc)
 	}
@@ -169,22 +212,24 @@ func (s *Store) BreakerCount(ctx context.Context, req otp.BreakerCountRequest) (
 		return otp.BreakerCountResult{}, fmt.Errorf("redis breaker count: %w", err)
 	}
 	if v[0] == 0 {
-		blk, _, err := s.BreakerBlocked(ctx, req.Scopes[v[1]-1:v[1]], req.Now)
-		if err != nil {
-			return otp.BreakerCountResult{}, err
-		}
-		if blk.Scope == "" {
-			// The block ended between the two reads: still refuse this send.
-			blk = otp.BreakerBlock{Scope: req.Scopes[v[1]-1], Until: req.Now}
-		}
+		blk := otp.BreakerBlock{Scope: req.Scopes[v[1]-1], Until: fromMS(v[2]), Level: int(v[3]) - 1}
 		return otp.BreakerCountResult{Blocked: &blk}, nil
 	}
-	var res otp.BreakerCountResult
-	for i := 1; i+4 < len(v); i += 5 {
-		res.NewBlocks = append(res.NewBlocks, otp.BreakerBlock{Scope: req.Scopes[v[i]-1], Until: fromMS(v[i+1]),
+	return otp.BreakerCountResult{NewBlocks: newBlocks(req.Scopes, v[1:])}, nil
+}
+
+// newBlocks reads breaker_count's answer: i, until, level, sends,
+// conversions per block, i naming one of scopes.
+func newBlocks(scopes []string, v []int64) []otp.BreakerBlock {
+	var out []otp.BreakerBlock
+	for i := 0; i+4 < len(v); i += 5 {
+		if v[i] < 1 || int(v[i]) > len(scopes) {
+			continue
+		}
+		out = append(out, otp.BreakerBlock{Scope: scopes[v[i]-1], Until: fromMS(v[i+1]),
 			Level: int(v[i+2]), Sends: int(v[i+3]), Conversions: int(v[i+4])})
 	}
-	return res, nil
+	return out
 }
 
 // BreakerConvert implements otp.BreakerStore. The ref names its scopes, so

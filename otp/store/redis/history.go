@@ -20,34 +20,87 @@ func (s *Store) historyKey(key string) string {
 }
 
 // historyAppendScript adds one entry (ARGV[1] its time in ms, ARGV[2] the
-// sealed entry) to the list KEYS[1], drops what is at or before ARGV[3]
-// (the entry's time less the retention) and the oldest past ARGV[4]
-// entries, and keeps the list at least ARGV[5] ms more: one step, so
-// concurrent appends never leave a list past its max.
-var historyAppendScript = goredis.NewScript(`
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local n = redis.call('ZCARD', KEYS[1])
-local max = tonumber(ARGV[4])
-if n > max then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - max - 1) end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+// sealed entry) to each list of KEYS, drops from each what is at or before
+// ARGV[3] (the entry's time less the retention) and its oldest entries past
+// its max (ARGV[5+i] for KEYS[i]), and keeps each list at least ARGV[4] ms
+// more: one step, so concurrent appends never leave a list past its max.
+// When ARGV[5] names a gateway, the last key is a challenge, which notes it
+// (gw) if it is still there (gatewayNote).
+var historyAppendScript = goredis.NewScript(gatewayNote + `
+local lists = #KEYS
+if ARGV[5] ~= '' then
+  lists = lists - 1
+  note_gateway(KEYS[#KEYS], ARGV[5])
+end
+for i = 1, lists do
+  local k = KEYS[i]
+  redis.call('ZADD', k, ARGV[1], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[3])
+  local n = redis.call('ZCARD', k)
+  local max = tonumber(ARGV[5 + i])
+  if n > max then redis.call('ZREMRANGEBYRANK', k, 0, n - max - 1) end
+  if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end
+end
 return 1
 `)
 
-// AppendHistory implements otp.HistoryStore: one script per list, since on
-// a Cluster each list has a slot of its own. Every list expires a retention
-// after its latest entry.
+// gatewayNote notes on a challenge that still exists which gateway took
+// its code.
+const gatewayNote = `
+local function note_gateway(key, gw)
+  if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'gw', gw) end
+end
+`
+
+// gatewayScript: KEYS challenge; ARGV gateway. A Cluster's gateway note,
+// pipelined with the history scripts.
+var gatewayScript = goredis.NewScript(gatewayNote + `
+note_gateway(KEYS[1], ARGV[1])
+return 1
+`)
+
+// AppendHistory implements otp.HistoryStore in one round trip: on one
+// server or Sentinel one historyAppendScript over every list (and the
+// challenge, for a send's gateway); on a Cluster, where each list has a
+// slot of its own, one script per list and gatewayScript, all in one
+// pipeline (EVAL, not EVALSHA: a NOSCRIPT inside a pipeline cannot fall
+// back). Every list expires a retention after its latest entry.
 func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error {
 	if err := rec.Validate(); err != nil {
 		return err
 	}
-	at := ms(rec.At)
-	for _, l := range rec.Lists {
-		err := historyAppendScript.Run(ctx, s.client, []string{s.historyKey(l.Key)},
-			at, rec.Data, at-rec.Retention.Milliseconds(), l.Max, rec.Retention.Milliseconds()).Err()
-		if err != nil {
-			return fmt.Errorf("redis append history: %w", err)
+	at, keep := ms(rec.At), rec.Retention.Milliseconds()
+	args := func(gateway string, lists ...otp.HistoryList) []any {
+		a := []any{at, rec.Data, at - keep, keep, gateway}
+		for _, l := range lists {
+			a = append(a, l.Max)
 		}
+		return a
+	}
+	var err error
+	if s.oneStep {
+		keys := make([]string, 0, len(rec.Lists)+1)
+		for _, l := range rec.Lists {
+			keys = append(keys, s.historyKey(l.Key))
+		}
+		gateway := ""
+		if sent := rec.Sent; sent != nil && sent.Gateway != "" {
+			keys, gateway = append(keys, s.keys(sent.Subject, sent.ChallengeID)[1]), sent.Gateway
+		}
+		err = historyAppendScript.Run(ctx, s.client, keys, args(gateway, rec.Lists...)...).Err()
+	} else {
+		_, err = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, l := range rec.Lists {
+				historyAppendScript.Eval(ctx, p, []string{s.historyKey(l.Key)}, args("", l)...)
+			}
+			if sent := rec.Sent; sent != nil && sent.Gateway != "" {
+				gatewayScript.Eval(ctx, p, []string{s.keys(sent.Subject, sent.ChallengeID)[1]}, sent.Gateway)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("redis append history: %w", err)
 	}
 	return nil
 }

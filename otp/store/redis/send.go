@@ -11,9 +11,10 @@ import (
 )
 
 // Issue implements otp.Store. On one server (or Sentinel's master) a send is
-// one sendScript: one round trip that decides and counts everything. On a
-// Cluster the send limits' counters live in other slots than the identity,
-// so a send takes ordered steps, each atomic on its slot: a dry run of
+// one sendScript: one round trip that decides and counts everything, the
+// breaker's part too when the request has one (IssueGuarded). On a Cluster
+// the send limits' counters live in other slots than the identity, so a
+// send takes ordered steps, each atomic on its slot: a dry run of
 // sendScript on the identity (a locked-out, cooling-down or spent send is
 // refused there, counting nothing), then one limitsScript per counter in
 // request order, then sendScript without the limits. A step that refuses
@@ -23,30 +24,81 @@ import (
 // between) is refused after its counters were raised, and lowers them. No
 // counter ever lets more than its max through.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	res, err := s.issue(ctx, req)
+	return res.Challenge, err
+}
+
+// IssueGuarded implements otp.BreakerStore. On one server or Sentinel the
+// breaker's check and count run inside the send's one sendScript. On a
+// Cluster, whose breaker keys share the {brk} slot, they are two more
+// ordered steps around Issue's: breakerBlockedScript first (a blocked
+// scope refuses the send before anything is counted), breakerCountScript
+// last (which refuses the send, after it was issued, if a concurrent send
+// set a block in between).
+func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	if req.Breaker == nil {
+		return otp.IssueResult{}, errors.New("redis issue: a guarded issue without its breaker part")
+	}
+	return s.issue(ctx, req)
+}
+
+func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
-	if s.oneStep || len(req.Limits) == 0 {
-		return s.send(ctx, req, req.Limits, false)
+	if s.oneStep {
+		return s.send(ctx, req, req.Limits, req.Breaker, false)
 	}
-	if _, err := s.send(ctx, req, nil, true); err != nil {
-		return nil, err
+	b := req.Breaker
+	if b != nil {
+		blk, blocked, err := s.BreakerBlocked(ctx, b.Scopes, req.Now)
+		if err != nil {
+			return otp.IssueResult{}, err
+		}
+		if blocked {
+			return otp.IssueResult{}, &otp.BlockedError{Scope: blk.Scope, Until: blk.Until}
+		}
+	}
+	res, err := s.issueInSteps(ctx, req)
+	if err != nil || b == nil {
+		return res, err
+	}
+	counted, err := s.BreakerCount(ctx, otp.BreakerCountRequest{
+		Ref: res.Challenge.ID, Scopes: b.Scopes, Now: req.Now, RefTTL: b.RefTTL, Policy: b.Policy,
+	})
+	if err != nil {
+		return res, err
+	}
+	res.NewBlocks = counted.NewBlocks
+	if counted.Blocked != nil {
+		return res, &otp.BlockedError{Scope: counted.Blocked.Scope, Until: counted.Blocked.Until}
+	}
+	return res, nil
+}
+
+// issueInSteps is a Cluster's send without the breaker (see Issue).
+func (s *Store) issueInSteps(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	if len(req.Limits) == 0 {
+		return s.send(ctx, req, nil, nil, false)
+	}
+	if _, err := s.send(ctx, req, nil, nil, true); err != nil {
+		return otp.IssueResult{}, err
 	}
 	raised, err := s.countEach(ctx, req.Limits, req.Now)
 	if err != nil {
-		return nil, err
+		return otp.IssueResult{}, err
 	}
-	c, err := s.send(ctx, req, nil, false)
+	res, err := s.send(ctx, req, nil, nil, false)
 	if err != nil {
 		s.refund(ctx, raised)
-		return nil, err
+		return otp.IssueResult{}, err
 	}
-	return c, nil
+	return res, nil
 }
 
-// send runs sendScript with the counters of limits; a dry run returns no
-// challenge.
-func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.LimitCheck, dry bool) (*otp.Challenge, error) {
+// send runs sendScript with the counters of limits and the breaker's part
+// brk (nil: none); a dry run returns no challenge.
+func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.LimitCheck, brk *otp.IssueBreaker, dry bool) (otp.IssueResult, error) {
 	c := req.Challenge
 	keys := s.keys(c.Subject, c.ID)
 	fallback := keys[1]
@@ -58,42 +110,73 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 		req.CooldownBase.Milliseconds(), req.CooldownMax.Milliseconds(), req.SendWindow.Milliseconds(),
 		c.SessionHash, c.PhoneHash, c.PhoneMasked, string(c.CodeMAC),
 		ms(c.CreatedAt), ms(c.SentAt), ms(c.ExpiresAt), c.MaxAttempts, flag(req.Voice), req.MaxCalls,
-		flag(dry), string(req.FallbackMAC), req.JitterPermille}
+		flag(dry), string(req.FallbackMAC), req.JitterPermille, c.HistoryKey, len(limits)}
 	for _, l := range limits {
 		keys = append(keys, s.limitKey(l.Name, l.Key))
 		args = append(args, windowField(l.Bounds(req.Now)), l.Max)
 	}
+	if brk == nil {
+		args = append(args, 0)
+	} else {
+		ref := s.breakerBase() + "r:" + c.ID
+		fallbackRef := ref
+		if req.FallbackID != "" {
+			fallbackRef = s.breakerBase() + "r:" + req.FallbackID
+		}
+		keys = append(append(keys, ref, fallbackRef, s.breakerBase()+"blocks"), s.scopeKeys(brk.Scopes)...)
+		args = append(append(args, len(brk.Scopes)), breakerParams(brk.Policy, req.Now, brk.RefTTL)...)
+		for _, sc := range brk.Scopes {
+			args = append(args, sc)
+		}
+	}
 	res, err := sendScript.Run(ctx, s.client, keys, args...).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("redis issue: %w", err)
+		return otp.IssueResult{}, fmt.Errorf("redis issue: %w", err)
 	}
 	switch status, _ := res[0].(string); status {
 	case "ok":
 		if dry {
-			return nil, nil
+			return otp.IssueResult{}, nil
 		}
 		id := c.ID
 		if mode, _ := res[1].(string); mode == "create" && req.Resend {
 			id = req.FallbackID
 		}
 		fields, _ := res[2].([]any)
-		return parseChallenge(c.Subject, id, fields)
+		ch, err := parseChallenge(c.Subject, id, fields)
+		if err != nil {
+			return otp.IssueResult{}, err
+		}
+		out := otp.IssueResult{Challenge: ch}
+		if brk != nil && len(res) > 3 {
+			blocks, _ := res[3].([]any)
+			v := make([]int64, len(blocks))
+			for i, b := range blocks {
+				v[i] = toInt(b)
+			}
+			out.NewBlocks = newBlocks(brk.Scopes, v)
+		}
+		return out, nil
+	case "blocked":
+		if i := int(toInt(res[1])); brk != nil && i >= 1 && i <= len(brk.Scopes) {
+			return otp.IssueResult{}, &otp.BlockedError{Scope: brk.Scopes[i-1], Until: fromMS(toInt(res[2]))}
+		}
 	case "locked":
-		return nil, &otp.LockedError{Until: fromMS(toInt(res[1]))}
+		return otp.IssueResult{}, &otp.LockedError{Until: fromMS(toInt(res[1]))}
 	case "cooldown":
-		return nil, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
+		return otp.IssueResult{}, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
 	case "notfound":
-		return nil, otp.ErrChallengeNotFound
+		return otp.IssueResult{}, otp.ErrChallengeNotFound
 	case "sendlimit":
-		return nil, otp.ErrSendLimit
+		return otp.IssueResult{}, otp.ErrSendLimit
 	case "calllimit":
-		return nil, otp.ErrCallLimit
+		return otp.IssueResult{}, otp.ErrCallLimit
 	case "limit":
 		if i := int(toInt(res[1])); i >= 1 && i <= len(limits) {
-			return nil, refusedBy(limits[i-1], req.Now)
+			return otp.IssueResult{}, refusedBy(limits[i-1], req.Now)
 		}
 	}
-	return nil, fmt.Errorf("redis issue: unexpected reply %v", res)
+	return otp.IssueResult{}, fmt.Errorf("redis issue: unexpected reply %v", res)
 }
 
 func flag(b bool) string {
