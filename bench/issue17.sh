@@ -81,14 +81,20 @@ i17_live() {
 		[ "$(curl -s -o /dev/null -w '%{http_code}' "${REDIS_HEADERS[@]}" "$STEPUP_REDIS/settings")" = 200 ] ||
 			die "sanity: the Redis site did not pass the minted cookie"
 		for round in $(seq 1 "$I17_ROUNDS"); do
-			for store in memory redis; do
+			for store in memory redis floor; do
 				url="$STEPUP/settings" hdrs=("${COOKIE_HEADERS[@]}")
 				[ "$store" = redis ] && url="$STEPUP_REDIS/settings" hdrs=("${REDIS_HEADERS[@]}")
+				[ "$store" = floor ] && url="$FLOOR/settings" hdrs=("${ID_HEADERS[@]}")
 				i17_wrk "$store-alone" "$round" "$url" "${hdrs[@]}"
 				taskset -c "$LOAD_CPU" "$WORK/bin/flood" -url "${url%/settings}" -rate "$I17_RATE" \
 					-duration "$((I17_SECS + 1))s" -bots 500 >"$WORK/i17-flood-$store-$round.txt" 2>&1 &
 				fpid=$!
 				PIDS+=("$fpid")
+				# BENCH_FLOOD_PROFILE=<file>: Caddy's CPU profile while flooded
+				# (<file>.<store>, the first round), for go tool pprof.
+				if [ -n "${BENCH_FLOOD_PROFILE:-}" ] && [ "$round" = 1 ]; then
+					curl -s -o "$BENCH_FLOOD_PROFILE.$store" "http://127.0.0.1:$BENCH_ADMIN_PORT/debug/pprof/profile?seconds=$((I17_SECS > 2 ? I17_SECS - 1 : 1))" &
+				fi
 				i17_wrk "$store-flooded" "$round" "$url" "${hdrs[@]}"
 				wait "$fpid"
 				log "  $(head -1 "$WORK/i17-flood-$store-$round.txt")"
@@ -168,6 +174,10 @@ i17_report() {
 			echo "| the same, p99 latency at most 2x, $st store | $(ratio "$pf" "$pa")x ($(i17_fmt "$pf" '%.1f') vs $(i17_fmt "$pa" '%.1f') ms) | $(verdict 'a <= 2' "$(ratio "$pf" "$pa")") | same |"
 			echo "| Caddy CPU per bot request (page, send refused or not, wrong code), $st store, from schedstat | $cpu µs | reported | same |"
 		done
+		a=$(i17_med "$I17_FLOOD_TSV" "floor-alone" 3); f=$(i17_med "$I17_FLOOD_TSV" "floor-flooded" 3)
+		pa=$(i17_med "$I17_FLOOD_TSV" "floor-alone" 4); pf=$(i17_med "$I17_FLOOD_TSV" "floor-flooded" 4)
+		fr=$(cat "$WORK"/i17-flood-floor-*.txt 2>/dev/null | sed -n 's/^FLOOD .* rps=\([0-9]*\).*/\1/p' | median)
+		echo "| the floor: bare reverse_proxy for the real users, a fixed 4,000-byte 429 for the same bots (no handler at all), same core | $(ratio "$f" "$a")x ($f vs $a req/s; bots sent $fr/s), p99 $(ratio "$pf" "$pa")x | reported: the most any handler of the bots' requests could leave real users here | same |"
 	else
 		echo "| hot path under a flood | not measured (BENCH_FLOOD=0) | | \`bench/run\` |"
 	fi
