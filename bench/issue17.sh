@@ -190,15 +190,20 @@ i17_report() {
 		co=$(for r in 1 2; do benchfield "$WORK/cyc-old-$r.txt" '^BenchmarkSendVerifyCycle/redis_store' cycles/s; done | median)
 		un=$(for r in 1 2; do benchfield "$WORK/cyc-new-$r.txt" '^BenchmarkSendVerifyCycle/redis_store' caddy-cpu-µs/cycle; done | median)
 		uo=$(for r in 1 2; do benchfield "$WORK/cyc-old-$r.txt" '^BenchmarkSendVerifyCycle/redis_store' caddy-cpu-µs/cycle; done | median)
-		sn=$(benchfield "$WORK/sendcmds-new.txt" '^BenchmarkSendRedisCommands' redis-cmds/send)
-		so=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' redis-cmds/send)
+		sn=$(benchfield "$WORK/sendcmds-new.txt" '^BenchmarkSendRedisCommands' redis-trips/send)
+		so=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' redis-trips/send)
+		local rfn rfo vn vo
+		rfn=$(benchfield "$WORK/sendcmds-new.txt" '^BenchmarkSendRedisCommands' redis-trips/refused-send)
+		rfo=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' redis-trips/refused-send)
+		vn=$(benchfield "$WORK/sendcmds-new.txt" '^BenchmarkSendRedisCommands' redis-trips/verify)
+		vo=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' redis-trips/verify)
 		scn=$(benchfield "$WORK/sendcmds-new.txt" '^BenchmarkSendRedisCommands' redis-scripts/send)
 		sco=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' redis-scripts/send)
 		tn=$(benchfield "$WORK/sendcmds-new.txt" '^BenchmarkSendRedisCommands' send-µs)
 		to=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' send-µs)
 		echo "| send+verify cycles on Redis 2x the tree before the one-script send ($I17_OLD_REV), same run, alternating | $(ratio "$cn" "$co")x ($cn vs $co cycles/s) | $(verdict 'a >= 2' "$(ratio "$cn" "$co")") | \`bench/run\` (\`BENCH_OLD_REV\` another tree) |"
 		echo "| the same by Caddy's CPU per cycle (old / new) | $(ratio "$uo" "$un")x ($un vs $uo µs) | reported | same |"
-		echo "| the send alone: round trips to Redis per send (MONITOR), scripts among them | $sn ($scn scripts) vs $so ($sco scripts) before | $(verdict 'a <= 1.1' "$sn") (one round trip) | \`go test -run XXX -bench SendRedisCommands ./caddymodule/\` |"
+		echo "| round trips to Redis (MONITOR) per send, scripts among them; per refused send; per verify (new vs the old tree) | send $sn ($scn scripts) vs $so ($sco scripts); refused send $rfn vs $rfo; verify $vn vs $vo | $(verdict 'a <= 1.1' "$sn") (one round trip per send: the decision is one script, the history entry after the gateway a second) | \`go test -run XXX -bench SendRedisCommands ./caddymodule/\` |"
 		echo "| the send alone: its own time, one at a time (old / new) | $(ratio "$to" "$tn")x ($tn vs $to µs) | reported | same |"
 	else
 		echo "| send+verify cycles on Redis against $I17_OLD_REV | not measured (BENCH_OLDTREE=0, or no test binary) | | \`bench/run\` |"
