@@ -13,7 +13,8 @@ import (
 // is written from a pages.Frame, rendered once per language and variant,
 // with the request's values put in (issue 17): the bytes are the
 // template's (TestFramedSendPageIsTheTemplates,
-// TestFramedCodePageIsTheTemplates).
+// TestFramedCodePageIsTheTemplates). The same pages without a message, as
+// a step-up first shows them, come from frames too.
 
 // pageFrames are a handler's send- and code-page frames, built when first
 // needed.
@@ -29,6 +30,7 @@ type pageFrames struct {
 // never from the request as is.
 type frameKey struct {
 	page, lang, status, action string
+	message                    bool // a message; none on a page shown as asked for
 	delivery, deliveryStatus   string
 	masked, canChange, canCall bool
 	waiting                    bool // RetryIn > 0
@@ -65,7 +67,7 @@ func (h *Handler) writeFramed(v *visit, status int, page string, data pages.Data
 	if h.frames == nil || h.pages != pages.Default || !framable(page, data) {
 		return false
 	}
-	f := h.frameFor(frameKey{page: page, lang: v.lang, status: data.Status, action: data.Action,
+	f := h.frameFor(frameKey{page: page, lang: v.lang, status: data.Status, action: data.Action, message: data.Message != "",
 		delivery: data.Delivery, deliveryStatus: data.DeliveryStatus, masked: data.Masked != "",
 		canChange: data.CanChange, canCall: data.CanCall, waiting: page == pages.Code && data.RetryIn > 0})
 	if f == nil {
@@ -89,13 +91,13 @@ func (h *Handler) writeFramed(v *visit, status int, page string, data pages.Data
 	return true
 }
 
-// framable says whether a page's data is what a frame shows: a message
-// (which a frame needs non-empty), the masked number, and on the send page
-// the change link, on the code page the delivery report, the call button
-// and the wait for a resend; nothing else. Key and Remaining are on
-// neither page (the message says the attempts left).
+// framable says whether a page's data is what a frame shows: a message or
+// none, the masked number, and on the send page the change link, on the
+// code page the delivery report, the call button and the wait for a
+// resend; nothing else. Key and Remaining are on neither page (the message
+// says the attempts left).
 func framable(page string, d pages.Data) bool {
-	plain := d.Message != "" && d.Captcha == nil && !d.Enrolling && d.Formatted == "" && !d.Changing && d.Title == "" &&
+	plain := d.Captcha == nil && !d.Enrolling && d.Formatted == "" && !d.Changing && d.Title == "" &&
 		d.ResumeURL == "" && d.ResumeField == "" && d.ResumeID == "" && d.T == nil && d.Nonce == "" && d.CSRF == "" && d.OtherURL == ""
 	switch page {
 	case pages.Send:
@@ -132,7 +134,10 @@ func (h *Handler) frameFor(k frameKey) *pages.Frame {
 // spliced fields.
 func (h *Handler) frameData(k frameKey, values []string) pages.Data {
 	codeLength := h.service.Config().CodeLength
-	masked, phoneText := "", ""
+	masked, phoneText, message := "", "", ""
+	if k.message {
+		message = values[slotMessage]
+	}
 	if k.masked {
 		masked, phoneText = values[slotMasked], values[slotPhoneText]
 	}
@@ -148,7 +153,7 @@ func (h *Handler) frameData(k frameKey, values []string) pages.Data {
 		Lang: k.lang, T: pages.Messages(k.lang, "{phone}", phoneText, "{n}", strconv.Itoa(codeLength)),
 		Nonce: values[slotNonce], Service: h.serviceName(), Brand: h.brand, Prefix: h.PathPrefix,
 		Return: values[slotReturn], Action: k.action, CSRF: values[slotCSRF], CodeLength: codeLength,
-		Message: values[slotMessage], Status: k.status, Masked: masked, CanChange: k.canChange,
+		Message: message, Status: k.status, Masked: masked, CanChange: k.canChange,
 		Delivery: k.delivery, DeliveryStatus: k.deliveryStatus, CanCall: k.canCall, RetryIn: retryIn,
 		OtherLang: other, OtherLabel: pages.LangName(other), OtherURL: h.PathPrefix + "/?r=" + values[slotReturnQuery] + "&lang=" + other,
 	}
