@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // BenchmarkCooldownSend is a bot's send within its resend cooldown while
@@ -23,33 +21,8 @@ func BenchmarkCooldownSend(b *testing.B) {
 		b.Fatalf("the bot's second send answered %d, want 429:\n%s", rec.Code, body)
 	}
 	form := url.Values{"csrf": {bot.csrf()}, "r": {"/settings"}}
-	w := htDiscard{h: http.Header{}}
-	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
-		b.Fatal("a send reached the next handler")
-		return nil
-	})
 	sent := len(e.messages())
-	const batch = 256
-	reqs := make([]*http.Request, batch)
-	i := batch
-	b.ReportAllocs()
-	for b.Loop() {
-		if i == batch {
-			b.StopTimer()
-			for j := range reqs {
-				reqs[j] = bot.request(http.MethodPost, "/_stepup/send", form)
-			}
-			i = 0
-			b.StartTimer()
-		}
-		clear(w.h)
-		if err := e.h.ServeHTTP(w, reqs[i], next); err != nil {
-			b.Fatal(err)
-		}
-		reqs[i] = nil
-		i++
-	}
-	b.StopTimer()
+	benchPosts(b, e, bot, "/_stepup/send", form, "a send")
 	if n := len(e.messages()); n != sent {
 		b.Fatalf("%d messages sent during the benchmark, want none", n-sent)
 	}
