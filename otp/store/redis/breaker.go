@@ -52,8 +52,20 @@ func (s *Store) scopeKeys(scopes []string) []string {
 // max_block, ref_ttl, window, in milliseconds where times), blocks every
 // scope the policy now trips, remembers the ref, and returns i, until,
 // level, sends, conversions per new block. They mirror
-// memory.Store.BreakerCount and otp.BreakerPolicy.Trips.
+// memory.Store.BreakerCount and otp.BreakerPolicy.Trips. breaker_window
+// sums a scope's sends and conversions over the window's buckets (also
+// for breakerStatsScript).
 const breakerFunctions = `
+local function breaker_window(k, bucket, buckets)
+  local sends, conv = 0, 0
+  for b = bucket - buckets + 1, bucket do
+    local v = redis.call('HMGET', k, 's' .. b, 'c' .. b)
+    sends = sends + (tonumber(v[1]) or 0)
+    conv = conv + (tonumber(v[2]) or 0)
+  end
+  return sends, conv
+end
+
 local function breaker_blocked(scope_keys, now)
   for i, k in ipairs(scope_keys) do
     local v = redis.call('HMGET', k, 'until', 'level')
@@ -77,12 +89,7 @@ local function breaker_count(ref_key, blocks_key, scope_keys, scope_names, now, 
         end
       end
     end
-    local sends, conv = 0, 0
-    for b = bucket - buckets + 1, bucket do
-      local v = redis.call('HMGET', k, 's' .. b, 'c' .. b)
-      sends = sends + (tonumber(v[1]) or 0)
-      conv = conv + (tonumber(v[2]) or 0)
-    end
+    local sends, conv = breaker_window(k, bucket, buckets)
     local forget = tonumber(redis.call('HGET', k, 'forget')) or 0
     if sends >= min_sends and conv * 1000 < permille * sends then
       local level = 0

@@ -14,16 +14,11 @@ import (
 // tag, so one slot on a Cluster); ARGV bucket, buckets. Returns the sends
 // and conversions of the window per scope, two numbers each. It only
 // reads, so it runs as one atomic read of every scope.
-var breakerStatsScript = goredis.NewScript(`
+var breakerStatsScript = goredis.NewScript(breakerFunctions + `
 local bucket, buckets = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for _, k in ipairs(KEYS) do
-  local sends, conv = 0, 0
-  for b = bucket - buckets + 1, bucket do
-    local v = redis.call('HMGET', k, 's' .. b, 'c' .. b)
-    sends = sends + (tonumber(v[1]) or 0)
-    conv = conv + (tonumber(v[2]) or 0)
-  end
+  local sends, conv = breaker_window(k, bucket, buckets)
   table.insert(out, sends); table.insert(out, conv)
 end
 return out
