@@ -70,6 +70,7 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 	}
 	if err != nil {
 		h.noteRefusal(v, err)
+		v.shown, v.shownRead = res.Shown, res.ShownRead
 		return h.sendRefused(v, res, err, voice, logFields)
 	}
 	h.rememberSend(ctx, v)

@@ -33,6 +33,11 @@ type visit struct {
 	// has looked it up, for the CAPTCHA's risk (risk_watch.go); zero
 	// before.
 	phone otp.Phone
+	// shown, when shownRead, is the browser's challenge as a refused
+	// send's store step read it (otp.SendResult.Shown), so the page that
+	// shows it needs no read of its own (liveChallenge).
+	shown     *otp.Challenge
+	shownRead bool
 }
 
 // msg is page data carrying one message of the visitor's language.
@@ -58,6 +63,9 @@ func (h *Handler) liveChallenge(v *visit) *otp.Challenge {
 	id := cookieValue(v.r, h.cookieName(v.r, challengeCookie))
 	if id == "" {
 		return nil
+	}
+	if v.shownRead {
+		return v.shown
 	}
 	ctx, cancel := requestContext(v.r)
 	defer cancel()

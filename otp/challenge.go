@@ -1,6 +1,7 @@
 package otp
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -82,14 +83,44 @@ type IssueRequest struct {
 	// Breaker is the conversion breaker's part of the send; nil when the
 	// breaker is off. Only a BreakerStore's IssueGuarded takes it.
 	Breaker *IssueBreaker
+	// History is the send's history entry, sealed before the send as if it
+	// went out (HistorySent, through the gateway its Sent names); nil for
+	// none. Only a ResultIssuer takes it: it keeps the entry in the lists
+	// and notes the gateway on the challenge only when the send is issued
+	// to the challenge named (Challenge.ID, not a resend's fallback), and
+	// says so (IssueResult.HistoryKept). A refused send keeps nothing.
+	History *HistoryRecord
 }
 
-// IssueResult is what BreakerStore.IssueGuarded did: the challenge, and the
-// blocks the send's count set (it was counted and may go out: it is the
-// last one before the blocks).
+// IssueResult is what an issue did: the challenge, the blocks the send's
+// count set (it was counted and may go out: it is the last one before the
+// blocks), whether it kept the request's History, and, for a send refused
+// by the cooldown, a limit or the call cap, the challenge the refused
+// resend named as the same step found it.
 type IssueResult struct {
 	Challenge *Challenge
 	NewBlocks []BreakerBlock
+	// HistoryKept reports that the store kept IssueRequest.History.
+	HistoryKept bool
+	// Shown, when ShownRead, is the resend's challenge (Challenge.ID) as
+	// Store.Challenge would have returned it at Now, read in the refusing
+	// step for the page that shows it; nil when it is gone. ShownRead is
+	// false where the step did not read it (not a resend, or another
+	// refusal): then only Store.Challenge can tell.
+	Shown     *Challenge
+	ShownRead bool
+}
+
+// ResultIssuer is a store that returns a send's whole IssueResult, and can
+// keep the send's own history entry in the send's step (IssueRequest.History).
+type ResultIssuer interface {
+	// IssueFull is Store.Issue, or BreakerStore.IssueGuarded when
+	// req.Breaker is set, returning the whole result, with the history
+	// entry kept as IssueRequest.History says.
+	IssueFull(ctx context.Context, req IssueRequest) (IssueResult, error)
+	// KeepsHistoryInIssue reports that keeping the entry in the issue
+	// saves a step (a round trip), so a service should seal it ahead.
+	KeepsHistoryInIssue() bool
 }
 
 // Validate reports a request no store should act on: a fallback for what is
@@ -103,6 +134,11 @@ func (r IssueRequest) Validate() error {
 	}
 	if b := r.Breaker; b != nil && (len(b.Scopes) == 0 || b.RefTTL < time.Millisecond || !b.Policy.On()) {
 		return fmt.Errorf("issue %s: a breaker part needs scopes, a ref lifetime of at least 1ms and a policy that is on", r.Challenge.ID)
+	}
+	if h := r.History; h != nil {
+		if err := h.Validate(); err != nil {
+			return fmt.Errorf("issue %s: %w", r.Challenge.ID, err)
+		}
 	}
 	return LimitRequest{Checks: r.Limits}.Validate()
 }

@@ -45,6 +45,11 @@ type HistoryRecord struct {
 	// the verification's entry (VerifyResult.Gateway). A challenge gone
 	// meanwhile stays gone. Nil: nothing to note.
 	Sent *SentGateway
+	// Replaces is a sealed entry this one takes the place of in the lists
+	// (a send's entry sealed ahead, IssueRequest.History, when the send
+	// went otherwise); nil for none. With Sent, the challenge's gateway is
+	// noted even when empty (a send that failed).
+	Replaces []byte
 }
 
 // SentGateway names a challenge and the gateway that took its latest code.

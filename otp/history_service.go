@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Send makes a code and sends it; send (service.go) says how a send is
@@ -31,10 +32,12 @@ func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 // record, not a control: a store that fails to keep it fails nothing else
 // (the send itself has failed closed already if the store is down). The
 // entry is written after the send's own store step, and after the gateway
-// for a send that went out, since it names how the send went; a refused
-// send's entry could ride in the send's step only if every refusal's entry
-// were sealed ahead, a seal per reason on every send, more CPU than the
-// round trip it would save on the path a flood hits.
+// for a send that went out, since it names how the send went, unless the
+// send's own step kept it, sealed ahead (history_ahead.go); then it is
+// written again only if the send went otherwise. A refused send's entry
+// could ride in the send's step only if every refusal's entry were sealed
+// ahead, a seal per reason on every send, more CPU than the round trip it
+// would save on the path a flood hits.
 func (s *Service) recordSend(ctx context.Context, req SendRequest, res SendResult, err error) {
 	if s.history == nil || errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrNoVoice) || errors.Is(err, ErrMalformedCode) {
 		return
@@ -43,20 +46,35 @@ func (s *Service) recordSend(ctx context.Context, req SendRequest, res SendResul
 	if res.Challenge != nil && res.Challenge.HistoryKey != "" {
 		prefix = res.Challenge.HistoryKey
 	}
-	e := HistoryEntry{
-		At: s.clock.Now(), Event: HistorySend, Identity: req.Subject, Phone: req.Phone.Masked,
-		PrefixKey: prefix, Gateway: res.Receipt.Gateway, Voice: req.Voice,
-	}
-	e.Outcome, e.Reason = sendOutcome(err)
-	lists := []HistoryList{{Key: s.keys.HistoryIdentityKey(req.Subject), Max: s.cfg.History.MaxPerList}, {Key: prefix, Max: s.cfg.History.MaxPerList}}
-	var sent *SentGateway
+	id := ""
 	if res.Challenge != nil {
-		e.Challenge = ShortID(res.Challenge.ID)
-		if e.Gateway != "" {
-			sent = &SentGateway{Subject: req.Subject, ChallengeID: res.Challenge.ID, Gateway: e.Gateway}
-		}
+		id = res.Challenge.ID
 	}
-	s.appendHistory(ctx, e, lists, sent)
+	e := s.sendEntry(req, s.clock.Now(), prefix, id)
+	e.Gateway = res.Receipt.Gateway
+	e.Outcome, e.Reason = sendOutcome(err)
+	if res.ahead != nil {
+		s.correctAhead(ctx, req, res.ahead, e)
+		return
+	}
+	var sent *SentGateway
+	if id != "" && e.Gateway != "" {
+		sent = &SentGateway{Subject: req.Subject, ChallengeID: id, Gateway: e.Gateway}
+	}
+	s.appendHistory(ctx, e, s.sendLists(req, prefix), sent)
+}
+
+// sendEntry is the entry of req's send at, to the challenge id ("": none)
+// under the prefix's list, without its outcome.
+func (s *Service) sendEntry(req SendRequest, at time.Time, prefix, id string) HistoryEntry {
+	return HistoryEntry{At: at, Event: HistorySend, Identity: req.Subject, Phone: req.Phone.Masked,
+		PrefixKey: prefix, Voice: req.Voice, Challenge: ShortID(id)}
+}
+
+// sendLists are the lists a send's entry goes in: the identity's and the
+// number prefix's.
+func (s *Service) sendLists(req SendRequest, prefix string) []HistoryList {
+	return []HistoryList{{Key: s.keys.HistoryIdentityKey(req.Subject), Max: s.cfg.History.MaxPerList}, {Key: prefix, Max: s.cfg.History.MaxPerList}}
 }
 
 // historyKey names the history list of phone's prefix; "" when no history

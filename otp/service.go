@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -138,6 +139,15 @@ type Service struct {
 
 	// voice is the gateway's voice capability, nil when it cannot call.
 	voice Caller
+
+	// issuer is the store's whole-result issue, nil when it has none;
+	// historyAhead is set when it keeps a send's history entry in the
+	// send's own step, which then is sealed ahead (history_ahead.go).
+	issuer       ResultIssuer
+	historyAhead bool
+	// lastGateway is the gateway that took the latest SMS ([0]) and call
+	// ([1]): the one a send's entry sealed ahead names.
+	lastGateway [2]atomic.Pointer[string]
 }
 
 // NewService builds a Service. clock and random may be nil for the system
@@ -175,8 +185,9 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	}
 	// The name only routes delivery reports, which the service does not take.
 	voice := CapabilitiesOf("", gateway).Voice
+	issuer, _ := store.(ResultIssuer)
 	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, history: history, gateway: gateway, voice: voice,
-		keys: keys, clock: clock, rand: random}, nil
+		keys: keys, clock: clock, rand: random, issuer: issuer, historyAhead: history != nil && issuer != nil && issuer.KeepsHistoryInIssue()}, nil
 }
 
 // Config returns the service's rules.

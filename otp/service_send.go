@@ -36,6 +36,17 @@ type SendResult struct {
 	Challenge *Challenge
 	Receipt   Receipt
 	Resent    bool
+	// Shown, when ShownRead, is the challenge a resend refused by the
+	// cooldown, a limit or the call cap named, live and of the request's
+	// session, as Challenge would return it (nil: none), read in the
+	// refusing store step for the page; without ShownRead, only
+	// Challenge can tell.
+	Shown     *Challenge
+	ShownRead bool
+
+	// ahead is the send's history entry as the store kept it before the
+	// gateway answered (history_ahead.go); nil when it kept none.
+	ahead *HistoryRecord
 }
 
 // send makes a code, stores its MAC in a new or resent challenge while
@@ -66,19 +77,23 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 	if err != nil {
 		// A challenge comes back with an error only from a Cluster's
 		// breaker step after the send's own (IssueGuarded).
-		return SendResult{Challenge: c, Resent: c != nil && c.ID == req.ResendID}, err
+		return SendResult{Challenge: c, Resent: c != nil && c.ID == req.ResendID, Shown: s.shown(req, issued), ShownRead: issued.ShownRead}, err
 	}
 	resent := c.ID == req.ResendID
+	var ahead *HistoryRecord
+	if issued.HistoryKept {
+		ahead = issued.ahead
+	}
 	msg := Message{To: req.Phone.E164, Locale: req.Locale, Ref: c.ID}
 	if req.Voice {
 		msg.Body = s.cfg.Messages.ComposeVoice(req.Locale, s.cfg.ServiceName, code)
 	} else if msg.Body, err = s.cfg.Messages.Compose(req.Locale, s.cfg.ServiceName, code, s.cfg.CodeTTL, req.Action); err != nil {
-		return SendResult{Challenge: c, Resent: resent}, err
+		return SendResult{Challenge: c, Resent: resent, ahead: ahead}, err
 	}
 	if s.cfg.ReceiptBase != "" {
 		msg.ReceiptBase = s.cfg.ReceiptBase
 		if msg.ReceiptToken, err = s.keys.SealReceipt(req.Subject, c.ID); err != nil {
-			return SendResult{Challenge: c, Resent: resent}, err
+			return SendResult{Challenge: c, Resent: resent, ahead: ahead}, err
 		}
 	}
 	var receipt Receipt
@@ -88,9 +103,10 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 		receipt, err = s.gateway.Send(ctx, msg)
 	}
 	if err != nil {
-		return SendResult{Challenge: c, Resent: resent}, fmt.Errorf("%w: %w", ErrSendFailed, err)
+		return SendResult{Challenge: c, Resent: resent, ahead: ahead}, fmt.Errorf("%w: %w", ErrSendFailed, err)
 	}
-	return SendResult{Challenge: c, Receipt: receipt, Resent: resent}, nil
+	s.learnGateway(req.Voice, receipt.Gateway)
+	return SendResult{Challenge: c, Receipt: receipt, Resent: resent, ahead: ahead}, nil
 }
 
 // issue stores code's MAC for one send in the one store step that also
@@ -98,18 +114,18 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 // counts the send limits and the breaker's scopes. A resend whose challenge
 // is gone gets a new challenge in the same step (a call does not: there is
 // no code to call about). OnBlock hears of the blocks the send set.
-func (s *Service) issue(ctx context.Context, req SendRequest, code string) (IssueResult, error) {
+func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issued, error) {
 	now := s.clock.Now()
 	id := req.ResendID
 	if id == "" {
 		var err error
 		if id, err = newID(s.rand); err != nil {
-			return IssueResult{}, err
+			return issued{}, err
 		}
 	}
 	jitter, err := drawJitter(s.rand, s.cfg.CooldownJitter)
 	if err != nil {
-		return IssueResult{}, err
+		return issued{}, err
 	}
 	issue := IssueRequest{
 		Challenge: Challenge{
@@ -139,20 +155,39 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (Issu
 	if issue.Resend && !req.Voice {
 		fallback, err := newID(s.rand)
 		if err != nil {
-			return IssueResult{}, err
+			return issued{}, err
 		}
 		issue.FallbackID, issue.FallbackMAC = fallback, s.keys.CodeMAC(fallback, code)
 	}
-	var res IssueResult
-	if s.breaker == nil {
-		res.Challenge, err = s.store.Issue(ctx, issue)
-	} else {
+	if s.breaker != nil {
 		issue.Breaker = &IssueBreaker{Scopes: s.cfg.Breaker.Scopes(req.Phone), Policy: s.cfg.Breaker, RefTTL: s.cfg.CodeTTL}
-		res, err = s.breaker.IssueGuarded(ctx, issue)
+	}
+	if s.historyAhead {
+		// A failed seal only costs the round trip it would have saved.
+		issue.History, _ = s.sealAhead(req, id, now)
+	}
+	var res issued
+	switch {
+	case s.issuer != nil:
+		res.IssueResult, err = s.issuer.IssueFull(ctx, issue)
+	case issue.Breaker != nil:
+		res.IssueResult, err = s.breaker.IssueGuarded(ctx, issue)
+	default:
+		res.Challenge, err = s.store.Issue(ctx, issue)
+	}
+	if issue.Breaker != nil {
 		s.tellBlocks(res.NewBlocks)
 	}
+	res.ahead = issue.History
 	if err != nil {
 		return res, storeErr(err)
 	}
 	return res, nil
+}
+
+// issued is the store's IssueResult with the history entry sealed ahead
+// for it (nil: none).
+type issued struct {
+	IssueResult
+	ahead *HistoryRecord
 }

@@ -158,6 +158,14 @@ var cases = []struct {
 	{"an unlock lets a locked identity verify again and keeps its sends and cooldown", unlockKeepsSends},
 	{"the locked list holds exactly the identities locked out with the latest end first", lockedListsTheLocked},
 	{"a limit count reads a window's sends without counting", limitCountReadsWithoutCounting},
+
+	// A send's history entry in the send's own step, and the challenge a
+	// refused resend shows (issue 17).
+	{"a send's entry sealed ahead is kept with the send and notes its gateway", sendKeepsEntryAhead},
+	{"a refused send keeps no entry sealed ahead and notes no gateway", refusedSendKeepsNoEntryAhead},
+	{"a resend that takes its fallback keeps no entry sealed for the gone challenge", fallbackKeepsNoEntryAhead},
+	{"an entry that replaces the one sealed ahead takes its place and notes its gateway", entryReplacesTheOneAhead},
+	{"a resend refused by the cooldown shows its challenge as Challenge reads it", refusedResendShowsItsChallenge},
 }
 
 type env struct {

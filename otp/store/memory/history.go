@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -39,6 +40,13 @@ func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error 
 	if rec.Sent != nil {
 		s.noteGateway(*rec.Sent, nanos(rec.At))
 	}
+	s.appendLists(rec)
+	return nil
+}
+
+// appendLists puts rec's entry in its lists, in place of the entry it
+// replaces (if any), under the history's lock.
+func (s *Store) appendLists(rec otp.HistoryRecord) {
 	at := nanos(rec.At)
 	item := historyItem{at: at, expires: nanos(rec.At.Add(rec.Retention)), data: append([]byte(nil), rec.Data...)}
 	h := &s.history
@@ -53,9 +61,23 @@ func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error 
 			continue
 		}
 		items = dropExpired(items, at)
+		if rec.Replaces != nil {
+			items = dropEntry(items, rec.Replaces)
+		}
 		h.lists[l.Key] = capOldest(insertByTime(items, item), l.Max)
 	}
-	return nil
+}
+
+// dropEntry drops the item whose sealed entry is data.
+func dropEntry(items []historyItem, data []byte) []historyItem {
+	for i := range items {
+		if bytes.Equal(items[i].data, data) {
+			copy(items[i:], items[i+1:])
+			items[len(items)-1] = historyItem{}
+			return items[:len(items)-1]
+		}
+	}
+	return items
 }
 
 // insertByTime puts it after every item not later than it: the list stays

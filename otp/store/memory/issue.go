@@ -14,6 +14,7 @@ import (
 // HMAC-SHA256, the longest the store has room for. A request with a
 // breaker part is counted by the breaker too, as IssueGuarded does.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	req.History = nil // only IssueFull keeps it
 	res, err := s.issue(ctx, req)
 	return res.Challenge, err
 }
@@ -26,8 +27,21 @@ func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.Iss
 	if req.Breaker == nil {
 		return otp.IssueResult{}, errors.New("memory store: a guarded issue without its breaker part")
 	}
+	req.History = nil // only IssueFull keeps it
 	return s.issue(ctx, req)
 }
+
+// IssueFull implements otp.ResultIssuer: the send's history entry
+// (req.History) is kept, and its gateway noted on the challenge, under the
+// same locks as the send, the history's taken last.
+func (s *Store) IssueFull(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	return s.issue(ctx, req)
+}
+
+// KeepsHistoryInIssue implements otp.ResultIssuer: false, since in memory
+// an entry kept after the send costs no round trip, and an entry sealed
+// ahead would cost a seal on every refused send.
+func (s *Store) KeepsHistoryInIssue() bool { return false }
 
 func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
 	if err := ctx.Err(); err != nil {
@@ -60,16 +74,19 @@ func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResul
 		return otp.IssueResult{}, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
 	}
 	if id != nil && now < id.nextSendAt {
-		return otp.IssueResult{}, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
+		return shown(id, req), &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
 	}
 	resend, err := resendTarget(id, req)
+	if errors.Is(err, otp.ErrCallLimit) {
+		return shown(id, req), err
+	}
 	if err != nil {
 		return otp.IssueResult{}, err
 	}
 	s.limitsMu.Lock()
 	defer s.limitsMu.Unlock()
 	if err := s.refusal(req.Limits, req.Now); err != nil {
-		return otp.IssueResult{}, err
+		return shown(id, req), err
 	}
 	s.raise(req.Limits, req.Now)
 	var c *challenge
@@ -85,11 +102,33 @@ func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResul
 	inc(&id.sends)
 	id.sendExpires = nanos(req.Now.Add(req.SendWindow))
 	id.nextSendAt = nanos(req.Now.Add(otp.JitteredCooldown(int(id.sends), req.CooldownBase, req.CooldownMax, req.JitterPermille)))
-	res := otp.IssueResult{Challenge: c.export(in.Subject, loc)}
+	kept := req.History != nil && c.id == in.ID
+	if kept && req.History.Sent != nil {
+		c.gateway = req.History.Sent.Gateway
+	}
+	res := otp.IssueResult{Challenge: c.export(in.Subject, loc), HistoryKept: kept}
 	if b := req.Breaker; b != nil {
 		res.NewBlocks = s.breaker.count(otp.BreakerCountRequest{Ref: c.id, Scopes: b.Scopes, Now: req.Now, RefTTL: b.RefTTL, Policy: b.Policy})
 	}
+	if kept {
+		s.appendLists(*req.History)
+	}
 	return res, nil
+}
+
+// shown is the result of a refused resend: the challenge it names, as
+// Challenge would return it (id is the identity, live at req.Now).
+func shown(id *identity, req otp.IssueRequest) otp.IssueResult {
+	if !req.Resend {
+		return otp.IssueResult{}
+	}
+	out := otp.IssueResult{ShownRead: true}
+	if id != nil {
+		if i := id.find(req.Challenge.ID); i >= 0 {
+			out.Shown = id.challenges[i].export(req.Challenge.Subject, req.Now.Location())
+		}
+	}
+	return out
 }
 
 // resendTarget returns the index of the challenge a resend puts its new

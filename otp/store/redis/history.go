@@ -19,28 +19,39 @@ func (s *Store) historyKey(key string) string {
 	return s.prefix + "hist:{" + key + "}"
 }
 
-// historyAppendScript adds one entry (ARGV[1] its time in ms, ARGV[2] the
-// sealed entry) to each list of KEYS, drops from each what is at or before
-// ARGV[3] (the entry's time less the retention) and its oldest entries past
-// its max (ARGV[5+i] for KEYS[i]), and keeps each list at least ARGV[4] ms
-// more: one step, so concurrent appends never leave a list past its max.
-// When ARGV[5] names a gateway, the last key is a challenge, which notes it
-// (gw) if it is still there (gatewayNote).
-var historyAppendScript = goredis.NewScript(gatewayNote + `
-local lists = #KEYS
-if ARGV[5] ~= '' then
-  lists = lists - 1
-  note_gateway(KEYS[#KEYS], ARGV[5])
+// historyFunctions keep history lists. append_history adds one entry (at
+// its time in ms, data the sealed entry) to each list of keys, after
+// removing the entry it replaces (replaces; empty for none), drops from each
+// what is at or before cut (the entry's time less the retention) and its
+// oldest entries past its max (ARGV[max_at + i] for keys[i]), and keeps
+// each list at least keep ms more: one step, so concurrent appends never
+// leave a list past its max.
+const historyFunctions = `
+local function append_history(keys, at, data, cut, keep, max_at, replaces)
+  for i, k in ipairs(keys) do
+    if replaces ~= '' then redis.call('ZREM', k, replaces) end
+    redis.call('ZADD', k, at, data)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)
+    local n = redis.call('ZCARD', k)
+    local max = tonumber(ARGV[max_at + i])
+    if n > max then redis.call('ZREMRANGEBYRANK', k, 0, n - max - 1) end
+    if redis.call('PTTL', k) < tonumber(keep) then redis.call('PEXPIRE', k, keep) end
+  end
 end
-for i = 1, lists do
-  local k = KEYS[i]
-  redis.call('ZADD', k, ARGV[1], ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[3])
-  local n = redis.call('ZCARD', k)
-  local max = tonumber(ARGV[5 + i])
-  if n > max then redis.call('ZREMRANGEBYRANK', k, 0, n - max - 1) end
-  if redis.call('PTTL', k) < tonumber(ARGV[4]) then redis.call('PEXPIRE', k, ARGV[4]) end
+`
+
+// historyAppendScript: KEYS the lists, then the challenge when ARGV[5] is
+// '1'. ARGV the entry's time in ms, the sealed entry, the cut, the keep
+// (append_history), the note flag, the gateway the challenge notes (gw,
+// if it is still there: gatewayNote; empty when none took the code), the
+// entry replaced (empty for none), then each list's max.
+var historyAppendScript = goredis.NewScript(gatewayNote + historyFunctions + `
+local lists = {}
+for i = 1, #KEYS do lists[i] = KEYS[i] end
+if ARGV[5] == '1' then
+  note_gateway(table.remove(lists), ARGV[6])
 end
+append_history(lists, ARGV[1], ARGV[2], ARGV[3], ARGV[4], 7, ARGV[7])
 return 1
 `)
 
@@ -69,13 +80,8 @@ func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error 
 	if err := rec.Validate(); err != nil {
 		return err
 	}
-	at, keep := ms(rec.At), rec.Retention.Milliseconds()
-	args := func(gateway string, lists ...otp.HistoryList) []any {
-		a := []any{at, rec.Data, at - keep, keep, gateway}
-		for _, l := range lists {
-			a = append(a, l.Max)
-		}
-		return a
+	args := func(note bool, gateway string) []any {
+		return append(historyArgs(rec), flag(note), gateway, string(rec.Replaces))
 	}
 	var err error
 	if s.oneStep {
@@ -84,16 +90,17 @@ func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error 
 			keys = append(keys, s.historyKey(l.Key))
 		}
 		gateway := ""
-		if sent := rec.Sent; sent != nil && sent.Gateway != "" {
+		if sent := rec.Sent; sent != nil {
 			keys, gateway = append(keys, s.keys(sent.Subject, sent.ChallengeID)[1]), sent.Gateway
 		}
-		err = historyAppendScript.Run(ctx, s.client, keys, args(gateway, rec.Lists...)...).Err()
+		a := append(args(rec.Sent != nil, gateway), listMaxes(rec.Lists)...)
+		err = historyAppendScript.Run(ctx, s.client, keys, a...).Err()
 	} else {
 		_, err = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, l := range rec.Lists {
-				historyAppendScript.Eval(ctx, p, []string{s.historyKey(l.Key)}, args("", l)...)
+				historyAppendScript.Eval(ctx, p, []string{s.historyKey(l.Key)}, append(args(false, ""), l.Max)...)
 			}
-			if sent := rec.Sent; sent != nil && sent.Gateway != "" {
+			if sent := rec.Sent; sent != nil {
 				gatewayScript.Eval(ctx, p, []string{s.keys(sent.Subject, sent.ChallengeID)[1]}, sent.Gateway)
 			}
 			return nil
@@ -103,6 +110,21 @@ func (s *Store) AppendHistory(ctx context.Context, rec otp.HistoryRecord) error 
 		return fmt.Errorf("redis append history: %w", err)
 	}
 	return nil
+}
+
+// historyArgs are append_history's time, data, cut and keep for rec.
+func historyArgs(rec otp.HistoryRecord) []any {
+	at, keep := ms(rec.At), rec.Retention.Milliseconds()
+	return []any{at, rec.Data, at - keep, keep}
+}
+
+// listMaxes are the lists' maxes, in order.
+func listMaxes(lists []otp.HistoryList) []any {
+	out := make([]any, len(lists))
+	for i, l := range lists {
+		out[i] = l.Max
+	}
+	return out
 }
 
 // History implements otp.HistoryStore.

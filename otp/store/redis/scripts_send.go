@@ -13,19 +13,26 @@ import goredis "github.com/redis/go-redis/v9"
 // otp.JitteredCooldown), hk (the history list of the number's prefix, kept
 // with the challenge), the number of limits, each limit's window field and
 // max, then the number of breaker scopes (0: none), and when there are any
-// the breaker's params (breakerParams) and the scope names. It refuses with
-// the first of: a breaker scope blocked ({'blocked', i, until, level}), the
-// lock-out, the cooldown, the challenge (gone without a fallback, or past
-// its sends or calls), a limit at its max ({'limit', i}); and then nothing
-// is written. A dry run stops there, writing nothing, with {'ok', mode}:
+// the breaker's params (breakerParams) and the scope names; then the
+// number of history lists the send's entry goes in (0: none; then KEYS
+// ends with them) and, when there are any, the entry's time, data, cut and
+// keep (append_history), the gateway the challenge notes, and each list's
+// max. It refuses with the first of: a breaker scope blocked ({'blocked',
+// i, until, level}), the lock-out, the cooldown, the challenge (gone
+// without a fallback, or past its sends or calls), a limit at its max
+// ({'limit', i}); and then nothing is written. The cooldown, limit and
+// call-cap refusals of a resend also return the challenge it names as
+// challengeScript would (shown: its fields, or none), for the page. A dry run stops there, writing nothing, with {'ok', mode}:
 // that is the first step of a send on a Cluster, where the counters and
 // the breaker live in other slots (Store.Issue). Otherwise it raises every
 // counter, writes the challenge and the identity's sends and cooldown,
-// counts the send in the breaker's scopes, and returns {'ok', mode, the
-// challenge's fields, the blocks the count set (breaker_count)}, mode
+// counts the send in the breaker's scopes, keeps the history entry when
+// the challenge written is the one named (not a fallback) and notes its
+// gateway on it, and returns {'ok', mode, the challenge's fields, the
+// blocks the count set (breaker_count), 1 if it kept the entry}, mode
 // being 'resend' or 'create'. On one server or Sentinel that is the whole
 // send's decision and counting: one round trip.
-var sendScript = goredis.NewScript(identityPrelude + limitFunctions + breakerFunctions + `
+var sendScript = goredis.NewScript(identityPrelude + limitFunctions + breakerFunctions + historyFunctions + `
 local resend = ARGV[2] == '1'
 local voice = ARGV[15] == '1'
 local dry = ARGV[17] == '1'
@@ -37,12 +44,23 @@ for i = 1, nscopes do
   scope_keys[i] = KEYS[7 + nlim + i]
   scope_names[i] = ARGV[bi + 8 + i]
 end
+local hi, hk = bi + 1, 5 + nlim
+if nscopes > 0 then hi, hk = bi + 9 + nscopes, 8 + nlim + nscopes end
+local hist_lists = {}
+for i = 1, tonumber(ARGV[hi]) do hist_lists[i] = KEYS[hk + i - 1] end
+local function shown()
+  if not resend then return {} end
+  local c = redis.call('HGETALL', KEYS[2])
+  if #c == 0 then return c end
+  if (tonumber(redis.call('HGET', KEYS[2], 'created')) or 0) < not_before then return {} end
+  return c
+end
 if nscopes > 0 then
   local i, till, level = breaker_blocked(scope_keys, now)
   if i > 0 then return {'blocked', i, till, level} end
 end
 if now < locked then return {'locked', locked} end
-if now < next_send then return {'cooldown', next_send} end
+if now < next_send then return {'cooldown', next_send, shown()} end
 local exp = tonumber(ARGV[13])
 if exp <= now then return redis.error_reply('challenge expires before now') end
 local key, mac, mode = KEYS[2], ARGV[10], 'create'
@@ -54,18 +72,20 @@ if resend then
     key, mac = KEYS[4], ARGV[18]
   else
     if tonumber(c[5]) >= tonumber(ARGV[3]) then return {'sendlimit'} end
-    if voice and (tonumber(c[8]) or 0) >= tonumber(ARGV[16]) then return {'calllimit'} end
+    if voice and (tonumber(c[8]) or 0) >= tonumber(ARGV[16]) then return {'calllimit', shown()} end
     mode = 'resend'
   end
 end
 local counters = {}
 for i = 5, 4 + nlim do counters[#counters + 1] = KEYS[i] end
 local full = first_full(counters, 22)
-if full > 0 then return {'limit', full} end
+if full > 0 then return {'limit', full, shown()} end
 if dry then return {'ok', mode} end
 raise_all(counters, 22)
+local kept = #hist_lists > 0 and key == KEYS[2]
+local gw = kept and ARGV[hi + 5] or ''
 if mode == 'resend' then
-  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0, 'hk', ARGV[20], 'gw', '')
+  redis.call('HSET', key, 'mac', mac, 'sent', ARGV[12], 'exp', ARGV[13], 'delivery', '', 'drank', 0, 'hk', ARGV[20], 'gw', gw)
   redis.call('HINCRBY', key, 'sends', 1)
   if voice then redis.call('HINCRBY', key, 'calls', 1) end
 else
@@ -73,7 +93,7 @@ else
   if voice then calls = 1 end
   redis.call('HSET', key, 'sid', ARGV[7], 'ph', ARGV[8], 'pm', ARGV[9], 'mac', mac,
     'created', ARGV[11], 'sent', ARGV[12], 'exp', ARGV[13], 'sends', 1, 'attempts', 0, 'max', ARGV[14],
-    'calls', calls, 'delivery', '', 'drank', 0, 'hk', ARGV[20], 'gw', '')
+    'calls', calls, 'delivery', '', 'drank', 0, 'hk', ARGV[20], 'gw', gw)
 end
 redis.call('PEXPIRE', key, exp - now)
 sends = sends + 1
@@ -89,7 +109,12 @@ if nscopes > 0 then
   if resend and mode == 'create' then ref = KEYS[6 + nlim] end
   blocks = breaker_count(ref, KEYS[7 + nlim], scope_keys, scope_names, now, p)
 end
-return {'ok', mode, redis.call('HGETALL', key), blocks}
+local kept_flag = 0
+if kept then
+  append_history(hist_lists, ARGV[hi + 1], ARGV[hi + 2], ARGV[hi + 3], ARGV[hi + 4], hi + 5, '')
+  kept_flag = 1
+end
+return {'ok', mode, redis.call('HGETALL', key), blocks, kept_flag}
 `)
 
 // Send limits. Each counter (a limit name and key) is one hash whose

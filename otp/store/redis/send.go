@@ -24,6 +24,7 @@ import (
 // between) is refused after its counters were raised, and lowers them. No
 // counter ever lets more than its max through.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
+	req.History = nil // only IssueFull keeps it
 	res, err := s.issue(ctx, req)
 	return res.Challenge, err
 }
@@ -39,7 +40,39 @@ func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.Iss
 	if req.Breaker == nil {
 		return otp.IssueResult{}, errors.New("redis issue: a guarded issue without its breaker part")
 	}
+	req.History = nil // only IssueFull keeps it
 	return s.issue(ctx, req)
+}
+
+// IssueFull implements otp.ResultIssuer. On one server or Sentinel the
+// send's history entry (req.History) is kept inside the send's one
+// sendScript; on a Cluster, whose history lists live in slots of their
+// own, by one more step after the send's (AppendHistory).
+func (s *Store) IssueFull(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
+	res, err := s.issue(ctx, req)
+	if err != nil || req.History == nil || s.oneStep || res.Challenge.ID != req.Challenge.ID {
+		return res, err
+	}
+	rec := *req.History
+	rec.Sent = &otp.SentGateway{Subject: req.Challenge.Subject, ChallengeID: req.Challenge.ID, Gateway: sentGateway(req.History)}
+	if err := s.AppendHistory(ctx, rec); err != nil {
+		// The send stands; the service writes the entry after it.
+		return res, nil
+	}
+	res.HistoryKept = true
+	return res, nil
+}
+
+// KeepsHistoryInIssue implements otp.ResultIssuer: true on one server or
+// Sentinel, where the entry rides in the send's round trip.
+func (s *Store) KeepsHistoryInIssue() bool { return s.oneStep }
+
+// sentGateway is the gateway a send's entry sealed ahead names.
+func sentGateway(rec *otp.HistoryRecord) string {
+	if rec.Sent == nil {
+		return ""
+	}
+	return rec.Sent.Gateway
 }
 
 func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
@@ -47,7 +80,7 @@ func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResul
 		return otp.IssueResult{}, err
 	}
 	if s.oneStep {
-		return s.send(ctx, req, req.Limits, req.Breaker, false)
+		return s.send(ctx, req, req.Limits, req.Breaker, req.History, false)
 	}
 	b := req.Breaker
 	if b != nil {
@@ -79,26 +112,27 @@ func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResul
 // issueInSteps is a Cluster's send without the breaker (see Issue).
 func (s *Store) issueInSteps(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
 	if len(req.Limits) == 0 {
-		return s.send(ctx, req, nil, nil, false)
+		return s.send(ctx, req, nil, nil, nil, false)
 	}
-	if _, err := s.send(ctx, req, nil, nil, true); err != nil {
-		return otp.IssueResult{}, err
+	if res, err := s.send(ctx, req, nil, nil, nil, true); err != nil {
+		return res, err
 	}
 	raised, err := s.countEach(ctx, req.Limits, req.Now)
 	if err != nil {
 		return otp.IssueResult{}, err
 	}
-	res, err := s.send(ctx, req, nil, nil, false)
+	res, err := s.send(ctx, req, nil, nil, nil, false)
 	if err != nil {
 		s.refund(ctx, raised)
-		return otp.IssueResult{}, err
+		return res, err
 	}
 	return res, nil
 }
 
-// send runs sendScript with the counters of limits and the breaker's part
-// brk (nil: none); a dry run returns no challenge.
-func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.LimitCheck, brk *otp.IssueBreaker, dry bool) (otp.IssueResult, error) {
+// send runs sendScript with the counters of limits, the breaker's part
+// brk and the history entry hist (nil: none); a dry run returns no
+// challenge.
+func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.LimitCheck, brk *otp.IssueBreaker, hist *otp.HistoryRecord, dry bool) (otp.IssueResult, error) {
 	c := req.Challenge
 	keys := s.keys(c.Subject, c.ID)
 	fallback := keys[1]
@@ -129,6 +163,15 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 			args = append(args, sc)
 		}
 	}
+	if hist == nil {
+		args = append(args, 0)
+	} else {
+		for _, l := range hist.Lists {
+			keys = append(keys, s.historyKey(l.Key))
+		}
+		args = append(append(args, len(hist.Lists)), historyArgs(*hist)...)
+		args = append(append(args, sentGateway(hist)), listMaxes(hist.Lists)...)
+	}
 	res, err := sendScript.Run(ctx, s.client, keys, args...).Slice()
 	if err != nil {
 		return otp.IssueResult{}, fmt.Errorf("redis issue: %w", err)
@@ -147,7 +190,7 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 		if err != nil {
 			return otp.IssueResult{}, err
 		}
-		out := otp.IssueResult{Challenge: ch}
+		out := otp.IssueResult{Challenge: ch, HistoryKept: len(res) > 4 && toInt(res[4]) == 1}
 		if brk != nil && len(res) > 3 {
 			blocks, _ := res[3].([]any)
 			v := make([]int64, len(blocks))
@@ -164,19 +207,44 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 	case "locked":
 		return otp.IssueResult{}, &otp.LockedError{Until: fromMS(toInt(res[1]))}
 	case "cooldown":
-		return otp.IssueResult{}, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
+		return shownIn(req, res, 2), &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
 	case "notfound":
 		return otp.IssueResult{}, otp.ErrChallengeNotFound
 	case "sendlimit":
 		return otp.IssueResult{}, otp.ErrSendLimit
 	case "calllimit":
-		return otp.IssueResult{}, otp.ErrCallLimit
+		return shownIn(req, res, 1), otp.ErrCallLimit
 	case "limit":
 		if i := int(toInt(res[1])); i >= 1 && i <= len(limits) {
-			return otp.IssueResult{}, refusedBy(limits[i-1], req.Now)
+			return shownIn(req, res, 2), refusedBy(limits[i-1], req.Now)
 		}
 	}
 	return otp.IssueResult{}, fmt.Errorf("redis issue: unexpected reply %v", res)
+}
+
+// shownIn is the result of a refused resend whose reply holds, at i, the
+// fields of the challenge it named (sendScript's shown): what
+// Store.Challenge would return at req.Now. Unread when the reply has none
+// or they do not parse.
+func shownIn(req otp.IssueRequest, res []any, i int) otp.IssueResult {
+	if !req.Resend || len(res) <= i {
+		return otp.IssueResult{}
+	}
+	fields, ok := res[i].([]any)
+	if !ok {
+		return otp.IssueResult{}
+	}
+	if len(fields) == 0 {
+		return otp.IssueResult{ShownRead: true}
+	}
+	c, err := parseChallenge(req.Challenge.Subject, req.Challenge.ID, fields)
+	if err != nil {
+		return otp.IssueResult{}
+	}
+	if !req.Now.Before(c.ExpiresAt) {
+		c = nil
+	}
+	return otp.IssueResult{Shown: c, ShownRead: true}
 }
 
 func flag(b bool) string {
