@@ -90,6 +90,12 @@ type IssueRequest struct {
 	// to the challenge named (Challenge.ID, not a resend's fallback), and
 	// says so (IssueResult.HistoryKept). A refused send keeps nothing.
 	History *HistoryRecord
+	// CooldownHistory is the entry of this send refused by the cooldown,
+	// sealed ahead, which the store keeps in History's lists at History's
+	// time when the cooldown refuses the send (and says so); nil for none.
+	// Only with History. The cooldown is the refusal a flood's sends
+	// mostly meet; the others' entries are written after the step.
+	CooldownHistory []byte
 }
 
 // IssueResult is what an issue did: the challenge, the blocks the send's
@@ -100,7 +106,8 @@ type IssueRequest struct {
 type IssueResult struct {
 	Challenge *Challenge
 	NewBlocks []BreakerBlock
-	// HistoryKept reports that the store kept IssueRequest.History.
+	// HistoryKept reports that the store kept IssueRequest.History, or for
+	// a send the cooldown refused, IssueRequest.CooldownHistory.
 	HistoryKept bool
 	// Shown, when ShownRead, is the resend's challenge (Challenge.ID) as
 	// Store.Challenge would have returned it at Now, read in the refusing
@@ -139,6 +146,8 @@ func (r IssueRequest) Validate() error {
 		if err := h.Validate(); err != nil {
 			return fmt.Errorf("issue %s: %w", r.Challenge.ID, err)
 		}
+	} else if r.CooldownHistory != nil {
+		return fmt.Errorf("issue %s: a cooldown's history entry needs the send's", r.Challenge.ID)
 	}
 	return LimitRequest{Checks: r.Limits}.Validate()
 }

@@ -83,8 +83,8 @@ func aheadHistory(t *testing.T, svc *otp.Service) []string {
 // the latest writes nothing after the gateway; the first send (no gateway
 // known yet), a failover to another gateway and a failed send each put
 // the true entry in the place of the one sealed ahead, and the challenge's
-// gateway that the verification names is the true one. A refused send
-// leaves only its refusal.
+// gateway that the verification names is the true one. A send the
+// cooldown refuses leaves only its refusal, kept in the same step.
 func TestSendEntrySealedAhead(t *testing.T) {
 	t.Parallel()
 	svc, store, gw, clock := newAheadFixture(t)
@@ -111,7 +111,7 @@ func TestSendEntrySealedAhead(t *testing.T) {
 	if _, err := send("alice", res.Challenge.ID); err == nil {
 		t.Fatal("a resend within the cooldown passed")
 	}
-	step("a refused resend", 1, "send/refused/cooldown@", "send/sent@gw-a")
+	step("a resend the cooldown refused", 0, "send/refused/cooldown@", "send/sent@gw-a")
 
 	clock.Advance(time.Minute)
 	if _, err := send("alice", res.Challenge.ID); err != nil {

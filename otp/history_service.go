@@ -34,12 +34,11 @@ func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 // entry is written after the send's own store step, and after the gateway
 // for a send that went out, since it names how the send went, unless the
 // send's own step kept it, sealed ahead (history_ahead.go); then it is
-// written again only if the send went otherwise. A refused send's entry
-// could ride in the send's step only if every refusal's entry were sealed
-// ahead, a seal per reason on every send, more CPU than the round trip it
-// would save on the path a flood hits.
+// written again only if the send went otherwise. Of the refusals only the
+// cooldown's entry is sealed ahead (the one a flood's sends mostly meet):
+// a seal for every reason on every send would cost more than it saves.
 func (s *Service) recordSend(ctx context.Context, req SendRequest, res SendResult, err error) {
-	if s.history == nil || errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrNoVoice) || errors.Is(err, ErrMalformedCode) {
+	if s.history == nil || res.refusalKept || errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrNoVoice) || errors.Is(err, ErrMalformedCode) {
 		return
 	}
 	prefix := s.historyKey(req.Phone)

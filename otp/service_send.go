@@ -46,7 +46,9 @@ type SendResult struct {
 
 	// ahead is the send's history entry as the store kept it before the
 	// gateway answered (history_ahead.go); nil when it kept none.
-	ahead *HistoryRecord
+	// refusalKept says the store kept the entry of the send's refusal.
+	ahead       *HistoryRecord
+	refusalKept bool
 }
 
 // send makes a code, stores its MAC in a new or resent challenge while
@@ -77,7 +79,8 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 	if err != nil {
 		// A challenge comes back with an error only from a Cluster's
 		// breaker step after the send's own (IssueGuarded).
-		return SendResult{Challenge: c, Resent: c != nil && c.ID == req.ResendID, Shown: s.shown(req, issued), ShownRead: issued.ShownRead}, err
+		return SendResult{Challenge: c, Resent: c != nil && c.ID == req.ResendID, Shown: s.shown(req, issued), ShownRead: issued.ShownRead,
+			refusalKept: issued.HistoryKept}, err
 	}
 	resent := c.ID == req.ResendID
 	var ahead *HistoryRecord
@@ -164,7 +167,7 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issu
 	}
 	if s.historyAhead {
 		// A failed seal only costs the round trip it would have saved.
-		issue.History, _ = s.sealAhead(req, id, now)
+		issue.History, issue.CooldownHistory = s.sealAhead(req, id, now)
 	}
 	var res issued
 	switch {

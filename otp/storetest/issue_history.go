@@ -79,15 +79,30 @@ func sendKeepsEntryAhead(t *testing.T, e *env) {
 func refusedSendKeepsNoEntryAhead(t *testing.T, e *env) {
 	ri, hs := aheadStore(t, e)
 	e.issue("c1", "111111", t0)
-	req := e.resendRequest("c1", "222222", t0.Add(time.Second))
-	req.History = aheadRecord("c1", "a refused send", "gw-a", t0.Add(time.Second))
+	now := t0.Add(time.Second)
+	req := e.resendRequest("c1", "222222", now)
+	req.History = aheadRecord("c1", "a refused send", "gw-a", now)
 	res, err := ri.IssueFull(t.Context(), req)
 	var cd *otp.CooldownError
 	if !errors.As(err, &cd) || res.HistoryKept {
 		t.Fatalf("a resend within the cooldown: %v, kept %v; want a cooldown refusal keeping nothing", err, res.HistoryKept)
 	}
-	wantLists(t, hs, t0.Add(time.Second))
-	if v := e.verify("c1", "000000", t0.Add(2*time.Second)); v.Gateway != "" {
+	wantLists(t, hs, now)
+	// With the cooldown's own entry, that one is kept, and only that.
+	req.CooldownHistory = []byte("refused: cooldown")
+	if res, err = ri.IssueFull(t.Context(), req); !errors.As(err, &cd) || !res.HistoryKept {
+		t.Fatalf("a resend within the cooldown with its entry: %v, kept %v; want a cooldown refusal keeping it", err, res.HistoryKept)
+	}
+	wantLists(t, hs, now, "refused: cooldown")
+	// Another refusal keeps neither.
+	other := issueRequest(e.challenge("c2", "333333", now), now)
+	other.Challenge.Subject, other.Resend = bob, true
+	other.History, other.CooldownHistory = aheadRecord("c2", "sent", "gw-a", now), []byte("refused: cooldown, again")
+	if res, err = ri.IssueFull(t.Context(), other); !errors.Is(err, otp.ErrChallengeNotFound) || res.HistoryKept {
+		t.Fatalf("a resend of a challenge never made: %v, kept %v; want not found, keeping nothing", err, res.HistoryKept)
+	}
+	wantLists(t, hs, now, "refused: cooldown")
+	if v := e.verify("c1", "000000", now.Add(time.Second)); v.Gateway != "" {
 		t.Errorf("the refused send noted gateway %q on the challenge, want none", v.Gateway)
 	}
 }

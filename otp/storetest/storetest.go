@@ -162,7 +162,7 @@ var cases = []struct {
 	// A send's history entry in the send's own step, and the challenge a
 	// refused resend shows (issue 17).
 	{"a send's entry sealed ahead is kept with the send and notes its gateway", sendKeepsEntryAhead},
-	{"a refused send keeps no entry sealed ahead and notes no gateway", refusedSendKeepsNoEntryAhead},
+	{"a refused send keeps only the cooldown's entry sealed ahead, and notes no gateway", refusedSendKeepsNoEntryAhead},
 	{"a resend that takes its fallback keeps no entry sealed for the gone challenge", fallbackKeepsNoEntryAhead},
 	{"an entry that replaces the one sealed ahead takes its place and notes its gateway", entryReplacesTheOneAhead},
 	{"a resend refused by the cooldown shows its challenge as Challenge reads it", refusedResendShowsItsChallenge},

@@ -14,7 +14,7 @@ import (
 // HMAC-SHA256, the longest the store has room for. A request with a
 // breaker part is counted by the breaker too, as IssueGuarded does.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
-	req.History = nil // only IssueFull keeps it
+	req.History, req.CooldownHistory = nil, nil // only IssueFull keeps them
 	res, err := s.issue(ctx, req)
 	return res.Challenge, err
 }
@@ -27,7 +27,7 @@ func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.Iss
 	if req.Breaker == nil {
 		return otp.IssueResult{}, errors.New("memory store: a guarded issue without its breaker part")
 	}
-	req.History = nil // only IssueFull keeps it
+	req.History, req.CooldownHistory = nil, nil // only IssueFull keeps them
 	return s.issue(ctx, req)
 }
 
@@ -74,7 +74,14 @@ func (s *Store) issue(ctx context.Context, req otp.IssueRequest) (otp.IssueResul
 		return otp.IssueResult{}, &otp.LockedError{Until: instant(id.lockedUntil, loc)}
 	}
 	if id != nil && now < id.nextSendAt {
-		return shown(id, req), &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
+		res := shown(id, req)
+		if req.CooldownHistory != nil {
+			rec := *req.History
+			rec.Data, rec.Sent = req.CooldownHistory, nil
+			s.appendLists(rec)
+			res.HistoryKept = true
+		}
+		return res, &otp.CooldownError{RetryAt: instant(id.nextSendAt, loc)}
 	}
 	resend, err := resendTarget(id, req)
 	if errors.Is(err, otp.ErrCallLimit) {

@@ -16,13 +16,15 @@ import goredis "github.com/redis/go-redis/v9"
 // the breaker's params (breakerParams) and the scope names; then the
 // number of history lists the send's entry goes in (0: none; then KEYS
 // ends with them) and, when there are any, the entry's time, data, cut and
-// keep (append_history), the gateway the challenge notes, and each list's
-// max. It refuses with the first of: a breaker scope blocked ({'blocked',
+// keep (append_history), the gateway the challenge notes, the entry of
+// the send refused by the cooldown (empty for none), and each list's max. It refuses with the first of: a breaker scope blocked ({'blocked',
 // i, until, level}), the lock-out, the cooldown, the challenge (gone
 // without a fallback, or past its sends or calls), a limit at its max
 // ({'limit', i}); and then nothing is written. The cooldown, limit and
 // call-cap refusals of a resend also return the challenge it names as
-// challengeScript would (shown: its fields, or none), for the page. A dry run stops there, writing nothing, with {'ok', mode}:
+// challengeScript would (shown: its fields, or none), for the page; the
+// cooldown's keeps the entry of the send it refused, when there is one,
+// and returns {'cooldown', next_send, shown, 1 if it kept it}. A dry run stops there, writing nothing, with {'ok', mode}:
 // that is the first step of a send on a Cluster, where the counters and
 // the breaker live in other slots (Store.Issue). Otherwise it raises every
 // counter, writes the challenge and the identity's sends and cooldown,
@@ -60,7 +62,14 @@ if nscopes > 0 then
   if i > 0 then return {'blocked', i, till, level} end
 end
 if now < locked then return {'locked', locked} end
-if now < next_send then return {'cooldown', next_send, shown()} end
+if now < next_send then
+  local kept_refusal = 0
+  if #hist_lists > 0 and ARGV[hi + 6] ~= '' then
+    append_history(hist_lists, ARGV[hi + 1], ARGV[hi + 6], ARGV[hi + 3], ARGV[hi + 4], hi + 6, '')
+    kept_refusal = 1
+  end
+  return {'cooldown', next_send, shown(), kept_refusal}
+end
 local exp = tonumber(ARGV[13])
 if exp <= now then return redis.error_reply('challenge expires before now') end
 local key, mac, mode = KEYS[2], ARGV[10], 'create'
@@ -111,7 +120,7 @@ if nscopes > 0 then
 end
 local kept_flag = 0
 if kept then
-  append_history(hist_lists, ARGV[hi + 1], ARGV[hi + 2], ARGV[hi + 3], ARGV[hi + 4], hi + 5, '')
+  append_history(hist_lists, ARGV[hi + 1], ARGV[hi + 2], ARGV[hi + 3], ARGV[hi + 4], hi + 6, '')
   kept_flag = 1
 end
 return {'ok', mode, redis.call('HGETALL', key), blocks, kept_flag}

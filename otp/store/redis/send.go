@@ -24,7 +24,7 @@ import (
 // between) is refused after its counters were raised, and lowers them. No
 // counter ever lets more than its max through.
 func (s *Store) Issue(ctx context.Context, req otp.IssueRequest) (*otp.Challenge, error) {
-	req.History = nil // only IssueFull keeps it
+	req.History, req.CooldownHistory = nil, nil // only IssueFull keeps them
 	res, err := s.issue(ctx, req)
 	return res.Challenge, err
 }
@@ -40,7 +40,7 @@ func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.Iss
 	if req.Breaker == nil {
 		return otp.IssueResult{}, errors.New("redis issue: a guarded issue without its breaker part")
 	}
-	req.History = nil // only IssueFull keeps it
+	req.History, req.CooldownHistory = nil, nil // only IssueFull keeps them
 	return s.issue(ctx, req)
 }
 
@@ -50,17 +50,22 @@ func (s *Store) IssueGuarded(ctx context.Context, req otp.IssueRequest) (otp.Iss
 // own, by one more step after the send's (AppendHistory).
 func (s *Store) IssueFull(ctx context.Context, req otp.IssueRequest) (otp.IssueResult, error) {
 	res, err := s.issue(ctx, req)
-	if err != nil || req.History == nil || s.oneStep || res.Challenge.ID != req.Challenge.ID {
+	if req.History == nil || s.oneStep {
 		return res, err
 	}
 	rec := *req.History
-	rec.Sent = &otp.SentGateway{Subject: req.Challenge.Subject, ChallengeID: req.Challenge.ID, Gateway: sentGateway(req.History)}
-	if err := s.AppendHistory(ctx, rec); err != nil {
-		// The send stands; the service writes the entry after it.
-		return res, nil
+	var cd *otp.CooldownError
+	switch {
+	case err == nil && res.Challenge.ID == req.Challenge.ID:
+		rec.Sent = &otp.SentGateway{Subject: req.Challenge.Subject, ChallengeID: req.Challenge.ID, Gateway: sentGateway(req.History)}
+	case errors.As(err, &cd) && req.CooldownHistory != nil:
+		rec.Data, rec.Sent = req.CooldownHistory, nil
+	default:
+		return res, err
 	}
-	res.HistoryKept = true
-	return res, nil
+	// A failed append leaves the entry to the service, after the send.
+	res.HistoryKept = s.AppendHistory(ctx, rec) == nil
+	return res, err
 }
 
 // KeepsHistoryInIssue implements otp.ResultIssuer: true on one server or
@@ -170,7 +175,7 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 			keys = append(keys, s.historyKey(l.Key))
 		}
 		args = append(append(args, len(hist.Lists)), historyArgs(*hist)...)
-		args = append(append(args, sentGateway(hist)), listMaxes(hist.Lists)...)
+		args = append(append(args, sentGateway(hist), string(req.CooldownHistory)), listMaxes(hist.Lists)...)
 	}
 	res, err := sendScript.Run(ctx, s.client, keys, args...).Slice()
 	if err != nil {
@@ -207,7 +212,9 @@ func (s *Store) send(ctx context.Context, req otp.IssueRequest, limits []otp.Lim
 	case "locked":
 		return otp.IssueResult{}, &otp.LockedError{Until: fromMS(toInt(res[1]))}
 	case "cooldown":
-		return shownIn(req, res, 2), &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
+		out := shownIn(req, res, 2)
+		out.HistoryKept = len(res) > 3 && toInt(res[3]) == 1
+		return out, &otp.CooldownError{RetryAt: fromMS(toInt(res[1]))}
 	case "notfound":
 		return otp.IssueResult{}, otp.ErrChallengeNotFound
 	case "sendlimit":
