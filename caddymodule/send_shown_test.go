@@ -20,8 +20,11 @@ func (s *htStore) IssueFull(ctx context.Context, req otp.IssueRequest) (otp.Issu
 	return s.Store.(otp.ResultIssuer).IssueFull(ctx, req)
 }
 
-// KeepsHistoryInIssue is the memory store's: no entry sealed ahead.
-func (s *htStore) KeepsHistoryInIssue() bool { return false }
+// KeepsHistoryInIssue is the wrapped store's.
+func (s *htStore) KeepsHistoryInIssue() bool {
+	ri, ok := s.Store.(otp.ResultIssuer)
+	return ok && ri.KeepsHistoryInIssue()
+}
 
 // TestCooldownRefusalShowsTheCodePageFromTheSendsStep checks that a send
 // the cooldown refuses answers the code page, with the masked number and
