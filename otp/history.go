@@ -40,10 +40,11 @@ type HistoryRecord struct {
 	Data []byte
 	// Retention is how long the entry is kept.
 	Retention time.Duration
-	// Sent, for a send that went out, has the store note on its challenge
-	// which gateway took the code (in the same step where it can), for
-	// the verification's entry (VerifyResult.Gateway). A challenge gone
-	// meanwhile stays gone. Nil: nothing to note.
+	// Sent, for a send, has the store note on its challenge which gateway
+	// took the code (in the same step where it can), for the
+	// verification's entry (VerifyResult.Gateway); an empty Gateway notes
+	// that none did (a send that failed after its entry was kept ahead).
+	// A challenge gone meanwhile stays gone. Nil: nothing to note.
 	Sent *SentGateway
 	// Replaces is a sealed entry this one takes the place of in the lists
 	// (a send's entry sealed ahead, IssueRequest.History, when the send
