@@ -38,7 +38,8 @@ import (
 // -cpuprofile profiles the clients; what Caddy does is in the profile that
 // -cycle.cpuprofile=<file> takes from Caddy's admin endpoint while the
 // cycles run (<file>.memory_store, <file>.redis_store; give the run at
-// least -cycle.seconds, e.g. -benchtime 8s).
+// least -cycle.seconds, e.g. -benchtime 8s); -cycle.allocprofile=<file>
+// likewise takes what Caddy allocated.
 func BenchmarkSendVerifyCycle(b *testing.B) {
 	redistest.Require(b, "redis-server", "go")
 	bin := cbBuild(b)
@@ -51,7 +52,8 @@ func BenchmarkSendVerifyCycle(b *testing.B) {
 
 var (
 	cbProfile        = flag.String("cycle.cpuprofile", "", "BenchmarkSendVerifyCycle: write Caddy's CPU profile to this file, suffixed with the store")
-	cbProfileSeconds = flag.Int("cycle.seconds", 5, "BenchmarkSendVerifyCycle: how long -cycle.cpuprofile profiles Caddy")
+	cbProfileSeconds = flag.Int("cycle.seconds", 5, "BenchmarkSendVerifyCycle: how long -cycle.cpuprofile and -cycle.allocprofile profile Caddy")
+	cbAllocProfile   = flag.String("cycle.allocprofile", "", "BenchmarkSendVerifyCycle: write what Caddy allocated during -cycle.seconds (a delta allocs profile) to this file, suffixed with the store")
 )
 
 func cbBuild(b *testing.B) string {
@@ -162,10 +164,13 @@ func cbRun(b *testing.B, bin, store string) {
 	b.ResetTimer()
 	cpu0 := cbCPUTime(c.pid)
 	start := time.Now()
+	suffix := "." + strings.ReplaceAll(b.Name()[strings.LastIndex(b.Name(), "/")+1:], " ", "_")
 	if *cbProfile != "" {
-		go func() {
-			profiled <- cbCaddyProfile(c.admin, *cbProfile+"."+strings.ReplaceAll(b.Name()[strings.LastIndex(b.Name(), "/")+1:], " ", "_"))
-		}()
+		go func() { profiled <- cbCaddyProfile(c.admin, "profile", *cbProfile+suffix) }()
+	}
+	allocated := make(chan error, 1)
+	if *cbAllocProfile != "" {
+		go func() { allocated <- cbCaddyProfile(c.admin, "allocs", *cbAllocProfile+suffix) }()
 	}
 	b.RunParallel(func(pb *testing.PB) {
 		tr := &http.Transport{MaxIdleConnsPerHost: 4}
@@ -188,6 +193,11 @@ func cbRun(b *testing.B, bin, store string) {
 	b.StopTimer()
 	if *cbProfile != "" {
 		if err := <-profiled; err != nil {
+			b.Error(err)
+		}
+	}
+	if *cbAllocProfile != "" {
+		if err := <-allocated; err != nil {
 			b.Error(err)
 		}
 	}
@@ -223,16 +233,17 @@ func cbCPUTime(pid int) time.Duration {
 	return total
 }
 
-// cbCaddyProfile takes a CPU profile of the Caddy at admin and writes it to
-// file.
-func cbCaddyProfile(admin, file string) error {
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, *cbProfileSeconds))
+// cbCaddyProfile takes a profile of the Caddy at admin over -cycle.seconds
+// (kind "profile": CPU; "allocs": what was allocated meanwhile) and writes
+// it to file.
+func cbCaddyProfile(admin, kind, file string) error {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", admin, kind, *cbProfileSeconds))
 	if err != nil {
-		return fmt.Errorf("Caddy's CPU profile: %w", err)
+		return fmt.Errorf("Caddy's %s profile: %w", kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("Caddy's CPU profile: %s", resp.Status)
+		return fmt.Errorf("Caddy's %s profile: %s", kind, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {
@@ -240,7 +251,7 @@ func cbCaddyProfile(admin, file string) error {
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
-		return fmt.Errorf("Caddy's CPU profile: %w", err)
+		return fmt.Errorf("Caddy's %s profile: %w", kind, err)
 	}
 	return f.Close()
 }

@@ -33,7 +33,7 @@ import (
 // Scopes name a prefix, range or country ("range:+4477009"), never a full
 // number.
 
-func (s *Store) breakerBase() string { return s.prefix + "brk:{brk}:" }
+func (s *Store) breakerBase() string { return s.brkBase }
 
 func (s *Store) scopeKeys(scopes []string) []string {
 	keys := make([]string, len(scopes))
