@@ -35,9 +35,10 @@ func (t *Tokens) signHS256(claims *TokenClaims) (string, error) {
 	signing = enc.AppendEncode(signing, payload)
 	k := t.cfg.Keys[0]
 	m := k.mac(k.token)
-	m.Write(signing)
-	sum := m.Sum(nil)
-	k.macDone(k.token, m)
+	defer k.macDone(k.token, m)
+	m.h.Write(signing)
+	sum := m.h.Sum(m.buf[:0])
+	m.buf = sum
 	signing = append(signing, '.')
 	return string(enc.AppendEncode(signing, sum)), nil
 }
