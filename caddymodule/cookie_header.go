@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // The Set-Cookie line of the plugin's cookies, written without
@@ -21,32 +22,39 @@ func cookieLine(name, value string, maxAge int, secure bool, sameSite http.SameS
 	if !plainCookieValue(value) {
 		return ""
 	}
-	b := make([]byte, 0, len(name)+len(value)+80)
-	b = append(b, name...)
-	b = append(b, '=')
-	b = append(b, value...)
-	b = append(b, "; Path=/"...)
+	var b strings.Builder
+	b.Grow(len(name) + len(value) + maxCookieAttributes) // one allocation, the line's
+	b.WriteString(name)
+	b.WriteByte('=')
+	b.WriteString(value)
+	b.WriteString("; Path=/")
 	switch {
 	case maxAge > 0:
-		b = append(b, "; Max-Age="...)
-		b = strconv.AppendInt(b, int64(maxAge), 10)
+		var digits [20]byte
+		b.WriteString("; Max-Age=")
+		b.Write(strconv.AppendInt(digits[:0], int64(maxAge), 10))
 	case maxAge < 0:
-		b = append(b, "; Max-Age=0"...)
+		b.WriteString("; Max-Age=0")
 	}
-	b = append(b, "; HttpOnly"...)
+	b.WriteString("; HttpOnly")
 	if secure {
-		b = append(b, "; Secure"...)
+		b.WriteString("; Secure")
 	}
 	switch sameSite {
 	case http.SameSiteNoneMode:
-		b = append(b, "; SameSite=None"...)
+		b.WriteString("; SameSite=None")
 	case http.SameSiteLaxMode:
-		b = append(b, "; SameSite=Lax"...)
+		b.WriteString("; SameSite=Lax")
 	case http.SameSiteStrictMode:
-		b = append(b, "; SameSite=Strict"...)
+		b.WriteString("; SameSite=Strict")
 	}
-	return string(b)
+	return b.String()
 }
+
+// maxCookieAttributes is the longest the attributes after the value can
+// be: "; Path=/; Max-Age=" and 20 digits, "; HttpOnly; Secure;
+// SameSite=Strict".
+const maxCookieAttributes = len("; Path=/; Max-Age=") + 20 + len("; HttpOnly; Secure; SameSite=Strict")
 
 // plainCookieValue reports whether v is only base64url characters and
 // dots: nothing String would quote, drop or warn about.
