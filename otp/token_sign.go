@@ -24,7 +24,7 @@ func hs256Header(kid string) string {
 
 // signHS256 is the signed token of claims under the first key.
 func (t *Tokens) signHS256(claims *TokenClaims) (string, error) {
-	payload, err := json.Marshal(claims)
+	payload, err := marshalClaims(claims) // token_payload.go
 	if err != nil {
 		return "", fmt.Errorf("sign step-up token: %w", err)
 	}
