@@ -44,22 +44,29 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, c cookie, va
 				zap.String("host", r.Host))
 		})
 	}
+	name := c.secure
+	if dev {
+		name = c.dev
+	}
+	age := 0
+	switch {
+	case maxAge > 0:
+		age = int(maxAge / time.Second)
+	case maxAge < 0:
+		age = -1
+	}
+	if line := cookieLine(name, value, age, !dev, sameSite); line != "" {
+		w.Header().Add("Set-Cookie", line) // cookie_header.go
+		return
+	}
 	hc := &http.Cookie{
-		Name:     c.secure,
+		Name:     name,
 		Value:    value,
 		Path:     "/",
 		HttpOnly: true,
 		Secure:   !dev,
 		SameSite: sameSite,
-	}
-	if dev {
-		hc.Name = c.dev
-	}
-	switch {
-	case maxAge > 0:
-		hc.MaxAge = int(maxAge / time.Second)
-	case maxAge < 0:
-		hc.MaxAge = -1
+		MaxAge:   age,
 	}
 	http.SetCookie(w, hc)
 }

@@ -37,8 +37,8 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 	if identity == "" {
 		return err // refused
 	}
-	q := r.URL.Query()
 	v := h.newVisit(w, r, repl, identity)
+	q := v.query
 	v.ret = returnPath(q.Get("r"))
 	if api, ok := strings.CutPrefix(sub, "/api/"); ok {
 		return h.serveAPI(v, api)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,6 +22,8 @@ type visit struct {
 	sessionHash string
 	lang        string
 	ret         string
+	// query is the request's URL query, parsed once.
+	query url.Values
 	// api is a call to the JSON endpoints: answers are JSON, never pages
 	// or redirects.
 	api bool
@@ -46,13 +49,15 @@ func (v *visit) msg(key string, args ...string) pages.Data {
 }
 
 func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) *visit {
+	q := r.URL.Query()
 	return &visit{
 		w:           w,
 		r:           r,
 		repl:        repl,
 		identity:    identity,
 		sessionHash: h.sessionHash(r, repl),
-		lang:        pages.Lang(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")),
+		lang:        pages.Lang(q.Get("lang"), r.Header.Get("Accept-Language")),
+		query:       q,
 		ret:         "/",
 		device:      h.deviceOf(r),
 	}

@@ -137,7 +137,7 @@ type OnceStore interface {
 // DeviceCookie is the value of a new device cookie for the random id: the
 // id, a dot and an HMAC of it, so a browser can't choose its id.
 func (k *Keys) DeviceCookie(id string) string {
-	return id + "." + k.short(k.device, "cookie\x00"+id)
+	return id + "." + k.short(k.device, "cookie\x00", id)
 }
 
 // OpenDeviceCookie returns the id of a cookie DeviceCookie made; ok is
@@ -147,7 +147,7 @@ func (k *Keys) OpenDeviceCookie(value string) (id string, ok bool) {
 	if !found || id == "" || len(value) > 100 {
 		return "", false
 	}
-	if !hmac.Equal([]byte(mac), []byte(k.short(k.device, "cookie\x00"+id))) {
+	if !hmac.Equal([]byte(mac), []byte(k.short(k.device, "cookie\x00", id))) {
 		return "", false
 	}
 	return id, true
@@ -160,5 +160,5 @@ func (k *Keys) DeviceHash(id string) string {
 	if id == "" {
 		return ""
 	}
-	return k.short(k.device, "hash\x00"+id)[:12]
+	return k.short(k.device, "hash\x00", id)[:12]
 }

@@ -118,10 +118,7 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 func (k *Keys) CodeMAC(challengeID, code string) []byte {
 	m := k.mac(k.codeMAC)
 	defer k.macDone(k.codeMAC, m)
-	m.Write([]byte(challengeID))
-	m.Write([]byte{0})
-	m.Write([]byte(code))
-	return m.Sum(nil)
+	return append([]byte(nil), m.sum(challengeID, "\x00", code)...)
 }
 
 // SessionHash binds a token or challenge to the application's session without
@@ -144,12 +141,7 @@ func (k *Keys) PhoneHash(e164 string) string {
 // store: a keyed hash, so a dump of the store cannot be matched against a
 // list of numbers.
 func (k *Keys) LimitKey(kind, value string) string {
-	m := k.mac(k.limit)
-	defer k.macDone(k.limit, m)
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write([]byte(value))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+	return k.macString(k.limit, 18, kind, "\x00", value)
 }
 
 // CSRFLifetime is how long a CSRF token is taken after its page was made:
@@ -176,13 +168,7 @@ type CSRFBinding struct {
 // in Unix seconds, a dot, and an HMAC over the time and the binding.
 func (k *Keys) CSRFToken(b CSRFBinding, issued time.Time) string {
 	unix := strconv.FormatInt(issued.Unix(), 10)
-	m := k.mac(k.csrf)
-	defer k.macDone(k.csrf, m)
-	for _, s := range [...]string{unix, b.Nonce, b.Identity, b.SessionHash, b.Scope} {
-		m.Write([]byte(s))
-		m.Write([]byte{0})
-	}
-	return unix + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return unix + "." + k.macString(k.csrf, sha256.Size, unix, "\x00", b.Nonce, "\x00", b.Identity, "\x00", b.SessionHash, "\x00", b.Scope, "\x00")
 }
 
 // CheckCSRFToken reports whether token was made for b less than
@@ -213,11 +199,10 @@ func csrfIssued(token string) (time.Time, bool) {
 	return time.Unix(sec, 0), true
 }
 
-func (k *Keys) short(key []byte, s string) string {
-	m := k.mac(key)
-	defer k.macDone(key, m)
-	m.Write([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+// short is a keyed hash of parts, one after the other: 18 bytes of the
+// HMAC, in base64url.
+func (k *Keys) short(key []byte, parts ...string) string {
+	return k.macString(key, 18, parts...)
 }
 
 // SealReceipt makes the token of a delivery-report URL: the identity and

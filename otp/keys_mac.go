@@ -3,6 +3,7 @@ package otp
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"hash"
 	"sync"
 )
@@ -13,7 +14,20 @@ import (
 // code's MAC, the device cookie). The keys never change after
 // DeriveKeys, so each keeps a pool of HMACs made for it; one goes back
 // reset, holding nothing of what it hashed, and comes out ready to use.
-// The output is the same HMAC-SHA256 either way (keys_mac_test.go).
+// Each comes with a buffer the input is gathered in and the sum written
+// to, so that hashing strings allocates nothing but the answer (a string
+// written to a hash.Hash is copied to the heap first). The output is the
+// same HMAC-SHA256 either way (keys_mac_test.go).
+
+// macState is an HMAC of one key and its buffer.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+}
+
+// maxMACBuffer bounds the buffer a state keeps between uses: the inputs
+// are ids, hashes and times, and an odd long one is not kept.
+const maxMACBuffer = 1 << 10
 
 // macPools holds a pool per derived key, by the address of the key's
 // first byte: fixed after DeriveKeys, read without a lock.
@@ -22,28 +36,62 @@ type macPools map[*byte]*sync.Pool
 func newMACPools(keys ...[]byte) macPools {
 	pools := make(macPools, len(keys))
 	for _, key := range keys {
-		pools[&key[0]] = &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
+		pools[&key[0]] = &sync.Pool{New: func() any { return newMACState(key) }}
 	}
 	return pools
 }
 
-// mac is an HMAC-SHA256 of key, fresh; give it back with macDone.
-func (k *Keys) mac(key []byte) hash.Hash {
+func newMACState(key []byte) *macState {
+	return &macState{h: hmac.New(sha256.New, key), buf: make([]byte, 0, 128)}
+}
+
+// mac is an HMAC-SHA256 state of key, fresh; give it back with macDone.
+func (k *Keys) mac(key []byte) *macState {
 	if len(key) > 0 {
 		if p := k.macs[&key[0]]; p != nil {
-			return p.Get().(hash.Hash)
+			return p.Get().(*macState)
 		}
 	}
-	return hmac.New(sha256.New, key)
+	return newMACState(key)
 }
 
 // macDone resets m, made by mac(key), and keeps it for the next.
-func (k *Keys) macDone(key []byte, m hash.Hash) {
-	if len(key) == 0 {
+func (k *Keys) macDone(key []byte, m *macState) {
+	if len(key) == 0 || cap(m.buf) > maxMACBuffer {
 		return
 	}
 	if p := k.macs[&key[0]]; p != nil {
-		m.Reset()
+		m.h.Reset()
+		clear(m.buf[:cap(m.buf)]) // nothing of what was hashed stays in the pool
+		m.buf = m.buf[:0]
 		p.Put(m)
 	}
 }
+
+// sum is the HMAC under m's key of parts, one after the other, in m's
+// buffer: valid until m is given back.
+func (m *macState) sum(parts ...string) []byte {
+	b := m.buf[:0]
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	m.h.Write(b)
+	b = m.h.Sum(b[:0])
+	m.buf = b
+	return b
+}
+
+// macString is the unpadded base64url of the first n bytes of the HMAC
+// under key of parts.
+func (k *Keys) macString(key []byte, n int, parts ...string) string {
+	m := k.mac(key)
+	defer k.macDone(key, m)
+	var out [base64EncodedSHA256]byte
+	enc := base64.RawURLEncoding
+	sum := m.sum(parts...)[:n]
+	enc.Encode(out[:], sum)
+	return string(out[:enc.EncodedLen(n)])
+}
+
+// base64EncodedSHA256 is the length of a SHA-256 sum in unpadded base64.
+const base64EncodedSHA256 = 43

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,12 @@ func TestPooledMACsMatchFreshOnes(t *testing.T) {
 		if got, want := k.DeviceCookie(s), s+"."+short(k.device, "cookie\x00"+s); got != want {
 			return fmt.Errorf("DeviceCookie(%q) = %s, want %s", s, got, want)
 		}
+		if got, want := k.DeviceHash(s), short(k.device, "hash\x00"+s)[:12]; got != want {
+			return fmt.Errorf("DeviceHash(%q) = %s, want %s", s, got, want)
+		}
+		if id, ok := k.OpenDeviceCookie(k.DeviceCookie(s)); !ok || id != s {
+			return fmt.Errorf("OpenDeviceCookie(DeviceCookie(%q)) = %q, %v", s, id, ok)
+		}
 		at := time.Unix(int64(1700000000+i), 0)
 		b := CSRFBinding{Nonce: s, Identity: "alice", SessionHash: "sh", Scope: "scope"}
 		unix := fmt.Sprint(at.Unix())
@@ -89,5 +96,23 @@ func TestKeysWithoutPoolsStillMAC(t *testing.T) {
 	want := base64.RawURLEncoding.EncodeToString(refMAC(k.limit, "ip", "\x00", "192.0.2.1")[:18])
 	if got := k.LimitKey("ip", "192.0.2.1"); got != want {
 		t.Fatalf("LimitKey = %s, want %s", got, want)
+	}
+}
+
+// A long input grows a state's buffer past what the pool keeps: the state
+// is dropped, and the hashes before and after it are still right.
+func TestPooledMACsAfterALongInput(t *testing.T) {
+	k, err := DeriveKeys([]byte("pooled-mac-test-key-0123456789abcdefghij"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := func(s string) string { return base64.RawURLEncoding.EncodeToString(refMAC(k.session, s)[:18]) }
+	for _, s := range []string{"a", strings.Repeat("long", 1000), "b", "", strings.Repeat("x", 300), "c"} {
+		if s == "" {
+			continue // SessionHash("") is ""
+		}
+		if got, want := k.SessionHash(s), short(s); got != want {
+			t.Fatalf("SessionHash of %d bytes = %s, want %s", len(s), got, want)
+		}
 	}
 }

@@ -24,7 +24,7 @@ func hs256Header(kid string) string {
 
 // signHS256 is the signed token of claims under the first key.
 func (t *Tokens) signHS256(claims *TokenClaims) (string, error) {
-	payload, err := json.Marshal(claims)
+	payload, err := marshalClaims(claims) // token_payload.go
 	if err != nil {
 		return "", fmt.Errorf("sign step-up token: %w", err)
 	}
@@ -35,9 +35,10 @@ func (t *Tokens) signHS256(claims *TokenClaims) (string, error) {
 	signing = enc.AppendEncode(signing, payload)
 	k := t.cfg.Keys[0]
 	m := k.mac(k.token)
-	m.Write(signing)
-	sum := m.Sum(nil)
-	k.macDone(k.token, m)
+	defer k.macDone(k.token, m)
+	m.h.Write(signing)
+	sum := m.h.Sum(m.buf[:0])
+	m.buf = sum
 	signing = append(signing, '.')
 	return string(enc.AppendEncode(signing, sum)), nil
 }
