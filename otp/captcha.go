@@ -137,7 +137,7 @@ type OnceStore interface {
 // DeviceCookie is the value of a new device cookie for the random id: the
 // id, a dot and an HMAC of it, so a browser can't choose its id.
 func (k *Keys) DeviceCookie(id string) string {
-	return id + "." + k.short(k.device, "cookie\x00"+id)
+	return id + "." + k.short(k.device, "cookie\x00", id)
 }
 
 // OpenDeviceCookie returns the id of a cookie DeviceCookie made; ok is
@@ -147,7 +147,10 @@ func (k *Keys) OpenDeviceCookie(value string) (id string, ok bool) {
 	if !found || id == "" || len(value) > 100 {
 		return "", false
 	}
-	if !hmac.Equal([]byte(mac), []byte(k.short(k.device, "cookie\x00"+id))) {
+	m := k.mac(k.device)
+	defer k.macDone(k.device, m)
+	want := shortMAC(m, []string{"cookie\x00", id})
+	if !hmac.Equal(m.spare(mac), want) {
 		return "", false
 	}
 	return id, true
@@ -160,5 +163,7 @@ func (k *Keys) DeviceHash(id string) string {
 	if id == "" {
 		return ""
 	}
-	return k.short(k.device, "hash\x00"+id)[:12]
+	m := k.mac(k.device)
+	defer k.macDone(k.device, m)
+	return string(shortMAC(m, []string{"hash\x00", id})[:12])
 }

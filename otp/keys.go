@@ -118,10 +118,10 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 func (k *Keys) CodeMAC(challengeID, code string) []byte {
 	m := k.mac(k.codeMAC)
 	defer k.macDone(k.codeMAC, m)
-	m.Write([]byte(challengeID))
-	m.Write([]byte{0})
-	m.Write([]byte(code))
-	return m.Sum(nil)
+	m.add(challengeID)
+	m.addByte(0)
+	m.add(code)
+	return append([]byte(nil), m.hmac()...)
 }
 
 // SessionHash binds a token or challenge to the application's session without
@@ -146,10 +146,10 @@ func (k *Keys) PhoneHash(e164 string) string {
 func (k *Keys) LimitKey(kind, value string) string {
 	m := k.mac(k.limit)
 	defer k.macDone(k.limit, m)
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write([]byte(value))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+	m.add(kind)
+	m.addByte(0)
+	m.add(value)
+	return string(m.encoded(m.hmac()[:18]))
 }
 
 // CSRFLifetime is how long a CSRF token is taken after its page was made:
@@ -175,14 +175,22 @@ type CSRFBinding struct {
 // CSRFToken returns the token a form must carry, made at issued: the time
 // in Unix seconds, a dot, and an HMAC over the time and the binding.
 func (k *Keys) CSRFToken(b CSRFBinding, issued time.Time) string {
-	unix := strconv.FormatInt(issued.Unix(), 10)
 	m := k.mac(k.csrf)
 	defer k.macDone(k.csrf, m)
-	for _, s := range [...]string{unix, b.Nonce, b.Identity, b.SessionHash, b.Scope} {
-		m.Write([]byte(s))
-		m.Write([]byte{0})
+	return string(k.csrfToken(m, b, issued))
+}
+
+// csrfToken builds the token of CSRFToken in m's answer.
+func (k *Keys) csrfToken(m *macState, b CSRFBinding, issued time.Time) []byte {
+	m.in = strconv.AppendInt(m.in, issued.Unix(), 10)
+	unix := len(m.in)
+	m.addByte(0)
+	for _, s := range [...]string{b.Nonce, b.Identity, b.SessionHash, b.Scope} {
+		m.add(s)
+		m.addByte(0)
 	}
-	return unix + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	m.out = append(append(m.out, m.in[:unix]...), '.')
+	return m.encoded(m.hmac())
 }
 
 // CheckCSRFToken reports whether token was made for b less than
@@ -197,7 +205,10 @@ func (k *Keys) CheckCSRFToken(token string, b CSRFBinding, now time.Time) bool {
 	if !ok || now.Sub(issued) >= CSRFLifetime || issued.Sub(now) > csrfSkew {
 		return false
 	}
-	return hmac.Equal([]byte(token), []byte(k.CSRFToken(b, issued)))
+	m := k.mac(k.csrf)
+	defer k.macDone(k.csrf, m)
+	want := k.csrfToken(m, b, issued)
+	return hmac.Equal(m.spare(token), want)
 }
 
 // csrfIssued reads the time a CSRF token names.
@@ -213,11 +224,19 @@ func csrfIssued(token string) (time.Time, bool) {
 	return time.Unix(sec, 0), true
 }
 
-func (k *Keys) short(key []byte, s string) string {
+// short is a keyed hash of parts, one after the other, in 24 characters.
+func (k *Keys) short(key []byte, parts ...string) string {
 	m := k.mac(key)
 	defer k.macDone(key, m)
-	m.Write([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+	return string(shortMAC(m, parts))
+}
+
+// shortMAC builds short's answer in m.
+func shortMAC(m *macState, parts []string) []byte {
+	for _, s := range parts {
+		m.add(s)
+	}
+	return m.encoded(m.hmac()[:18])
 }
 
 // SealReceipt makes the token of a delivery-report URL: the identity and

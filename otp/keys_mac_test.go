@@ -56,6 +56,30 @@ func TestPooledMACsMatchFreshOnes(t *testing.T) {
 		if got := k.CSRFToken(b, at); got != want {
 			return fmt.Errorf("CSRFToken = %s, want %s", got, want)
 		}
+		// The checks compare in the pooled state's scratch space: a
+		// token (or cookie) one character off must fail, the right one
+		// pass, whatever the state compared before.
+		now := at.Add(time.Minute)
+		off := want[:len(want)-1] + "A"
+		if want[len(want)-1] == 'A' {
+			off = want[:len(want)-1] + "B"
+		}
+		if !k.CheckCSRFToken(want, b, now) || k.CheckCSRFToken(off, b, now) {
+			return fmt.Errorf("CheckCSRFToken(%s) did not tell the token from one a character off", want)
+		}
+		if k.CheckCSRFToken(want, CSRFBinding{Nonce: s, Identity: "mallory", SessionHash: "sh", Scope: "scope"}, now) {
+			return fmt.Errorf("CheckCSRFToken passed another identity's token")
+		}
+		cookie := s + "." + short(k.device, "cookie\x00"+s)
+		if id, ok := k.OpenDeviceCookie(cookie); !ok || id != s {
+			return fmt.Errorf("OpenDeviceCookie(%s) = %q, %v; want %q, true", cookie, id, ok, s)
+		}
+		if _, ok := k.OpenDeviceCookie(cookie[:len(cookie)-2]); ok {
+			return fmt.Errorf("OpenDeviceCookie took a cut cookie %s", cookie[:len(cookie)-2])
+		}
+		if got, want := k.DeviceHash(s), short(k.device, "hash\x00"+s)[:12]; got != want {
+			return fmt.Errorf("DeviceHash(%q) = %s, want %s", s, got, want)
+		}
 		return nil
 	}
 	for i := range 50 {

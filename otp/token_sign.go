@@ -35,9 +35,8 @@ func (t *Tokens) signHS256(claims *TokenClaims) (string, error) {
 	signing = enc.AppendEncode(signing, payload)
 	k := t.cfg.Keys[0]
 	m := k.mac(k.token)
-	m.Write(signing)
-	sum := m.Sum(nil)
-	k.macDone(k.token, m)
+	defer k.macDone(k.token, m)
+	m.h.Write(signing)
 	signing = append(signing, '.')
-	return string(enc.AppendEncode(signing, sum)), nil
+	return string(enc.AppendEncode(signing, m.h.Sum(m.sum[:0]))), nil
 }
