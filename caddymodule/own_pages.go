@@ -37,7 +37,7 @@ func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request) error {
 	if identity == "" {
 		return err // refused
 	}
-	q := r.URL.Query()
+	q := query(r)
 	v := h.newVisit(w, r, repl, identity)
 	v.ret = returnPath(q.Get("r"))
 	if api, ok := strings.CutPrefix(sub, "/api/"); ok {

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -47,7 +48,7 @@ func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.R
 		repl:        repl,
 		identity:    identity,
 		sessionHash: h.sessionHash(r, repl),
-		lang:        pages.Lang(r.URL.Query().Get("lang"), r.Header.Get("Accept-Language")),
+		lang:        pages.Lang(query(r).Get("lang"), r.Header.Get("Accept-Language")),
 		ret:         "/",
 		device:      h.deviceOf(r),
 	}
@@ -66,6 +67,16 @@ func (h *Handler) liveChallenge(v *visit) *otp.Challenge {
 		return nil
 	}
 	return c
+}
+
+// query is r's URL query for reading, nil (which reads as empty) when the
+// URL has none: the bots' posts have none, and parsing "" still allocates
+// a map (issue 17).
+func query(r *http.Request) url.Values {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return r.URL.Query()
 }
 
 func clientIP(r *http.Request) string {
