@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"sync"
 )
 
 // postRequest is what a POST to the plugin carries, whether a browser
@@ -30,14 +32,61 @@ const maxPostBody = 16 << 10
 // read.
 func readForm(w http.ResponseWriter, r *http.Request) (postRequest, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxPostBody)
-	if err := r.ParseForm(); err != nil {
+	f, err := postForm(r)
+	if err != nil {
 		return postRequest{}, false
 	}
-	f := r.PostForm
 	return postRequest{CSRF: f.Get("csrf"), Code: f.Get("code"), Return: f.Get("r"), Lang: f.Get("lang"),
 		Phone: f.Get("phone"), Reset: f.Get("reset") != "",
 		Captcha: captchaAnswer{Challenge: f.Get("captcha_challenge"), Nonce: f.Get("captcha_pow"), Text: f.Get("captcha_text"),
 			Token: cmp.Or(f.Get("cf-turnstile-response"), f.Get("h-captcha-response"), f.Get("g-recaptcha-response"))}}, true
+}
+
+// postForm is r.PostForm as r.ParseForm reads it, errors included. A
+// plain form post (Content-Type formType exactly, no query in the URL) is read
+// here, without what ParseForm does besides (issue 17, the bots' posts):
+// parsing the media type and the URL's query and copying both into
+// r.Form (r.PostForm is set as ParseForm sets it). Anything else goes through ParseForm itself.
+func postForm(r *http.Request) (url.Values, error) {
+	if r.Body == nil || r.URL.RawQuery != "" || r.Header.Get("Content-Type") != formType {
+		if err := r.ParseForm(); err != nil {
+			return nil, err
+		}
+		return r.PostForm, nil
+	}
+	buf := formBuffers.Get().(*[]byte)
+	defer formBuffers.Put(buf)
+	body, err := readAll((*buf)[:0], r.Body) // bounded by readForm's MaxBytesReader
+	*buf = body
+	if err != nil {
+		return nil, err
+	}
+	f, err := url.ParseQuery(string(body))
+	if err == nil {
+		r.PostForm = f // as ParseForm leaves it, for whatever reads it after
+	}
+	return f, err
+}
+
+// formBuffers hold form bodies while they are read (at most maxPostBody,
+// and so never more than that is kept).
+var formBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readAll is io.ReadAll into b.
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // readJSON reads a JSON POST (an empty body is an empty request); false

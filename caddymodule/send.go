@@ -99,20 +99,21 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 // sendRefused maps a send that did not happen (or may not have) to an
 // outcome: a limit, a lock-out, a gateway failure or the store.
 func (h *Handler) sendRefused(v *visit, res otp.SendResult, err error, voice bool, logFields []zap.Field) outcome {
-	var cooldown *otp.CooldownError
-	var locked *otp.LockedError
-	var limited *otp.RateLimitError
-	var blocked *otp.BlockedError
-	o := outcome{}
-	switch {
-	case errors.As(err, &blocked):
+	// errors.AsType: no target allocated per kind tried (issue 17).
+	if blocked, ok := errors.AsType[*otp.BlockedError](err); ok {
 		return h.fraudRefused(v, blocked, logFields)
-	case errors.As(err, &limited):
+	}
+	if limited, ok := errors.AsType[*otp.RateLimitError](err); ok {
 		return h.rateLimited(v, limited, logFields)
-	case errors.As(err, &locked):
+	}
+	o := outcome{}
+	if locked, ok := errors.AsType[*otp.LockedError](err); ok {
 		o.audit(zapcore.WarnLevel, "send refused: identity locked out", "send_refused", append(logFields, zap.String("reason", "locked"), zap.Time("until", locked.Until))...)
 		o.lockedUntil = locked.Until
 		return o
+	}
+	var cooldown *otp.CooldownError
+	switch {
 	case errors.As(err, &cooldown):
 		o.audit(zapcore.InfoLevel, "send refused: cooldown", "rate_limited", append(logFields, zap.String("limit", "resend_cooldown"))...)
 		secs := retryIn(h.clock.Now(), cooldown.RetryAt)

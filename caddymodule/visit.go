@@ -49,7 +49,7 @@ func (v *visit) msg(key string, args ...string) pages.Data {
 }
 
 func (h *Handler) newVisit(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, identity string) *visit {
-	q := r.URL.Query()
+	q := query(r)
 	return &visit{
 		w:           w,
 		r:           r,
@@ -92,4 +92,14 @@ func retryIn(now, t time.Time) int {
 		return 0
 	}
 	return int((t.Sub(now) + time.Second - 1) / time.Second)
+}
+
+// query is r's URL query for reading, nil (which reads as empty) when the
+// URL has none: the bots' posts have none, and parsing "" still allocates
+// a map (issue 17).
+func query(r *http.Request) url.Values {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return r.URL.Query()
 }

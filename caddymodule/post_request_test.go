@@ -1,0 +1,75 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestPostFormReadsAsParseForm: the plain form post that postForm reads
+// itself gives what r.ParseForm gives in r.PostForm, refusals included
+// (a semicolon, a bad escape, a body over maxPostBody), through readForm's
+// MaxBytesReader; the buffers it reuses carry nothing from one body to the
+// next.
+func TestPostFormReadsAsParseForm(t *testing.T) {
+	bodies := []string{
+		"", "csrf=abc&r=%2Fsettings", "code=123456&code=654321&csrf=x", "csrf=a+b%20c&lang=ja",
+		"csrf=abc;r=/", "csrf=%zz&r=/", "r=/&csrf=%", "=x&&csrf=y&novalue", "csrf=" + strings.Repeat("a", maxPostBody),
+		"csrf=" + strings.Repeat("b", maxPostBody-10), "csrf=short",
+	}
+	for _, body := range bodies {
+		name := body
+		if len(name) > 40 {
+			name = name[:40] + "..."
+		}
+		post := func() (*httptest.ResponseRecorder, *http.Request) {
+			r := httptest.NewRequest(http.MethodPost, "https://example.com/_stepup/send", strings.NewReader(body))
+			r.Header.Set("Content-Type", formType)
+			w := httptest.NewRecorder()
+			r.Body = http.MaxBytesReader(w, r.Body, maxPostBody)
+			return w, r
+		}
+		_, r := post()
+		got, err := postForm(r)
+		_, ref := post()
+		refErr := ref.ParseForm()
+		if (err != nil) != (refErr != nil) {
+			t.Errorf("%q: postForm error %v, ParseForm error %v", name, err, refErr)
+			continue
+		}
+		if err == nil && !reflect.DeepEqual(got, ref.PostForm) && (len(got) != 0 || len(ref.PostForm) != 0) {
+			t.Errorf("%q: postForm read %v, ParseForm %v", name, got, ref.PostForm)
+		}
+		if err == nil && !reflect.DeepEqual(r.PostForm, ref.PostForm) && (len(r.PostForm) != 0 || len(ref.PostForm) != 0) {
+			t.Errorf("%q: postForm left r.PostForm %v, ParseForm %v", name, r.PostForm, ref.PostForm)
+		}
+	}
+}
+
+// TestPostFormLeavesOtherPostsToParseForm: a query in the URL, another
+// Content-Type or parameters on it go through ParseForm, so a bad query
+// still refuses the post and a multipart body is no form.
+func TestPostFormLeavesOtherPostsToParseForm(t *testing.T) {
+	for _, c := range []struct {
+		url, ctype, body string
+		wantErr          bool
+		want             string // the csrf field
+	}{
+		{"/_stepup/send?x=%zz", formType, "csrf=a", true, ""},
+		{"/_stepup/send?lang=ja", formType, "csrf=a", false, "a"},
+		{"/_stepup/send", formType + "; charset=utf-8", "csrf=b", false, "b"},
+		{"/_stepup/send", "multipart/form-data; boundary=x", "csrf=c", false, ""},
+		{"/_stepup/send", "", "csrf=d", false, ""},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "https://example.com"+c.url, strings.NewReader(c.body))
+		if c.ctype != "" {
+			r.Header.Set("Content-Type", c.ctype)
+		}
+		f, err := postForm(r)
+		if (err != nil) != c.wantErr || err == nil && f.Get("csrf") != c.want {
+			t.Errorf("%s %q: csrf %q, error %v; want %q, error %v", c.url, c.ctype, f.Get("csrf"), err, c.want, c.wantErr)
+		}
+	}
+}
