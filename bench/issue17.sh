@@ -203,7 +203,7 @@ i17_report() {
 		to=$(benchfield "$WORK/sendcmds-old.txt" '^BenchmarkSendRedisCommands' send-µs)
 		echo "| send+verify cycles on Redis 2x the tree before the one-script send ($I17_OLD_REV), same run, alternating | $(ratio "$cn" "$co")x ($cn vs $co cycles/s) | $(verdict 'a >= 2' "$(ratio "$cn" "$co")") | \`bench/run\` (\`BENCH_OLD_REV\` another tree) |"
 		echo "| the same by Caddy's CPU per cycle (old / new) | $(ratio "$uo" "$un")x ($un vs $uo µs) | reported | same |"
-		echo "| round trips to Redis (MONITOR) per send, scripts among them; per refused send; per verify (new vs the old tree) | send $sn ($scn scripts) vs $so ($sco scripts); refused send $rfn vs $rfo; verify $vn vs $vo | $(verdict 'a <= 1.1' "$sn") (one round trip per send: the decision is one script, the history entry after the gateway a second) | \`go test -run XXX -bench SendRedisCommands ./caddymodule/\` |"
+		echo "| round trips to Redis (MONITOR) per send, scripts among them; per refused send; per verify (new vs the old tree) | send $sn ($scn scripts) vs $so ($sco scripts); refused send $rfn vs $rfo; verify $vn vs $vo | $(verdict 'a <= 1.1' "$sn") (one round trip per send on one server: the history entry is sealed ahead and kept by the send's script, and a second step corrects it only when the gateway fails or a failover lands elsewhere) | \`go test -run XXX -bench SendRedisCommands ./caddymodule/\` |"
 		echo "| the send alone: its own time, one at a time (old / new) | $(ratio "$to" "$tn")x ($tn vs $to µs) | reported | same |"
 	else
 		echo "| send+verify cycles on Redis against $I17_OLD_REV | not measured (BENCH_OLDTREE=0, or no test binary) | | \`bench/run\` |"
