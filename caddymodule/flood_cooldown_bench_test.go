@@ -14,7 +14,12 @@ import (
 // challenge, the audit entry and the 429 page. Requests are made while
 // the timer is stopped.
 func BenchmarkCooldownSend(b *testing.B) {
-	e := htNew(b, nil, nil)
+	benchCooldownSends(b, htNew(b, nil, nil))
+}
+
+// benchCooldownSends times a bot's sends that e's cooldown refuses, after
+// its first went out; none may reach the gateway.
+func benchCooldownSends(b *testing.B, e *htEnv) {
 	bot := e.browser("bot")
 	bot.send()
 	if rec, body := bot.postSend(); rec.Code != http.StatusTooManyRequests {

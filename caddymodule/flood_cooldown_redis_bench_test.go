@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"testing"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
@@ -20,15 +18,5 @@ func BenchmarkCooldownSendRedis(b *testing.B) {
 	e := htNew(b, nil, func(h *Handler) {
 		h.StoreRaw, _ = json.Marshal(map[string]string{"type": "redis", "url": "redis://" + srv.Addr})
 	})
-	bot := e.browser("bot")
-	bot.send()
-	if rec, body := bot.postSend(); rec.Code != http.StatusTooManyRequests {
-		b.Fatalf("the bot's second send answered %d, want 429:\n%s", rec.Code, body)
-	}
-	form := url.Values{"csrf": {bot.csrf()}, "r": {"/settings"}}
-	sent := len(e.messages())
-	benchPosts(b, e, bot, "/_stepup/send", form, "a send")
-	if n := len(e.messages()); n != sent {
-		b.Fatalf("%d messages sent during the benchmark, want none", n-sent)
-	}
+	benchCooldownSends(b, e)
 }
