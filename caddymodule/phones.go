@@ -15,12 +15,7 @@ var errNoPhone = errors.New("no phone number for this identity")
 // the phone file, then the phone sources in order (phone_sources.go), then
 // (with enroll) the number the identity enrolled.
 func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Replacer) (otp.Phone, error) {
-	if h.Phone != "" {
-		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
-			return h.checkPhone(raw)
-		}
-	}
-	if p, listed, err := h.filePhone(identity); listed {
+	if p, found, err := h.phoneAtHand(identity, repl); found {
 		return p, err
 	}
 	if h.sources != nil {
@@ -32,4 +27,17 @@ func (h *Handler) phoneFor(ctx context.Context, identity string, repl *caddy.Rep
 		return h.boundPhone(ctx, identity)
 	}
 	return otp.Phone{}, errNoPhone
+}
+
+// phoneAtHand is phoneFor's answer when the phone placeholder or the phone
+// file has one, found without any look-up (and so without a context); false
+// when the sources or the enrolled number must be asked.
+func (h *Handler) phoneAtHand(identity string, repl *caddy.Replacer) (otp.Phone, bool, error) {
+	if h.Phone != "" {
+		if raw := repl.ReplaceAll(h.Phone, ""); raw != "" {
+			p, err := h.checkPhone(raw)
+			return p, true, err
+		}
+	}
+	return h.filePhone(identity)
 }

@@ -26,9 +26,14 @@ func (h *Handler) renderSend(v *visit, status int, data pages.Data) error {
 		v.phone = pending
 		return h.render(v, status, pages.Send, data)
 	}
-	ctx, cancel := requestContext(v.r)
-	defer cancel()
-	phone, err := h.phoneFor(ctx, v.identity, v.repl)
+	// The bounded context only for a look-up: a flood's refusals show
+	// this page by the thousand, mostly with a number at hand.
+	phone, found, err := h.phoneAtHand(v.identity, v.repl)
+	if !found {
+		ctx, cancel := requestContext(v.r)
+		defer cancel()
+		phone, err = h.phoneFor(ctx, v.identity, v.repl)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, errNoPhone) && h.Enroll:

@@ -15,18 +15,19 @@ import (
 
 // verify handles POST {prefix}/verify.
 func (h *Handler) verify(v *visit) error {
-	ctx, cancel := requestContext(v.r)
-	defer cancel()
-	return h.respond(v, h.decideVerify(ctx, v))
-}
-
-// decideVerify checks the code of the browser's challenge and maps the
-// result to an outcome.
-func (h *Handler) decideVerify(ctx context.Context, v *visit) outcome {
 	id := cookieValue(v.r, h.cookieName(v.r, challengeCookie))
 	if id == "" {
-		return answerSend(http.StatusUnprocessableEntity, v.msg("no_challenge"))
+		// No store call, so no bounded context: half a flood's requests.
+		return h.respond(v, answerSend(http.StatusUnprocessableEntity, v.msg("no_challenge")))
 	}
+	ctx, cancel := requestContext(v.r)
+	defer cancel()
+	return h.respond(v, h.decideVerify(ctx, v, id))
+}
+
+// decideVerify checks the code of the browser's challenge id and maps the
+// result to an outcome.
+func (h *Handler) decideVerify(ctx context.Context, v *visit, id string) outcome {
 	res, err := h.service.Verify(ctx, otp.VerifyInput{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,
