@@ -171,6 +171,12 @@ type VerifyRequest struct {
 	// where it can, or just after it. A lost conversion only makes the
 	// breaker stricter; it never fails the verification.
 	BreakerConvert bool
+	// History, when set, is the verification's history entry sealed
+	// ahead: a store that can keeps the entry of the outcome it decides
+	// in the same step, when the challenge names the same number, list
+	// and gateway, and says so (VerifyResult.HistoryKept). A store that
+	// cannot ignores it.
+	History *VerifyHistory
 }
 
 // VerifyStatus is the outcome of one verification attempt.
@@ -226,6 +232,9 @@ type VerifyResult struct {
 	// Gateway took the challenge's latest code, as the send's history
 	// entry noted it (HistoryRecord.Sent); "" when none was noted.
 	Gateway string
+	// HistoryKept says the store kept the entry of VerifyRequest.History
+	// for this outcome.
+	HistoryKept bool
 }
 
 // Cooldown returns the wait after the n-th send (n >= 1): base doubled for

@@ -120,20 +120,17 @@ func sendOutcome(err error) (outcome, reason string) {
 // recordVerify keeps one verification's entry under the identity and, when
 // the store found the challenge, its number's prefix: the store's verify
 // step returns the masked number, the prefix's list and the gateway the
-// challenge kept from its send (VerifyResult), so no history is read first.
+// challenge kept from its send (VerifyResult), so no history is read first;
+// unless that step kept the entry, sealed ahead (history_verify_ahead.go).
 func (s *Service) recordVerify(ctx context.Context, in VerifyInput, res VerifyResult, err error) {
-	if s.history == nil || err != nil {
+	if s.history == nil || err != nil || res.HistoryKept {
 		return
 	}
 	e := HistoryEntry{
 		At: s.clock.Now(), Event: HistoryVerify, Outcome: res.Status.String(), Identity: in.Subject,
 		Phone: res.PhoneMasked, PrefixKey: res.HistoryKey, Gateway: res.Gateway, Challenge: ShortID(in.ChallengeID),
 	}
-	lists := []HistoryList{{Key: s.keys.HistoryIdentityKey(in.Subject), Max: s.cfg.History.MaxPerList}}
-	if res.HistoryKey != "" {
-		lists = append(lists, HistoryList{Key: res.HistoryKey, Max: s.cfg.History.MaxPerList})
-	}
-	s.appendHistory(ctx, e, lists, nil)
+	s.appendHistory(ctx, e, s.verifyLists(in.Subject, res.HistoryKey), nil)
 }
 
 func (s *Service) appendHistory(ctx context.Context, e HistoryEntry, lists []HistoryList, sent *SentGateway) {

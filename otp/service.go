@@ -148,6 +148,9 @@ type Service struct {
 	// lastGateway is the gateway that took the latest SMS ([0]) and call
 	// ([1]): the one a send's entry sealed ahead names.
 	lastGateway [2]atomic.Pointer[string]
+	// sent notes where the codes this instance sent went, for their
+	// verifications' entries sealed ahead (history_verify_ahead.go).
+	sent sentNotes
 }
 
 // NewService builds a Service. clock and random may be nil for the system
@@ -226,12 +229,14 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 	if !ok {
 		return VerifyResult{}, ErrMalformedCode
 	}
+	now := s.clock.Now()
 	res, err := s.store.Verify(ctx, VerifyRequest{
 		Subject:     in.Subject,
 		ChallengeID: in.ChallengeID,
 		SessionHash: in.SessionHash,
 		CodeMAC:     s.keys.CodeMAC(in.ChallengeID, code),
-		Now:         s.clock.Now(),
+		Now:         now,
+		History:     s.sealVerifyAhead(in, now),
 		Failures:    s.cfg.Failures,
 		// The store counts the conversion: in the same step where it
 		// can (memory, one Redis server or Sentinel), just after it on a

@@ -109,6 +109,7 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 		return SendResult{Challenge: c, Resent: resent, ahead: ahead}, fmt.Errorf("%w: %w", ErrSendFailed, err)
 	}
 	s.learnGateway(req.Voice, receipt.Gateway)
+	s.noteSent(c, receipt.Gateway)
 	return SendResult{Challenge: c, Receipt: receipt, Resent: resent, ahead: ahead}, nil
 }
 

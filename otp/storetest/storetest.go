@@ -166,6 +166,7 @@ var cases = []struct {
 	{"a resend that takes its fallback keeps no entry sealed for the gone challenge", fallbackKeepsNoEntryAhead},
 	{"an entry that replaces the one sealed ahead takes its place and notes its gateway", entryReplacesTheOneAhead},
 	{"a resend refused by the cooldown shows its challenge as Challenge reads it", refusedResendShowsItsChallenge},
+	{"a verification keeps the entry sealed ahead for its outcome, only for the challenge it was sealed for", verifyKeepsEntryAhead},
 }
 
 type env struct {

@@ -146,3 +146,19 @@ func (s *Store) History(ctx context.Context, key string, since, now time.Time, r
 	}
 	return out, nil
 }
+
+// verifyHistoryArgs adds to verifyScript's keys and args the entry sealed
+// ahead h (nil: none; on a Cluster, whose lists live in slots of their
+// own, never): the lists last among the keys, then the args verifyScript
+// describes from ARGV[13] on.
+func (s *Store) verifyHistoryArgs(h *otp.VerifyHistory, keys []string, args []any) ([]string, []any) {
+	if h == nil || !s.oneStep || len(h.Lists) == 0 {
+		return keys, append(args, 0)
+	}
+	for _, l := range h.Lists {
+		keys = append(keys, s.historyKey(l.Key))
+	}
+	at, keep := ms(h.At), h.Retention.Milliseconds()
+	args = append(args, len(h.Lists), h.PhoneMasked, h.HistoryKey, h.Gateway, at, at-keep, keep, h.OK, h.Wrong, h.Exhausted)
+	return keys, append(args, listMaxes(h.Lists)...)
+}

@@ -176,23 +176,26 @@ func (s *Store) Verify(ctx context.Context, req otp.VerifyRequest) (otp.VerifyRe
 	if convertHere {
 		keys = append(keys, s.breakerBase()+"r:"+req.ChallengeID)
 	}
-	res, err := s.runVerify(ctx, keys,
+	args := []any{
 		// The MAC and the sealed subject go as bytes (go-redis writes a
 		// []byte as it is), not copied into strings first.
 		ms(req.Now), req.SessionHash, req.CodeMAC,
 		f.Budget, f.DelayBase.Milliseconds(), f.DelayMax.Milliseconds(), f.HardLimit, f.Window.Milliseconds(),
 		req.SealedSubject, hardLockMS, flag(convertHere), s.brkBaseArg,
-	)
+	}
+	keys, args = s.verifyHistoryArgs(req.History, keys, args)
+	res, err := s.runVerify(ctx, keys, args...)
 	if err != nil {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: %w", err)
 	}
-	if len(res) != 8 {
+	if len(res) != 9 {
 		return otp.VerifyResult{}, fmt.Errorf("redis verify: unexpected reply %v", res)
 	}
 	out := otp.VerifyResult{
 		Remaining:   int(toInt(res[1])),
 		Failures:    int(toInt(res[2])),
 		LockedUntil: fromMS(toInt(res[3])),
+		HistoryKept: toInt(res[8]) == 1,
 	}
 	out.PhoneMasked, _ = res[4].(string)
 	out.HistoryKey, _ = res[5].(string)

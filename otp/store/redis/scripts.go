@@ -89,13 +89,18 @@ end
 // the lock-out's end, and the challenge's masked number, history list (hk),
 // phone hash and gateway (gw) when it found the challenge: where the code
 // went.
+// ARGV[13] on are the entry sealed ahead (otp.VerifyHistory; history
+// lists the last KEYS): how many lists (0: none), the masked number, the
+// list and the gateway the challenge must name, the entry's time, cut and
+// keep (append_history), the entries for ok, wrong and exhausted, then each
+// list's max. A ninth reply says whether the entry was kept.
 // The conversion reaches scope keys that the ref names and KEYS does not:
 // a server or Sentinel runs such a script, a Cluster would not, and there
 // Store.Verify converts in a step of its own.
 //
 // The MAC comparison is constant time: a byte loop that XORs every byte
 // whatever it finds, as crypto/subtle does.
-var verifyScript = goredis.NewScript(identityPrelude + breakerFunctions + `
+var verifyScript = goredis.NewScript(identityPrelude + breakerFunctions + historyFunctions + `
 local function ct_equal(a, b)
   if #a ~= #b then return false end
   local diff = 0
@@ -109,13 +114,23 @@ local c = redis.call('HMGET', KEYS[2], 'sid', 'mac', 'attempts', 'max', 'exp', '
 local found = c[2] and (tonumber(c[5]) or 0) > now and c[1] == ARGV[2] and (tonumber(c[6]) or 0) >= not_before
 local pm, hk, ph, gw = '', '', '', ''
 if found then pm, hk, ph, gw = c[7] or '', c[8] or '', c[9] or '', c[10] or '' end
-if now < locked then return {'locked', 0, failures, locked, pm, hk, ph, gw} end
-if not found then return {'notfound', 0, failures, 0, '', '', '', ''} end
+-- keep_entry keeps the entry sealed ahead at ARGV[at] when the challenge
+-- names what it was sealed for: 1 if kept.
+local function keep_entry(at)
+  local n = tonumber(ARGV[13]) or 0
+  if n == 0 or pm ~= ARGV[14] or hk ~= ARGV[15] or gw ~= ARGV[16] then return 0 end
+  local lists = {}
+  for i = 1, n do lists[i] = KEYS[#KEYS - n + i] end
+  append_history(lists, ARGV[17], ARGV[at], ARGV[18], ARGV[19], 22, '')
+  return 1
+end
+if now < locked then return {'locked', 0, failures, locked, pm, hk, ph, gw, 0} end
+if not found then return {'notfound', 0, failures, 0, '', '', '', '', 0} end
 local attempts = tonumber(c[3])
 local max = tonumber(c[4])
 if attempts >= max then
   redis.call('DEL', KEYS[2])
-  return {'exhausted', 0, failures, 0, pm, hk, ph, gw}
+  return {'exhausted', 0, failures, 0, pm, hk, ph, gw, keep_entry(22)}
 end
 attempts = attempts + 1
 if ct_equal(c[2], ARGV[3]) then
@@ -124,7 +139,7 @@ if ct_equal(c[2], ARGV[3]) then
   sends = 0; send_exp = 0; next_send = 0
   save_identity()
   if ARGV[11] == '1' then breaker_convert(KEYS[4], now, ARGV[12]) end
-  return {'ok', max - attempts, 0, 0, pm, hk, ph, gw}
+  return {'ok', max - attempts, 0, 0, pm, hk, ph, gw, keep_entry(20)}
 end
 redis.call('HSET', KEYS[2], 'attempts', attempts)
 local budget = tonumber(ARGV[4])
@@ -142,12 +157,12 @@ elseif failures >= budget then
 end
 save_identity()
 if locked > now and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ssub', ARGV[9]) end
-local status = 'wrong'
+local status, entry = 'wrong', 21
 if attempts >= max then
   redis.call('DEL', KEYS[2])
-  status = 'exhausted'
+  status, entry = 'exhausted', 22
 end
-return {status, max - attempts, failures, locked, pm, hk, ph, gw}
+return {status, max - attempts, failures, locked, pm, hk, ph, gw, keep_entry(entry)}
 `)
 
 // challengeScript: KEYS challenge, not-before. Returns the challenge's
