@@ -27,10 +27,10 @@ type VerifyHistory struct {
 	Lists     []HistoryList
 	At        time.Time
 	Retention time.Duration
-	// PhoneMasked, HistoryKey and Gateway are the challenge's as its send
+	// PhoneHash, HistoryKey and Gateway are the challenge's as its send
 	// left them: a store keeps an entry only when the challenge it
 	// verifies says the same.
-	PhoneMasked, HistoryKey, Gateway string
+	PhoneHash, HistoryKey, Gateway string
 	// OK, Wrong and Exhausted are the entry sealed for VerifyOK,
 	// VerifyWrong and VerifyExhausted.
 	OK, Wrong, Exhausted []byte
@@ -53,8 +53,8 @@ func (h *VerifyHistory) Entry(status VerifyStatus) []byte {
 // sentNote is where a challenge's latest code went, as its send left it on
 // the challenge.
 type sentNote struct {
-	masked, historyKey, gateway string
-	until                       time.Time // the challenge's expiry
+	masked, phoneHash, historyKey, gateway string
+	until                                  time.Time // the challenge's expiry
 }
 
 // maxSentNotes bounds the notes (about 150 bytes each); full, the expired
@@ -108,7 +108,7 @@ func (s *Service) noteSent(c *Challenge, gateway string) {
 	if !s.historyAhead || c == nil {
 		return
 	}
-	s.sent.put(c.ID, sentNote{masked: c.PhoneMasked, historyKey: c.HistoryKey, gateway: gateway, until: c.ExpiresAt}, s.clock.Now())
+	s.sent.put(c.ID, sentNote{masked: c.PhoneMasked, phoneHash: c.PhoneHash, historyKey: c.HistoryKey, gateway: gateway, until: c.ExpiresAt}, s.clock.Now())
 }
 
 // sealVerifyAhead seals in's verification entries at now for the outcomes
@@ -123,7 +123,7 @@ func (s *Service) sealVerifyAhead(in VerifyInput, now time.Time) *VerifyHistory 
 		return nil
 	}
 	h := &VerifyHistory{Lists: s.verifyLists(in.Subject, note.historyKey), At: now, Retention: s.cfg.History.Retention,
-		PhoneMasked: note.masked, HistoryKey: note.historyKey, Gateway: note.gateway}
+		PhoneHash: note.phoneHash, HistoryKey: note.historyKey, Gateway: note.gateway}
 	e := HistoryEntry{At: now, Event: HistoryVerify, Identity: in.Subject, Phone: note.masked, PrefixKey: note.historyKey,
 		Gateway: note.gateway, Challenge: ShortID(in.ChallengeID)}
 	for _, out := range []struct {

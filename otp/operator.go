@@ -38,7 +38,7 @@ func (s *Service) ResetNumber(ctx context.Context, subject string) (string, erro
 	if err := s.store.UnbindPhone(ctx, subject); err != nil {
 		return "", storeErr(err)
 	}
-	return b.PhoneMasked, nil
+	return s.keys.OpenMasked(subject, b.PhoneMasked), nil
 }
 
 // Locked lists up to max identities locked out now, and how many there are.

@@ -246,6 +246,7 @@ func (s *Service) verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 	if err != nil {
 		return VerifyResult{}, storeErr(err)
 	}
+	res.PhoneMasked = s.keys.OpenMasked(in.Subject, res.PhoneMasked)
 	return res, nil
 }
 
@@ -258,7 +259,7 @@ func (s *Service) Challenge(ctx context.Context, subject, sessionHash, id string
 	if c.SessionHash != sessionHash {
 		return nil, ErrChallengeNotFound
 	}
-	return c, nil
+	return s.openChallenge(c), nil
 }
 
 // Identity returns the subject's counters.

@@ -39,7 +39,7 @@ func (s *Service) BoundPhone(ctx context.Context, subject string) (Phone, error)
 	if err != nil {
 		return Phone{}, fmt.Errorf("bound phone: %w", err)
 	}
-	return Phone{E164: e164, Masked: b.PhoneMasked}, nil
+	return Phone{E164: e164, Masked: s.keys.OpenMasked(subject, b.PhoneMasked)}, nil
 }
 
 // BindPhone makes phone the identity's number, replacing any other (the
@@ -50,8 +50,12 @@ func (s *Service) BindPhone(ctx context.Context, subject string, phone Phone, ma
 	if err != nil {
 		return err
 	}
+	masked, err := s.keys.SealMasked(subject, phone.Masked)
+	if err != nil {
+		return err
+	}
 	err = s.store.BindPhone(ctx, BindRequest{Subject: subject, PhoneHash: s.keys.PhoneHash(phone.E164), PhoneSealed: sealed,
-		PhoneMasked: phone.Masked, MaxIdentitiesPerNumber: maxIdentities, Now: s.clock.Now()})
+		PhoneMasked: masked, MaxIdentitiesPerNumber: maxIdentities, Now: s.clock.Now()})
 	if err != nil {
 		return storeErr(err)
 	}

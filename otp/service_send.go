@@ -120,6 +120,10 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 // no code to call about). OnBlock hears of the blocks the send set.
 func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issued, error) {
 	now := s.clock.Now()
+	masked, err := s.keys.SealMasked(req.Subject, req.Phone.Masked)
+	if err != nil {
+		return issued{}, err
+	}
 	id := req.ResendID
 	if id == "" {
 		var err error
@@ -137,7 +141,7 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issu
 			Subject:     req.Subject,
 			SessionHash: req.SessionHash,
 			PhoneHash:   s.keys.PhoneHash(req.Phone.E164),
-			PhoneMasked: req.Phone.Masked,
+			PhoneMasked: masked, // sealed: see masked_seal.go
 			CodeMAC:     s.keys.CodeMAC(id, code),
 			CreatedAt:   now,
 			SentAt:      now,
@@ -182,6 +186,7 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issu
 	if issue.Breaker != nil {
 		s.tellBlocks(res.NewBlocks)
 	}
+	res.Challenge, res.Shown = s.openChallenge(res.Challenge), s.openChallenge(res.Shown)
 	res.ahead = issue.History
 	if err != nil {
 		return res, storeErr(err)

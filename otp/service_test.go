@@ -484,8 +484,14 @@ func TestServiceStoresNoCode(t *testing.T) {
 	if bytes.Contains(js, []byte(alicePhone.E164)) || bytes.Contains(js, []byte("12345678")) {
 		t.Errorf("the stored challenge contains the phone number: %s", js)
 	}
-	if stored.PhoneHash != f.keys.PhoneHash(alicePhone.E164) || stored.PhoneMasked != alicePhone.Masked {
-		t.Errorf("stored phone %q %q, want the keyed hash and the masked form", stored.PhoneHash, stored.PhoneMasked)
+	// The masked form is kept sealed under the identity (rule 3): its last
+	// digits complete the prefix the fraud guard keeps in clear.
+	if stored.PhoneHash != f.keys.PhoneHash(alicePhone.E164) || strings.Contains(stored.PhoneMasked, alicePhone.Masked[len(alicePhone.Masked)-4:]) ||
+		f.keys.OpenMasked(stored.Subject, stored.PhoneMasked) != alicePhone.Masked {
+		t.Errorf("stored phone %q %q, want the keyed hash and the masked form sealed", stored.PhoneHash, stored.PhoneMasked)
+	}
+	if other := f.keys.OpenMasked("mallory", stored.PhoneMasked); other != "" {
+		t.Errorf("alice's sealed masked number opened for another identity: %q", other)
 	}
 }
 

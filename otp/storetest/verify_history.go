@@ -20,7 +20,7 @@ const prefixList = "the prefix's list"
 // challenge through gateway: each outcome's entry names it.
 func verifyAhead(id, gateway string, now time.Time) *otp.VerifyHistory {
 	return &otp.VerifyHistory{Lists: aheadLists, At: now, Retention: time.Hour,
-		PhoneMasked: maskedA, HistoryKey: prefixList, Gateway: gateway,
+		PhoneHash: phoneA, HistoryKey: prefixList, Gateway: gateway,
 		OK: []byte(id + " ok"), Wrong: []byte(id + " wrong"), Exhausted: []byte(id + " exhausted")}
 }
 

@@ -76,6 +76,10 @@ func TestFullFlowDumpNamesNoIdentityAndExpiresAllButTheDurableKeys(t *testing.T)
 	}
 	cfg := otp.DefaultConfig()
 	cfg.Failures.Budget = 2
+	// The fraud guard on, as caddymodule has it by default: its send
+	// records hold a number's prefix in clear, all but the last 4 digits
+	// the masked form shows, so no key may hold the masked form in clear.
+	cfg.Breaker = otp.DefaultBreakerPolicy()
 	clock := &flowClock{now: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
 	gw := &codeGateway{}
 	// Codes from a seeded source, so that whether one happens to appear in
@@ -161,13 +165,13 @@ func TestFullFlowDumpNamesNoIdentityAndExpiresAllButTheDurableKeys(t *testing.T)
 		}
 		dump := dumpKey(t, client, k)
 		for _, secret := range append([]string{alice, mallory, "alice", "mallory", e164, other, "9012345678",
-			"9087654321", "90123456", ip, session}, codes...) {
+			"9087654321", "90123456", ip, session, "****", "-5678", "-4321"}, codes...) {
 			if strings.Contains(dump, secret) {
 				t.Errorf("key %s holds %q in clear: %q", k, secret, dump)
 			}
 		}
 	}
-	for _, kind := range []string{"identity", "challenge", "not-before", "binding", "number index", "limit", "history"} {
+	for _, kind := range []string{"identity", "challenge", "not-before", "binding", "number index", "limit", "history", "fraud guard"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %s key in %q: the flow did not write what it should", kind, all)
 		}
@@ -192,6 +196,8 @@ func keyKind(k string) (kind string, durable bool) {
 		return "number index", true
 	case strings.HasPrefix(k, "flow:hist:"):
 		return "history", false
+	case strings.Contains(k, "brk:{brk}:"):
+		return "fraud guard", false
 	}
 	return "unknown " + k, false
 }

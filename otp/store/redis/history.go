@@ -159,6 +159,6 @@ func (s *Store) verifyHistoryArgs(h *otp.VerifyHistory, keys []string, args []an
 		keys = append(keys, s.historyKey(l.Key))
 	}
 	at, keep := ms(h.At), h.Retention.Milliseconds()
-	args = append(args, len(h.Lists), h.PhoneMasked, h.HistoryKey, h.Gateway, at, at-keep, keep, h.OK, h.Wrong, h.Exhausted)
+	args = append(args, len(h.Lists), h.PhoneHash, h.HistoryKey, h.Gateway, at, at-keep, keep, h.OK, h.Wrong, h.Exhausted)
 	return keys, append(args, listMaxes(h.Lists)...)
 }

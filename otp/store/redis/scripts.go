@@ -90,7 +90,7 @@ end
 // phone hash and gateway (gw) when it found the challenge: where the code
 // went.
 // ARGV[13] on are the entry sealed ahead (otp.VerifyHistory; history
-// lists the last KEYS): how many lists (0: none), the masked number, the
+// lists the last KEYS): how many lists (0: none), the phone hash, the
 // list and the gateway the challenge must name, the entry's time, cut and
 // keep (append_history), the entries for ok, wrong and exhausted, then each
 // list's max. A ninth reply says whether the entry was kept.
@@ -118,7 +118,7 @@ if found then pm, hk, ph, gw = c[7] or '', c[8] or '', c[9] or '', c[10] or '' e
 -- names what it was sealed for: 1 if kept.
 local function keep_entry(at)
   local n = tonumber(ARGV[13]) or 0
-  if n == 0 or pm ~= ARGV[14] or hk ~= ARGV[15] or gw ~= ARGV[16] then return 0 end
+  if n == 0 or ph ~= ARGV[14] or hk ~= ARGV[15] or gw ~= ARGV[16] then return 0 end
   local lists = {}
   for i = 1, n do lists[i] = KEYS[#KEYS - n + i] end
   append_history(lists, ARGV[17], ARGV[at], ARGV[18], ARGV[19], 22, '')
