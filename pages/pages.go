@@ -290,9 +290,10 @@ var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 // Lang picks a supported language: explicit (a ?lang= choice) when
 // supported, else the first supported language in an Accept-Language
 // header, else English. Only the header's first maxLangRanges ranges are
-// read: a browser sends a handful, and each costs a float parse, so a
-// header of a megabyte (Caddy's default bound) cost 150 ms of CPU per
-// request.
+// read: a browser sends a handful, and each costs a float parse, so the
+// 16 KiB header Caddy takes by default cost 0.7 ms of CPU per page (more
+// than the page's whole render), and one of a megabyte
+// (max_header_size raised) 50 to 150 ms.
 func Lang(explicit, acceptLanguage string) string {
 	if _, ok := catalogs[explicit]; ok {
 		return explicit

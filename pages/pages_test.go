@@ -371,9 +371,9 @@ func BenchmarkRender(b *testing.B) {
 }
 
 // TestLangReadsTheFirstRangesOnly: a language past the first
-// maxLangRanges ranges of Accept-Language is not read, so a header of a
-// megabyte costs what 32 ranges cost (BenchmarkLangHugeHeader), and one
-// within them still is.
+// maxLangRanges ranges of Accept-Language is not read, so a long header
+// costs what 32 ranges cost (BenchmarkLangHugeHeader), and one within them
+// still is.
 func TestLangReadsTheFirstRangesOnly(t *testing.T) {
 	filler := strings.Repeat("fr;q=0.9,", maxLangRanges-1)
 	if got := Lang("", filler+"ja"); got != "ja" {
@@ -387,11 +387,10 @@ func TestLangReadsTheFirstRangesOnly(t *testing.T) {
 	}
 }
 
-// BenchmarkLangHugeHeader: Lang on an Accept-Language of a megabyte, the
-// most Caddy reads by default (150 ms before it read only the first
-// ranges).
+// BenchmarkLangHugeHeader: Lang on an Accept-Language of 16 KiB, the most
+// Caddy reads by default (0.7 ms before it read only the first ranges).
 func BenchmarkLangHugeHeader(b *testing.B) {
-	h := strings.Repeat("ja;q=0.5,", 1<<20/9)
+	h := strings.Repeat("ja;q=0.5,", 16<<10/9)
 	for b.Loop() {
 		Lang("", h)
 	}
