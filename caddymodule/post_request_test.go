@@ -98,3 +98,52 @@ func TestPostFormWipesItsBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestPostFormVariantsReadAsParseForm: the review's attacks on the plain
+// form reader: Content-Type spellings (case, blanks, a charset, repeated),
+// bodies of unknown length (chunked) within and over the bound, repeated
+// keys, a query string beside the body. Each reads as ParseForm reads it,
+// refusals included, and a CSRF token only in the query is never taken.
+func TestPostFormVariantsReadAsParseForm(t *testing.T) {
+	long := "csrf=a&x=" + strings.Repeat("y", maxPostBody)
+	for _, c := range []struct {
+		name, target, body string
+		ctypes             []string
+		chunked            bool
+	}{
+		{"upper case", "/_stepup/verify", "csrf=a&code=1", []string{"Application/X-WWW-Form-URLEncoded"}, false},
+		{"blanks around", "/_stepup/verify", "csrf=a&code=1", []string{" application/x-www-form-urlencoded "}, false},
+		{"a charset", "/_stepup/verify", "csrf=a&code=1", []string{"application/x-www-form-urlencoded;charset=Shift_JIS"}, false},
+		{"two Content-Types", "/_stepup/verify", "csrf=a&code=1", []string{formType, "multipart/form-data; boundary=x"}, false},
+		{"chunked", "/_stepup/verify", "csrf=a&code=1", []string{formType}, true},
+		{"chunked over the bound", "/_stepup/verify", long, []string{formType}, true},
+		{"over the bound", "/_stepup/verify", long, []string{formType}, false},
+		{"repeated keys", "/_stepup/verify", "csrf=first&csrf=second&code=1&code=2", []string{formType}, false},
+		{"the token only in the query", "/_stepup/verify?csrf=from-query", "code=1", []string{formType}, false},
+		{"the token in both", "/_stepup/verify?csrf=from-query", "csrf=from-body", []string{formType}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			post := func() *http.Request {
+				r := httptest.NewRequest(http.MethodPost, "https://example.com"+c.target, strings.NewReader(c.body))
+				r.Header["Content-Type"] = c.ctypes
+				if c.chunked {
+					r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+				}
+				r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, maxPostBody)
+				return r
+			}
+			got, err := postForm(post())
+			ref := post()
+			refErr := ref.ParseForm()
+			if (err != nil) != (refErr != nil) {
+				t.Fatalf("postForm error %v, ParseForm error %v", err, refErr)
+			}
+			if err == nil && got.Get("csrf") != ref.PostForm.Get("csrf") {
+				t.Fatalf("postForm's csrf %q, ParseForm's %q", got.Get("csrf"), ref.PostForm.Get("csrf"))
+			}
+			if got.Get("csrf") == "from-query" {
+				t.Fatal("the CSRF token was taken from the URL's query")
+			}
+		})
+	}
+}
