@@ -76,6 +76,10 @@ func (h *Handler) apiBody(v *visit, status int, page string, data pages.Data) ma
 		if data.Delivery != "" {
 			out["delivery"] = data.Delivery
 		}
+	} else if data.RetryIn > 0 {
+		// A wait with no challenge of this session to show (a cooldown
+		// after a send from another browser, a send limit): still said.
+		out["retry_in"] = data.RetryIn
 	}
 	if c := h.apiCaptcha(v, page, data); c != nil {
 		out["captcha"] = c

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // apCall posts a JSON body to an API endpoint with the CSRF header.
@@ -114,5 +115,24 @@ func TestPagesCarryTheSecurityHeaders(t *testing.T) {
 	w2, _ := b.get("/_stepup/?r=%2Fsettings")
 	if w2.Header().Get("Content-Security-Policy") == csp {
 		t.Error("the CSP nonce is the same on two responses")
+	}
+}
+
+// TestJSONCooldownSaysHowLongWithoutAChallenge: a script whose send the
+// cooldown refuses learns the wait from retry_in, as the README promises,
+// also when it holds no challenge of its own (the code went out from a
+// browser): the refusal is then the send page, which had no retry_in.
+func TestJSONCooldownSaysHowLongWithoutAChallenge(t *testing.T) {
+	t.Parallel()
+	e := htNew(t, nil, nil)
+	e.browser("api-bob").send()
+	e.clock.Add(10 * time.Second)
+	script := e.browser("api-bob")
+	status, out, _ := apCall(script, "/_stepup/api/send", script.csrf(), `{}`)
+	if status != http.StatusTooManyRequests || out["error"] != "cooldown" || out["page"] != "send" {
+		t.Fatalf("a send 10s after another browser's: %d %v; want 429, cooldown, the send page", status, out)
+	}
+	if got, _ := out["retry_in"].(float64); got != 20 {
+		t.Errorf("retry_in %v, want 20 (30s cooldown, 10s in): %v", out["retry_in"], out)
 	}
 }

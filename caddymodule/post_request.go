@@ -55,9 +55,12 @@ func postForm(r *http.Request) (url.Values, error) {
 		return r.PostForm, nil
 	}
 	buf := formBuffers.Get().(*[]byte)
-	defer formBuffers.Put(buf)
 	body, err := readAll((*buf)[:0], r.Body) // bounded by readForm's MaxBytesReader
-	*buf = body
+	defer func() {
+		clear(body) // the code and CSRF token typed stay out of the pool
+		*buf = body[:0]
+		formBuffers.Put(buf)
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +72,7 @@ func postForm(r *http.Request) (url.Values, error) {
 }
 
 // formBuffers hold form bodies while they are read (at most maxPostBody,
-// and so never more than that is kept).
+// and so never more than that is kept), wiped before they go back.
 var formBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // readAll is io.ReadAll into b.

@@ -8,13 +8,39 @@ import (
 )
 
 // stripStepupHeaders removes X-Stepup-* request headers: only this plugin
-// may speak for a step-up, and the client must not forge it.
+// may speak for a step-up, and the client must not forge it (SECURITY.md
+// rule 21). X_Stepup_* and X.Stepup.* go too: CGI, FastCGI and PHP
+// upstreams read "_", "." and "-" in a name alike, and Caddy drops such
+// names only where the operator has not let them through
+// (expected_underscore_headers, expected_dot_headers).
 func stripStepupHeaders(h http.Header) {
 	for name := range h {
-		if len(name) >= 9 && strings.EqualFold(name[:9], "X-Stepup-") {
+		if stepupHeaderName(name) {
 			delete(h, name)
 		}
 	}
+}
+
+// stepupHeaderName reports whether name starts with "X-Stepup-" in any
+// case, with "_" or "." for either "-".
+func stepupHeaderName(name string) bool {
+	const prefix = "x-stepup-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i] | 0x20 // ASCII lower case; "-" (0x2d) stays
+		if prefix[i] == '-' {
+			c = name[i]
+			if c == '_' || c == '.' {
+				c = '-'
+			}
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // underPrefix reports whether path is prefix or below it.

@@ -375,3 +375,18 @@ func TestReturnPathOfProtectedRequest(t *testing.T) {
 		}
 	}
 }
+
+// The names stripStepupHeaders removes: X-Stepup-* in any case, with "_"
+// or "." standing for a "-" (SECURITY.md rule 21), and nothing else.
+func TestStepupHeaderNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Stepup-Identity": true, "x-stepup-token": true, "X-STEPUP-ADMIN": true, "X_Stepup_Identity": true,
+		"x_stepup_verified_at": true, "X.Stepup.Auth.Time": true, "X-Stepup_Identity": true, "X_stepup-": true,
+		"X-Stepup": false, "X-Stepupx": false, "X-Step-up-Identity": false, "Y-Stepup-Identity": false,
+		"X\rStepup-Identity": false, "X-Stepup\x0dIdentity": false, "XX-Stepup-Identity": false, "": false,
+	} {
+		if got := stepupHeaderName(name); got != want {
+			t.Errorf("stepupHeaderName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

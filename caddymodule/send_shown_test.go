@@ -46,3 +46,41 @@ func TestCooldownRefusalShowsTheCodePageFromTheSendsStep(t *testing.T) {
 		t.Errorf("the refused send made %d store calls, want 1 (the send's step, no read of the challenge)", n)
 	}
 }
+
+// TestCooldownRefusalShowsNoOtherSessionsChallenge: the challenge a send
+// refused by the cooldown shows is the request's session's (SECURITY.md
+// rule 6): a browser of the same identity in another app session that
+// carries the first session's challenge cookie, and the first user's
+// browser carrying another identity's, get the send page, never the code
+// page of a challenge that is not theirs.
+func TestCooldownRefusalShowsNoOtherSessionsChallenge(t *testing.T) {
+	e := htNew(t, nil, func(h *Handler) { h.Session = "{http.request.cookie.app_session}" })
+	first := e.browser("alice")
+	first.setCookie("app_session", "session-one")
+	first.send()
+	challenge := first.cookie("__Host-stepup_challenge")
+	if challenge == "" {
+		t.Fatal("the send set no challenge cookie")
+	}
+	isCodePage := func(body string) bool { return strings.Contains(body, `name="code"`) }
+	if _, body := first.postSend(); !isCodePage(body) {
+		t.Fatalf("the refused resend in the challenge's own session is not the code page:\n%s", body)
+	}
+
+	other := e.browser("alice")
+	other.setCookie("app_session", "session-two")
+	other.setCookie("__Host-stepup_challenge", challenge)
+	w, body := other.postSend()
+	if w.Code != http.StatusTooManyRequests || isCodePage(body) {
+		t.Errorf("a resend in another session naming the first's challenge answered %d, the code page %v:\n%s", w.Code, isCodePage(body), body)
+	}
+
+	bob := e.browser("bob")
+	bob.setCookie("app_session", "session-one")
+	bob.send()
+	bob.setCookie("__Host-stepup_challenge", challenge)
+	w, body = bob.postSend()
+	if w.Code != http.StatusTooManyRequests || isCodePage(body) {
+		t.Errorf("bob's resend naming alice's challenge answered %d, the code page %v:\n%s", w.Code, isCodePage(body), body)
+	}
+}

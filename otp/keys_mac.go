@@ -57,12 +57,12 @@ func (k *Keys) mac(key []byte) *macState {
 
 // macDone resets m, made by mac(key), and keeps it for the next.
 func (k *Keys) macDone(key []byte, m *macState) {
+	clear(m.buf[:cap(m.buf)]) // nothing of what was hashed stays, kept or dropped
 	if len(key) == 0 || cap(m.buf) > maxMACBuffer {
 		return
 	}
 	if p := k.macs[&key[0]]; p != nil {
 		m.h.Reset()
-		clear(m.buf[:cap(m.buf)]) // nothing of what was hashed stays in the pool
 		m.buf = m.buf[:0]
 		p.Put(m)
 	}

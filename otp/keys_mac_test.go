@@ -116,3 +116,23 @@ func TestPooledMACsAfterALongInput(t *testing.T) {
 		}
 	}
 }
+
+// TestMACDoneWipesEveryBuffer: a state given back leaves nothing of what
+// it hashed in its buffer, whether it is kept for the next use or, having
+// grown past maxMACBuffer, dropped (its memory then lives on until the
+// collector reuses it).
+func TestMACDoneWipesEveryBuffer(t *testing.T) {
+	k, err := DeriveKeys([]byte("pooled-mac-test-key-0123456789abcdefghij"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{10, maxMACBuffer + 1} {
+		m := k.mac(k.session)
+		m.sum(strings.Repeat("s", n))
+		buf := m.buf[:cap(m.buf)]
+		k.macDone(k.session, m)
+		if i := bytes.IndexFunc(buf, func(r rune) bool { return r != 0 }); i >= 0 {
+			t.Errorf("input of %d bytes: the buffer given back holds %q at %d", n, buf[i:min(i+16, len(buf))], i)
+		}
+	}
+}

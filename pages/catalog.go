@@ -118,7 +118,7 @@ var catalogs = map[string]map[string]string{
 		"page_title":            "{page}｜{service}",
 		"code_page_title":       "確認コードの入力",
 		"wrong_code":            "確認コードが正しくありません。あと{n}回入力できます。",
-		"malformed_code":        "SMSに記載された{n}桁の数字を入力してください。",
+		"malformed_code":        "SMSに記載された{n}桁の数字を半角で入力してください。",
 		"code_dead":             "このコードはもう使えません。新しいコードを送信してください。",
 		"no_challenge":          "このコードは有効期限が切れたか、すでに使われています。新しいコードを送信してください。",
 		"sent":                  "確認コードを送信しました。",
