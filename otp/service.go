@@ -148,6 +148,10 @@ type Service struct {
 	// lastGateway is the gateway that took the latest SMS ([0]) and call
 	// ([1]): the one a send's entry sealed ahead names.
 	lastGateway [2]atomic.Pointer[string]
+
+	// refusals are the store's refusals of sends by a limit or a block,
+	// repeated for a while without the store (refusal_memo.go).
+	refusals *refusalMemo
 }
 
 // NewService builds a Service. clock and random may be nil for the system
@@ -187,7 +191,7 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	voice := CapabilitiesOf("", gateway).Voice
 	issuer, _ := store.(ResultIssuer)
 	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, history: history, gateway: gateway, voice: voice,
-		keys: keys, clock: clock, rand: random, issuer: issuer, historyAhead: history != nil && issuer != nil && issuer.KeepsHistoryInIssue()}, nil
+		keys: keys, clock: clock, rand: random, issuer: issuer, refusals: newRefusalMemo(), historyAhead: history != nil && issuer != nil && issuer.KeepsHistoryInIssue()}, nil
 }
 
 // Config returns the service's rules.
