@@ -266,6 +266,10 @@ func TestRefusalMemoRepeatsTheFraudGuardsBlock(t *testing.T) {
 			if !errors.As(err, &again) || *again != *held || !res.Repeated || steps != 0 {
 				t.Fatalf("a send to the blocked prefix: %v, repeated %v, %d store steps; want %v repeated with none", err, res.Repeated, steps, held)
 			}
+			// A home number counts in none of the blocked scopes.
+			if res, err, steps := f.send(t, "home", "+819012340001", ""); err != nil || res.Repeated || steps == 0 {
+				t.Errorf("a send to a home number during the block: %v, repeated %v, %d store steps; want it sent by the store", err, res.Repeated, steps)
+			}
 			for _, target := range []string{"+44770090", "+447700", "GB"} {
 				if _, err := f.svc.Unblock(t.Context(), target); err != nil && !errors.Is(err, otp.ErrNotBlocked) {
 					t.Fatalf("unblock %s: %v", target, err)
