@@ -100,6 +100,14 @@ func (m *refusalMemo) held(scopes []string, checks []LimitCheck, now time.Time) 
 	return nil
 }
 
+// empty reports whether the memo holds nothing (ended entries count until
+// they are dropped).
+func (m *refusalMemo) empty() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.by) == 0
+}
+
 // lookup is k's refusal held at now; an ended one is dropped. m.mu is held.
 func (m *refusalMemo) lookup(k refusalKey, now time.Time) (time.Time, bool) {
 	h, ok := m.by[k]

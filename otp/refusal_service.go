@@ -51,6 +51,9 @@ func (s *Service) noteRefusal(c sendCounters, err error) {
 // number: a caller may answer a send with it before reading the number,
 // since every send from the address is checked against that limit.
 func (s *Service) HeldAddressRefusal(clientIP string) (*RateLimitError, bool) {
+	if s.refusals.empty() {
+		return nil, false // no address's key to hash
+	}
 	check, ok := s.cfg.Limits.CheckOf(s.keys, LimitIP, clientIP)
 	if !ok {
 		return nil, false
