@@ -102,8 +102,7 @@ type Handler struct {
 	store     otp.Store
 	gateway   otp.Gateway
 	pages     *pages.Set
-	frames    *pageFrames      // the send page's refusals, pre-rendered (render_frame.go)
-	refusals  *addressRefusals // the store's refusals of addresses, repeated (refusal_memo.go)
+	frames    *pageFrames // the send page's refusals, pre-rendered (render_frame.go)
 	brand     pages.Brand
 	events    *caddyevents.App
 	ctx       caddy.Context

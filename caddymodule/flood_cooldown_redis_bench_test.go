@@ -20,3 +20,13 @@ func BenchmarkCooldownSendRedis(b *testing.B) {
 	})
 	benchCooldownSends(b, e)
 }
+
+// BenchmarkPrefixRefusedSendRedis is BenchmarkPrefixRefusedSend on a Redis
+// store of its own (a real redis-server on a free port): a refused send
+// the service does not repeat costs the send script's round trip.
+func BenchmarkPrefixRefusedSendRedis(b *testing.B) {
+	redistest.Require(b, "redis-server")
+	srv := redistest.Start(b)
+	raw, _ := json.Marshal(map[string]string{"type": "redis", "url": "redis://" + srv.Addr})
+	benchPrefixRefusedSends(b, raw)
+}

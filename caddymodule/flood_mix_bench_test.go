@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -13,11 +14,24 @@ import (
 // to check. Both answer with the send page and a message.
 
 // BenchmarkPrefixRefusedSend is a bot's send that the prefix limit refuses,
-// without a challenge: CSRF, the number, the store's refusal (which counts
-// nothing), the audit entry and the 429 send page.
+// without a challenge: CSRF, the number, the store's refusal repeated by
+// the service without a store step (otp/refusal_memo.go; the store is
+// asked again once every otp.RefusalHold), the audit entry and the 429
+// send page.
 func BenchmarkPrefixRefusedSend(b *testing.B) {
+	benchPrefixRefusedSends(b, nil)
+}
+
+// benchPrefixRefusedSends times a bot's sends refused by the prefix limit
+// on a handler whose store is storeRaw (nil: memory).
+func benchPrefixRefusedSends(b *testing.B, storeRaw json.RawMessage) {
 	one := 1
-	e := htNew(b, nil, func(h *Handler) { h.Limits = &LimitsConfig{Prefix: &one} })
+	e := htNew(b, nil, func(h *Handler) {
+		h.Limits = &LimitsConfig{Prefix: &one}
+		if storeRaw != nil {
+			h.StoreRaw = storeRaw
+		}
+	})
 	e.browser("alice").send() // the range's one send (same number, same prefix)
 	bot := e.browser("bot")
 	if rec, body := bot.postSend(); rec.Code != http.StatusTooManyRequests {

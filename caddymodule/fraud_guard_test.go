@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/caddymodule"
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
+	"github.com/caddy-sms-stepup/caddy-sms-stepup/otp"
 )
 
 // These tests run the fraud guard, with its defaults, in a real Caddy: a
@@ -106,9 +109,34 @@ func fgFlow(t *testing.T, storeLine string) {
 	if _, _, err := a.run(t, "unblock", "+819012"); err == nil || !strings.Contains(err.Error(), "no fraud guard block on +819012") {
 		t.Errorf("a second unblock: %v, want no block", err)
 	}
+	if storeLine != "" {
+		fgRunningInstanceUnblocks(t)
+	}
 	fgSend(t, late)
 	if audits := a.audit(t, "operator_unblock"); len(audits) != 4 || audits[0]["target"] != "+81901234" || audits[1]["result"] != "failed" {
 		t.Errorf("operator_unblock audit entries: %v", audits)
+	}
+}
+
+// fgRunningInstanceUnblocks runs the unblocks on the running Caddy's own
+// service as well. On a shared store the command acted from here, as
+// another instance would: the running Caddy repeats the store's refusals
+// it holds until its hold ends (otp.RefusalHold, otp/refusal_memo.go), and
+// hears of an unblock made elsewhere only then; its own unblock (what the
+// admin API runs) drops them at once, as this does, without a second audit
+// entry. The store's blocks are lifted already: the service answers
+// ErrNotBlocked, and forgets what it held all the same.
+func fgRunningInstanceUnblocks(t *testing.T) {
+	t.Helper()
+	entry, _, err := caddymodule.FindLive("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer entry.Release()
+	for _, target := range []string{"+81901234", "+819012"} {
+		if _, err := entry.Handler().Service().Unblock(t.Context(), target); !errors.Is(err, otp.ErrNotBlocked) {
+			t.Fatalf("the running instance's unblock of %s after the command's: %v, want ErrNotBlocked", target, err)
+		}
 	}
 }
 

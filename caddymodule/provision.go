@@ -136,7 +136,6 @@ func (h *Handler) provisionPages(*provisioning) error {
 	var err error
 	h.pages, err = pages.NewSet(h.Templates)
 	h.frames = newPageFrames()
-	h.refusals = newAddressRefusals()
 	return err
 }
 

@@ -68,8 +68,10 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 	if phone.AllowListed {
 		logFields = append(logFields, zap.String("policy", "allow_list"))
 	}
+	if res.Repeated {
+		logFields = append(logFields, zap.Bool("repeated", true))
+	}
 	if err != nil {
-		h.noteRefusal(v, err)
 		v.shown, v.shownRead = res.Shown, res.ShownRead
 		return h.sendRefused(v, res, err, voice, logFields)
 	}

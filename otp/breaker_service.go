@@ -32,7 +32,9 @@ var ErrNotBlocked = errors.New("no fraud guard block on it")
 
 // Unblock lifts the breaker's blocks on target, a prefix or range
 // ("+4477009") or a country ("GB", "+882"), and forgets their counts. It
-// returns the scopes lifted, or ErrNotBlocked.
+// returns the scopes lifted, or ErrNotBlocked. This instance stops
+// repeating the store's refusal by those scopes at once (refusal_memo.go);
+// another instance sharing the store within RefusalHold.
 func (s *Service) Unblock(ctx context.Context, target string) ([]string, error) {
 	if s.breaker == nil {
 		return nil, ErrNotBlocked
@@ -41,6 +43,7 @@ func (s *Service) Unblock(ctx context.Context, target string) ([]string, error) 
 	for _, kind := range []string{BreakerPrefix, BreakerRange, BreakerCountry} {
 		scope := kind + ":" + unblockValue(kind, target)
 		ok, err := s.breaker.BreakerUnblock(ctx, scope, s.clock.Now())
+		s.refusals.forget(scopeRefusal(scope))
 		if err != nil {
 			return lifted, storeErr(err)
 		}

@@ -37,8 +37,10 @@ func (s *Service) Verify(ctx context.Context, in VerifyInput) (VerifyResult, err
 // written again only if the send went otherwise. Of the refusals only the
 // cooldown's entry is sealed ahead (the one a flood's sends mostly meet):
 // a seal for every reason on every send would cost more than it saves.
+// A refusal the service repeated without the store (SendResult.Repeated)
+// leaves no entry: only the store's refusal it repeats does.
 func (s *Service) recordSend(ctx context.Context, req SendRequest, res SendResult, err error) {
-	if s.history == nil || res.refusalKept || errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrNoVoice) || errors.Is(err, ErrMalformedCode) {
+	if s.history == nil || res.refusalKept || res.Repeated || errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrNoVoice) || errors.Is(err, ErrMalformedCode) {
 		return
 	}
 	prefix := s.historyKey(req.Phone)

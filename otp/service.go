@@ -151,6 +151,10 @@ type Service struct {
 	// sent notes where the codes this instance sent went, for their
 	// verifications' entries sealed ahead (history_verify_ahead.go).
 	sent sentNotes
+
+	// refusals are the store's refusals of sends by a limit or a block,
+	// repeated for a while without the store (refusal_memo.go).
+	refusals *refusalMemo
 }
 
 // NewService builds a Service. clock and random may be nil for the system
@@ -190,7 +194,7 @@ func NewService(cfg Config, store Store, gateway Gateway, keys *Keys, clock Cloc
 	voice := CapabilitiesOf("", gateway).Voice
 	issuer, _ := store.(ResultIssuer)
 	return &Service{cfg: cfg, store: sealedSubjects{store, keys}, breaker: breaker, history: history, gateway: gateway, voice: voice,
-		keys: keys, clock: clock, rand: random, issuer: issuer, historyAhead: history != nil && issuer != nil && issuer.KeepsHistoryInIssue()}, nil
+		keys: keys, clock: clock, rand: random, issuer: issuer, refusals: newRefusalMemo(), historyAhead: history != nil && issuer != nil && issuer.KeepsHistoryInIssue()}, nil
 }
 
 // Config returns the service's rules.

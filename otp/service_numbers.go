@@ -12,7 +12,9 @@ import (
 // names and value what it counts (an E.164 number for LimitPhone, an
 // E.164 number without its last 4 digits for LimitPrefix, an address for
 // LimitIP, a region such as JP or a calling code such as +882 for
-// LimitCountry, nothing for LimitDailyBudget).
+// LimitCountry, nothing for LimitDailyBudget). This instance stops
+// repeating the store's refusal by that limit at once (refusal_memo.go);
+// another instance sharing the store within RefusalHold.
 func (s *Service) ResetLimit(ctx context.Context, name, value string) error {
 	switch name {
 	case LimitPhone, LimitIdentity, LimitIP, LimitPrefix, LimitCountry, LimitDailyBudget:
@@ -20,7 +22,11 @@ func (s *Service) ResetLimit(ctx context.Context, name, value string) error {
 		return fmt.Errorf("%w %q: expected one of %s, %s, %s, %s, %s, %s", ErrLimitName, name,
 			LimitPhone, LimitIdentity, LimitIP, LimitPrefix, LimitCountry, LimitDailyBudget)
 	}
-	if err := s.store.ResetLimit(ctx, name, s.keys.LimitKey(name, limitValue(name, value))); err != nil {
+	key := s.keys.LimitKey(name, limitValue(name, value))
+	// Dropped after the store's step, whatever it answers: at worst the
+	// next send asks the store again (refusal_memo.go).
+	defer s.refusals.forget(refusalKey{limit: name, key: key})
+	if err := s.store.ResetLimit(ctx, name, key); err != nil {
 		return storeErr(err)
 	}
 	return nil

@@ -43,6 +43,9 @@ type SendResult struct {
 	// Challenge can tell.
 	Shown     *Challenge
 	ShownRead bool
+	// Repeated says the refusal is the store's, repeated by this instance
+	// without a store step (refusal_memo.go); it left no history entry.
+	Repeated bool
 
 	// ahead is the send's history entry as the store kept it before the
 	// gateway answered (history_ahead.go); nil when it kept none.
@@ -63,20 +66,28 @@ type SendResult struct {
 // conversion breaker has blocked never reaches the gateway either
 // (*BlockedError): the breaker's check and count are part of the same store
 // step (BreakerStore.IssueGuarded; on a Redis Cluster ordered steps just
-// around it).
+// around it). A send with a counter whose refusal this instance holds is
+// refused as the store refused it, with no store step (refusal_memo.go).
 func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if req.Voice && (s.voice == nil || req.ResendID == "") {
 		// Before the limits and the store: a call that cannot be made must
 		// not replace the code, spend a send or start the cooldown.
 		return SendResult{}, ErrNoVoice
 	}
+	counters := s.countersOf(req)
+	if err := s.heldRefusal(counters); err != nil {
+		// The store's own refusal, repeated with no store step
+		// (refusal_memo.go).
+		return SendResult{Repeated: true}, err
+	}
 	code, err := NewCode(s.rand, s.cfg.CodeLength)
 	if err != nil {
 		return SendResult{}, err
 	}
-	issued, err := s.issue(ctx, req, code)
+	issued, err := s.issue(ctx, req, code, counters)
 	c := issued.Challenge
 	if err != nil {
+		s.noteRefusal(counters, err)
 		// A challenge comes back with an error only from a Cluster's
 		// breaker step after the send's own (IssueGuarded).
 		return SendResult{Challenge: c, Resent: c != nil && c.ID == req.ResendID, Shown: s.shown(req, issued), ShownRead: issued.ShownRead,
@@ -118,7 +129,7 @@ func (s *Service) send(ctx context.Context, req SendRequest) (SendResult, error)
 // counts the send limits and the breaker's scopes. A resend whose challenge
 // is gone gets a new challenge in the same step (a call does not: there is
 // no code to call about). OnBlock hears of the blocks the send set.
-func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issued, error) {
+func (s *Service) issue(ctx context.Context, req SendRequest, code string, counters sendCounters) (issued, error) {
 	now := s.clock.Now()
 	masked, err := s.keys.SealMasked(req.Subject, req.Phone.Masked)
 	if err != nil {
@@ -158,7 +169,7 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issu
 		CooldownMax:    s.cfg.CooldownMax,
 		SendWindow:     s.cfg.SendWindow,
 		JitterPermille: jitter,
-		Limits:         s.cfg.Limits.ChecksFrom(s.keys, req.Phone, req.Subject, req.ClientIP, req.Device),
+		Limits:         counters.limits,
 	}
 	if issue.Resend && !req.Voice {
 		fallback, err := newID(s.rand)
@@ -168,7 +179,7 @@ func (s *Service) issue(ctx context.Context, req SendRequest, code string) (issu
 		issue.FallbackID, issue.FallbackMAC = fallback, s.keys.CodeMAC(fallback, code)
 	}
 	if s.breaker != nil {
-		issue.Breaker = &IssueBreaker{Scopes: s.cfg.Breaker.Scopes(req.Phone), Policy: s.cfg.Breaker, RefTTL: s.cfg.CodeTTL}
+		issue.Breaker = &IssueBreaker{Scopes: counters.scopes, Policy: s.cfg.Breaker, RefTTL: s.cfg.CodeTTL}
 	}
 	if s.historyAhead {
 		// A failed seal only costs the round trip it would have saved.

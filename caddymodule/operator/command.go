@@ -29,7 +29,10 @@ Operator commands for the sms_stepup handler. They read the same config as
 the server (--config, or the Caddyfile in the current directory, as 'caddy
 run' does), set up the handler exactly as the server does (store, gateway,
 signing key, limits), and act on its store, so a change takes effect on every
-Caddy instance that shares it.
+Caddy instance that shares it. (An instance repeats the store's refusal of a
+send by a limit or a fraud guard block for at most 10 seconds without asking
+the store: an unblock or a limit reset reaches the sends it holds within
+that time, at once on the instance that runs it.)
 
 With 'store redis' they act on the store from here, whether or not Caddy
 is running. With the memory store, which lives inside the running Caddy,
