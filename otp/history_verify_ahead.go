@@ -75,17 +75,7 @@ func (n *sentNotes) put(id string, note sentNote, now time.Time) {
 		n.by = make(map[string]sentNote)
 	}
 	if _, ok := n.by[id]; !ok && len(n.by) >= maxSentNotes {
-		for k, v := range n.by {
-			if !now.Before(v.until) {
-				delete(n.by, k)
-			}
-		}
-		for k := range n.by {
-			if len(n.by) <= maxSentNotes*3/4 {
-				break
-			}
-			delete(n.by, k)
-		}
+		makeRoom(n.by, func(v sentNote) bool { return !now.Before(v.until) }, maxSentNotes)
 	}
 	n.by[id] = note
 }

@@ -134,7 +134,7 @@ func (m *refusalMemo) remember(k refusalKey, retryAt, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.by[k]; !ok && len(m.by) >= maxHeldRefusals {
-		m.shrink(now)
+		makeRoom(m.by, func(h heldRefusal) bool { return !now.Before(h.until) }, maxHeldRefusals)
 	}
 	m.by[k] = heldRefusal{retryAt: retryAt, until: until}
 }
@@ -144,22 +144,6 @@ func (m *refusalMemo) forget(keys ...refusalKey) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		delete(m.by, k)
-	}
-}
-
-// shrink drops the entries that ended, then arbitrary ones, down to three
-// quarters of the bound. m.mu is held.
-func (m *refusalMemo) shrink(now time.Time) {
-	for k, h := range m.by {
-		if !now.Before(h.until) {
-			delete(m.by, k)
-		}
-	}
-	for k := range m.by {
-		if len(m.by) <= maxHeldRefusals*3/4 {
-			return
-		}
 		delete(m.by, k)
 	}
 }
