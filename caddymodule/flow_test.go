@@ -597,6 +597,9 @@ func TestFlowResend(t *testing.T) {
 			e.clock.Add(wait - time.Second)
 			w, body := b.postSend()
 			htWant(t, fmt.Sprintf("resend 1s before %s", wait), w, body, http.StatusTooManyRequests, "Please wait 1 seconds")
+			if d := htRetryAfter(t, w); d != time.Second {
+				t.Errorf("resend 1s before %s: Retry-After %s, want 1s", wait, d)
+			}
 			e.clock.Add(time.Second)
 			w, body = b.postSend()
 			if w.Code != http.StatusSeeOther {

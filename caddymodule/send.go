@@ -121,6 +121,7 @@ func (h *Handler) sendRefused(v *visit, res otp.SendResult, err error, voice boo
 		secs := retryIn(h.clock.Now(), cooldown.RetryAt)
 		data := v.msg("cooldown", "{s}", strconv.Itoa(secs))
 		data.RetryIn = secs
+		o.retryAfter = strconv.Itoa(secs) // as a limit's and the fraud guard's refusals say it
 		return h.withChallenge(v, o, http.StatusTooManyRequests, data, data)
 	case errors.Is(err, otp.ErrCallLimit), errors.Is(err, otp.ErrNoVoice):
 		o.audit(zapcore.InfoLevel, "call refused", "rate_limited", append(logFields, zap.String("limit", "challenge_calls"))...)
