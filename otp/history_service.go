@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -184,6 +185,10 @@ func (s *Service) History(ctx context.Context, q HistoryQuery) ([]HistoryEntry, 
 			out = append(out, e)
 		}
 	}
+	// A store orders by the millisecond; entries within one (a send and
+	// its refused resend, say) come in no order of their own: newest
+	// first by the entry's own time.
+	slices.SortStableFunc(out, func(a, b HistoryEntry) int { return b.At.Compare(a.At) })
 	return out, nil
 }
 

@@ -110,3 +110,52 @@ func TestAVerificationKeepsItsEntryInItsOwnRoundTrip(t *testing.T) {
 		t.Errorf("the prefix's list holds %d entries, want 4: %+v", len(byPrefix), byPrefix)
 	}
 }
+
+// TestHistoryWithinOneMillisecondReadsInOrder: Redis orders a list by the
+// millisecond, and entries within one by their sealed bytes, at random; the
+// service reads them newest first by their own time. Eight identities each
+// send, resend within the cooldown and type a wrong code in the same
+// millisecond (the old order came out right for one in six).
+func TestHistoryWithinOneMillisecondReadsInOrder(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { client.Close() })
+	keys, err := otp.DeriveKeys([]byte(strings.Repeat("o", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &flowClock{now: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	svc, err := otp.NewService(otp.DefaultConfig(), redis.New(client, "ho:"), &namedGateway{}, keys, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		subject := "user-" + strings.Repeat("x", i)
+		e164 := "+81901234567" + string(rune('0'+i))
+		phone := otp.Phone{E164: e164, Region: "JP", Type: "mobile", Masked: otp.MaskE164(e164)}
+		sent, err := svc.Send(t.Context(), otp.SendRequest{Subject: subject, Phone: phone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(100 * time.Microsecond)
+		if _, err := svc.Send(t.Context(), otp.SendRequest{Subject: subject, Phone: phone, ResendID: sent.Challenge.ID}); err == nil {
+			t.Fatal("a resend within the cooldown passed")
+		}
+		clock.Advance(100 * time.Microsecond)
+		if _, err := svc.Verify(t.Context(), otp.VerifyInput{Subject: subject, ChallengeID: sent.Challenge.ID, Code: "000000"}); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := svc.History(t.Context(), otp.HistoryQuery{Identity: subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Outcome)
+		}
+		if strings.Join(got, " ") != "wrong_code refused sent" {
+			t.Fatalf("%s's history reads %q, want the verification, the refused resend, the send", subject, got)
+		}
+	}
+}
