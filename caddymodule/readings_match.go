@@ -16,14 +16,19 @@ import (
 // protects reports whether a protect matcher matches the request or any of
 // its readings (rawPathReadings).
 func (h *Handler) protects(r *http.Request, readings []string) (bool, error) {
-	return h.matchesReading(h.protect, r, readings)
+	return h.matchesReading(h.protect, h.protectPaths, r, readings)
 }
 
 // matchesReading reports whether sets match the request or any of its
-// readings. The readings are matched on a copy of the request with a
-// replacer of its own, so a matcher's side effects (such as path_regexp's
-// captures) stay off the request that goes on.
-func (h *Handler) matchesReading(sets caddyhttp.MatcherSets, r *http.Request, readings []string) (bool, error) {
+// readings: by paths, their compiled form, when they have one
+// (pathmatch.go), else by Caddy's matchers. Those run the readings on a
+// copy of the request with a replacer of its own, so a matcher's side
+// effects (such as path_regexp's captures) stay off the request that goes
+// on.
+func (h *Handler) matchesReading(sets caddyhttp.MatcherSets, paths *compiledPaths, r *http.Request, readings []string) (bool, error) {
+	if paths != nil {
+		return h.pathsMatchReading(paths, r, readings), nil
+	}
 	if match, err := sets.AnyMatchWithError(r); match || err != nil {
 		return match, err
 	}
@@ -44,12 +49,31 @@ func (h *Handler) matchesReading(sets caddyhttp.MatcherSets, r *http.Request, re
 		read.URL.Path, read.URL.RawPath = p, ""
 		if match, err := sets.AnyMatchWithError(read); match || err != nil {
 			if match {
-				h.logger.Debug("matched by a reading of the raw path", zap.String("path", logSafe(r.URL.EscapedPath())), zap.String("reading", logSafe(p)))
+				h.logReadingMatched(r, p)
 			}
 			return match, err
 		}
 	}
 	return false, nil
+}
+
+// pathsMatchReading is matchesReading for compiled path matchers, which
+// read nothing but the path: no copy of the request is needed.
+func (h *Handler) pathsMatchReading(paths *compiledPaths, r *http.Request, readings []string) bool {
+	if paths.match(r.URL.Path) {
+		return true
+	}
+	for _, p := range readings {
+		if p != r.URL.Path && paths.match(p) {
+			h.logReadingMatched(r, p)
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) logReadingMatched(r *http.Request, reading string) {
+	h.logger.Debug("matched by a reading of the raw path", zap.String("path", logSafe(r.URL.EscapedPath())), zap.String("reading", logSafe(reading)))
 }
 
 // readingRequest is a copy of r to change the path of. Its placeholders
