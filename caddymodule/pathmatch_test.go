@@ -72,7 +72,7 @@ func TestCompiledPathMatcher(t *testing.T) {
 		{[]string{"/a/b*c*"}, "/a/bxcy", true},
 		{[]string{"/a?"}, "/ab", true},
 		{[]string{"/[ab]"}, "/B", true},
-		{[]string{"/[a"}, "/[a", false}, // a bad pattern matches nothing
+		{[]string{"/[a"}, "/[a", false},  // a bad pattern matches nothing
 		{[]string{`/a\*`}, "/a*", false}, // one "*" at the end: a prefix test, "\" and all
 		{[]string{`/a\*`}, `/a\x`, true},
 		{[]string{`/a\?`}, "/a?", true}, // path.Match's escape
