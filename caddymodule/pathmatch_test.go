@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -99,6 +100,19 @@ func TestCompiledPathMatcher(t *testing.T) {
 	}
 }
 
+func TestLowerAndClean(t *testing.T) {
+	t.Parallel()
+	for p, want := range map[string]bool{
+		"/": true, "/settings": true, "/settings/": true, "/a.b/.c/..d/": true, "/v1/items:batch~x_y=z;1%2f": true, `/a\b`: true,
+		"": false, "settings": false, "*": false, "//": false, "/a//b": false, "/a/./b": false, "/a/..": false,
+		"/.": false, "/a/../": false, "/Settings": false, "/日本": false, "/a\xffb": false,
+	} {
+		if got := lowerAndClean(p); got != want {
+			t.Errorf("lowerAndClean(%q) = %t, want %t", p, got, want)
+		}
+	}
+}
+
 // Sets that are not only plain path patterns stay Caddy's.
 func TestCompilePathsLeavesTheRestToCaddy(t *testing.T) {
 	t.Parallel()
@@ -174,6 +188,9 @@ func FuzzCompiledPathMatchesCaddy(f *testing.F) {
 			readings = pathReadings(escaped)
 		}
 		for _, p := range append([]string{path}, readings...) {
+			if lowerAndClean(p) && (strings.ToLower(p) != p || caddyhttp.CleanPath(p, true) != p || caddyhttp.CleanPath(p, false) != p) {
+				t.Fatalf("lowerAndClean(%q), but lowering and cleaning change it", p)
+			}
 			want, _ := m.MatchWithError(pmRequest(p))
 			if got := compiled.match(p); got != want {
 				t.Fatalf("patterns %q on %q: compiled %t, MatchPath %t", list, p, got, want)
@@ -188,4 +205,39 @@ func FuzzCompiledPathMatchesCaddy(f *testing.F) {
 			t.Fatalf("patterns %q on %q and its readings %q: compiled %t, Caddy's matchers %t (%v)", list, path, readings, got, want, err)
 		}
 	})
+}
+
+// BenchmarkProtectMatch is the protect check of the hot path alone
+// (bench/Caddyfile's /settings*), on a plain path (no readings) and on an
+// odd one (its readings too): Caddy's MatchPath against the compiled
+// matcher, on the same request. It provisions no handler, so that it also
+// runs under callgrind (bench/notes-17-hotpath2.md).
+func BenchmarkProtectMatch(b *testing.B) {
+	_, sets := pmCaddy(b, []string{"/settings*"})
+	compiled := compilePaths(sets)
+	h := &Handler{logger: zap.NewNop(), ScopeOptions: ScopeOptions{PathPrefix: DefaultPathPrefix}}
+	for _, target := range []string{"/settings/profile", "/docs/%E6%97%A5%E6%9C%AC/%E8%A8%AD%E5%AE%9A;v=1"} {
+		r := httptest.NewRequest(http.MethodGet, "https://example.com"+target, nil)
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		caddyhttp.NewTestReplacer(r)
+		readings, ok := h.rawPathReadings(r)
+		if !ok {
+			b.Fatalf("%s refused", target)
+		}
+		want := target == "/settings/profile"
+		name := strings.Split(target, "/")[1]
+		for _, c := range []struct {
+			name  string
+			paths *compiledPaths
+		}{{"caddy", nil}, {"compiled", compiled}} {
+			b.Run(c.name+"/"+name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if got, err := h.matchesReading(sets, c.paths, r, readings); got != want || err != nil {
+						b.Fatalf("%s: matched %t (%v), want %t", target, got, err, want)
+					}
+				}
+			})
+		}
+	}
 }
