@@ -89,12 +89,14 @@ type Handler struct {
 	caddyfileAt map[string]caddyfile.Token
 
 	protect caddyhttp.MatcherSets
-	service *otp.Service
-	tokens  *otp.Tokens
-	keys    *otp.Keys
-	retired []*otp.Keys
-	policy  *otp.PhonePolicy
-	phones  *phoneMemo // policy.Check from memory (phonememo.go)
+	// protect compiled, when it is only plain path patterns (pathmatch.go).
+	protectPaths *compiledPaths
+	service      *otp.Service
+	tokens       *otp.Tokens
+	keys         *otp.Keys
+	retired      []*otp.Keys
+	policy       *otp.PhonePolicy
+	phones       *phoneMemo // policy.Check from memory (phonememo.go)
 	// phone_file's table, read again when the file changes.
 	phoneFile *phoneFile
 	sources   *phoneSources

@@ -122,7 +122,11 @@ func (h *Handler) provisionProtect(p *provisioning) error {
 	if err != nil {
 		return err
 	}
-	return h.protect.FromInterface(mods)
+	if err := h.protect.FromInterface(mods); err != nil {
+		return err
+	}
+	h.protectPaths = compilePaths(h.protect)
+	return nil
 }
 
 // provisionPages sets up the brand and the page templates.

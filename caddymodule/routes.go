@@ -39,7 +39,9 @@ type StepUpRoute struct {
 	// max_segments with it.
 	Action otp.Action `json:"action,omitempty"`
 
-	match  caddyhttp.MatcherSets
+	match caddyhttp.MatcherSets
+	// match compiled, when it is only plain path patterns (pathmatch.go).
+	paths  *compiledPaths
 	maxAge time.Duration
 }
 
@@ -129,6 +131,7 @@ func (h *Handler) provisionRoutes(p *provisioning) error {
 				return fmt.Errorf("route %d: %w", i, err)
 			}
 		}
+		rt.paths = compilePaths(rt.match)
 		rt.maxAge = cmp.Or(time.Duration(rt.MaxAge), h.maxAge)
 	}
 	return nil
@@ -166,7 +169,7 @@ func (h *Handler) routesOf(r *http.Request, readings []string, req requirement) 
 	actionAge := time.Duration(0)
 	for i := range h.Routes {
 		rt := &h.Routes[i]
-		match, err := h.matchesReading(rt.match, r, readings)
+		match, err := h.matchesReading(rt.match, rt.paths, r, readings) // SECURITY.md rule 28: every reading
 		if err != nil {
 			return requirement{need: true, maxAge: req.maxAge}, err
 		}
