@@ -2,7 +2,11 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/caddy-sms-stepup/caddy-sms-stepup/internal/redistest"
@@ -79,5 +83,57 @@ func TestPrefixFloodReachesTheStoreOnce(t *testing.T) {
 				t.Errorf("audit: %d store refusals and %d repeats, want 1 and %d", stores, repeats, flood)
 			}
 		})
+	}
+}
+
+// TestHeldRefusalCostsNoCarrierLookup: once the store has refused a number
+// prefix, a flood of sends to new numbers in it is refused before the
+// carrier look-up, which each new number would otherwise pay for.
+func TestHeldRefusalCostsNoCarrierLookup(t *testing.T) {
+	t.Parallel()
+	f := lkNewFake(t)
+	numbers := make([]string, 10)
+	for i := range numbers {
+		numbers[i] = fmt.Sprintf("+1201555%04d", 200+i) // one prefix, +1201555
+		f.mu.Lock()
+		f.types[numbers[i]] = "mobile"
+		f.mu.Unlock()
+	}
+	one := 1
+	e := htNew(t, nil, func(h *Handler) {
+		h.Phone, h.AllowCountries, h.Lookup = "{http.request.header.X-Phone}", []string{"US"}, lkTwilio(f)
+		h.HeadersSetBy = "trusted_proxy" // the test's requests come from one (htBrowser.request)
+		h.Limits = &LimitsConfig{Prefix: &one}
+	})
+	send := func(b *htBrowser, number string) *httptest.ResponseRecorder {
+		t.Helper()
+		if b.token == "" {
+			w, body := b.do(http.MethodGet, "/_stepup/?r=%2Fsettings", nil, "X-Phone: "+number)
+			m := htFieldRE.FindStringSubmatch(body)
+			if w.Code != http.StatusOK || m == nil || m[1] != "csrf" {
+				t.Fatalf("step-up page: %d\n%s", w.Code, body)
+			}
+			b.keepCSRF(html.UnescapeString(m[2]))
+		}
+		w, _ := b.do(http.MethodPost, "/_stepup/send", url.Values{"csrf": {b.token}, "r": {"/settings"}}, "X-Phone: "+number)
+		return w
+	}
+	if w := send(e.browser("alice"), numbers[0]); w.Code != http.StatusSeeOther {
+		t.Fatalf("the prefix's one send: %d", w.Code)
+	}
+	bot := e.browser("bot")
+	if w := send(bot, numbers[1]); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("the store's refusal: %d", w.Code)
+	}
+	if n := f.requests(); n != 2 {
+		t.Fatalf("%d look-ups before the flood, want one per number sent to", n)
+	}
+	for _, number := range numbers[2:] {
+		if w := send(bot, number); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("a flooded send to %s: %d, Retry-After %q", number, w.Code, w.Header().Get("Retry-After"))
+		}
+	}
+	if n := f.requests(); n != 2 {
+		t.Errorf("%d look-ups after a flood of %d sends to a held prefix, want still 2", n, len(numbers)-2)
 	}
 }

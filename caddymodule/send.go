@@ -50,11 +50,7 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 	if h.Captcha != nil {
 		logFields = append(logFields, rk.field())
 	}
-	// After the CAPTCHA: a carrier lookup costs money, a bot's answer not.
-	if o := h.carrierGate(ctx, v, phone, enrolling, false); o != nil {
-		return *o
-	}
-	res, err := h.service.Send(ctx, otp.SendRequest{
+	req := otp.SendRequest{
 		Subject:     v.identity,
 		SessionHash: v.sessionHash,
 		Phone:       phone,
@@ -64,7 +60,19 @@ func (h *Handler) decideSend(ctx context.Context, v *visit, voice bool) outcome 
 		ClientIP:    clientIP(v.r),
 		Device:      v.device,
 		Action:      h.actionText(v),
-	})
+	}
+	// After the CAPTCHA: a carrier lookup costs money, a bot's answer not;
+	// and a send the service would refuse from the store's refusals it
+	// holds (a pumping flood's range) costs none.
+	if h.carrier != nil {
+		if err := h.service.HeldSendRefusal(req); err != nil {
+			return h.sendRefused(v, otp.SendResult{Repeated: true}, err, voice, append(logFields, zap.Bool("repeated", true)))
+		}
+	}
+	if o := h.carrierGate(ctx, v, phone, enrolling, false); o != nil {
+		return *o
+	}
+	res, err := h.service.Send(ctx, req)
 	if phone.AllowListed {
 		logFields = append(logFields, zap.String("policy", "allow_list"))
 	}

@@ -46,6 +46,17 @@ func (s *Service) noteRefusal(c sendCounters, err error) {
 	}
 }
 
+// HeldSendRefusal is the store's refusal that this instance holds for one
+// of req's counters (nil: none): what Send would answer without a store
+// step. A caller may ask before a costly step of its own that a refused
+// send does not need, such as a paid carrier look-up.
+func (s *Service) HeldSendRefusal(req SendRequest) error {
+	if s.refusals.empty() {
+		return nil // no key to hash
+	}
+	return s.heldRefusal(s.countersOf(req))
+}
+
 // HeldAddressRefusal is the store's refusal of sends from clientIP by the
 // address limit, as this instance holds it (false: none), without the
 // number: a caller may answer a send with it before reading the number,
