@@ -4,10 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -277,37 +275,6 @@ func TestTokensExpire(t *testing.T) {
 	}
 }
 
-func TestTokensCachedTokensAreCheckedOnEveryRequest(t *testing.T) {
-	t.Parallel()
-	clock := newFakeClock()
-	tokens := newTokens(t, clock, mustKeys(t, rootKey))
-	tok := issue(t, tokens, "alice", "session-a", t0)
-	if _, err := tokens.Check(tok, "alice", "session-a", 0); err != nil {
-		t.Fatal(err)
-	}
-	if tokens.CacheLen() != 1 {
-		t.Fatalf("cache holds %d tokens, want the one checked", tokens.CacheLen())
-	}
-	clock.Advance(6 * time.Minute)
-	cases := []struct {
-		name             string
-		subject, session string
-		maxAge           time.Duration
-		want             error
-	}{
-		{"the subject is compared", "bob", "session-a", 0, otp.ErrTokenWrongSubject},
-		{"the session is compared", "alice", "session-b", 0, otp.ErrTokenWrongSession},
-		{"the maximum age is compared", "alice", "session-a", 5 * time.Minute, otp.ErrTokenTooOld},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := tokens.Check(tok, tc.subject, tc.session, tc.maxAge); !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
-			}
-		})
-	}
-}
-
 func TestTokensKeyRotation(t *testing.T) {
 	t.Parallel()
 	oldKeys, newKeys := mustKeys(t, rootKey), mustKeys(t, otherKey)
@@ -343,95 +310,6 @@ func TestTokensKeyRotation(t *testing.T) {
 	}
 }
 
-func TestTokensCacheIsBounded(t *testing.T) {
-	t.Parallel()
-	const size = 64
-	tokens, err := otp.NewTokens(otp.TokenConfig{
-		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
-		CacheSize: size, Clock: newFakeClock(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued := make([]string, size+100)
-	for i := range issued {
-		issued[i] = issue(t, tokens, fmt.Sprintf("user-%d", i), "", t0)
-	}
-	for round := range 2 {
-		for i, tok := range issued {
-			if _, err := tokens.Check(tok, fmt.Sprintf("user-%d", i), "", 0); err != nil {
-				t.Fatalf("round %d token %d: %v", round, i, err)
-			}
-			if n := tokens.CacheLen(); n > size {
-				t.Fatalf("round %d token %d: cache holds %d tokens, more than %d", round, i, n, size)
-			}
-		}
-	}
-	if tokens.CacheLen() == 0 {
-		t.Fatal("the cache is empty: nothing was remembered")
-	}
-}
-
-func TestTokensForgeriesAreNeverCached(t *testing.T) {
-	t.Parallel()
-	keys := mustKeys(t, rootKey)
-	tokens := newTokens(t, newFakeClock(), keys)
-	good := issue(t, tokens, "alice", "session-a", t0)
-	if _, err := tokens.Check(good, "alice", "session-a", 0); err != nil {
-		t.Fatal(err)
-	}
-	forgeries := []string{
-		tamper(t, good, "bob"),
-		unsigned(t, keys.ID, claimsAt(t0)),
-		forge(t, jwt.SigningMethodHS512, otp.TokenType, keys.ID, keys.TokenKey(), claimsAt(t0)),
-		forge(t, jwt.SigningMethodHS256, otp.TokenType, keys.ID, mustKeys(t, otherKey).TokenKey(), claimsAt(t0)),
-	}
-	for i, tok := range forgeries {
-		for range 3 {
-			if _, err := tokens.Check(tok, "bob", "session-a", 0); err == nil {
-				t.Fatalf("forgery %d passed", i)
-			}
-		}
-	}
-	if n := tokens.CacheLen(); n != 1 {
-		t.Fatalf("cache holds %d tokens after forgeries, want only the real one", n)
-	}
-}
-
-func TestTokensConcurrentChecks(t *testing.T) {
-	t.Parallel()
-	tokens, err := otp.NewTokens(otp.TokenConfig{
-		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
-		CacheSize: 8, Clock: newFakeClock(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued := make([]string, 32)
-	for i := range issued {
-		issued[i] = issue(t, tokens, "alice", "session-a", t0)
-	}
-	errs := make(chan error, 16*len(issued))
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for _, tok := range issued {
-				if _, err := tokens.Check(tok, "alice", "session-a", 0); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if n := tokens.CacheLen(); n > 8 {
-		t.Fatalf("cache holds %d tokens, more than 8", n)
-	}
-}
-
 func TestNewTokensRefusesIncompleteConfig(t *testing.T) {
 	t.Parallel()
 	keys := []*otp.Keys{mustKeys(t, rootKey)}
@@ -452,40 +330,5 @@ func TestNewTokensRefusesIncompleteConfig(t *testing.T) {
 				t.Fatalf("got %v, want an error", tokens)
 			}
 		})
-	}
-}
-
-func BenchmarkTokenCheck(b *testing.B) {
-	tokens := newTokens(b, newFakeClock(), mustKeys(b, rootKey))
-	tok := issue(b, tokens, "alice", "session-a", t0)
-	if _, err := tokens.Check(tok, "alice", "session-a", 0); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := tokens.Check(tok, "alice", "session-a", 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkTokenCheckUncached alternates two tokens through a cache of one,
-// so every check parses and verifies the signature.
-func BenchmarkTokenCheckUncached(b *testing.B) {
-	tokens, err := otp.NewTokens(otp.TokenConfig{
-		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(b, rootKey)},
-		CacheSize: 1, Clock: newFakeClock(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pair := [2]string{issue(b, tokens, "alice", "session-a", t0), issue(b, tokens, "alice", "session-a", t0)}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := tokens.Check(pair[i%2], "alice", "session-a", 0); err != nil {
-			b.Fatal(err)
-		}
-		i++
 	}
 }
