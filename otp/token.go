@@ -292,36 +292,6 @@ func (t *Tokens) key(tok *jwt.Token) (any, error) {
 	return key, nil
 }
 
-// remember caches a verified token. When the cache is full it first drops
-// expired entries, then arbitrary ones, so a flood of valid tokens costs a
-// bounded amount of memory.
-func (t *Tokens) remember(token string, v Verified) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.cache) >= t.cfg.CacheSize {
-		now := t.cfg.Clock.Now()
-		for k, e := range t.cache {
-			if !now.Before(e.Expires) {
-				delete(t.cache, k)
-			}
-		}
-		for k := range t.cache {
-			if len(t.cache) < t.cfg.CacheSize*3/4 {
-				break
-			}
-			delete(t.cache, k)
-		}
-	}
-	t.cache[token] = v
-}
-
-// CacheLen reports how many verified tokens are remembered.
-func (t *Tokens) CacheLen() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.cache)
-}
-
 // JWKS is the JSON Web Key Set of the EdDSA verification keys (RFC 8037),
 // for an upstream that verifies forwarded tokens itself. HMAC keys are
 // secret and never published: with them the set is empty.

@@ -134,3 +134,71 @@ func TestTokensConcurrentChecks(t *testing.T) {
 		t.Fatalf("cache holds %d tokens, more than 8", n)
 	}
 }
+
+// A full cache drops one token per insert, an expired one when there is
+// one, rather than sweeping itself down to three quarters: it stays full
+// of the tokens still in use, and no insert walks the whole map.
+func TestTokensFullCacheDropsOneExpiredTokenPerInsert(t *testing.T) {
+	t.Parallel()
+	const size = 4 // at most evictScan: every entry is looked at
+	clock := newFakeClock()
+	tokens, err := otp.NewTokens(otp.TokenConfig{
+		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
+		CacheSize: size, Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(tok string) {
+		t.Helper()
+		if _, err := tokens.Check(tok, "alice", "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := issue(t, tokens, "alice", "", clock.Now())
+	check(old)
+	clock.Advance(10 * time.Minute)
+	live := make([]string, size-1)
+	for i := range live {
+		live[i] = issue(t, tokens, "alice", "", clock.Now())
+		check(live[i])
+	}
+	clock.Advance(6 * time.Minute) // old has expired, the others have not
+	next := issue(t, tokens, "alice", "", clock.Now())
+	check(next)
+	if n := tokens.CacheLen(); n != size {
+		t.Fatalf("cache holds %d tokens after an insert into a full cache, want %d: one dropped, one added", n, size)
+	}
+	if tokens.Cached(old) {
+		t.Fatal("the expired token is still cached: a live one was dropped instead")
+	}
+	for i, tok := range append(live, next) {
+		if !tokens.Cached(tok) {
+			t.Fatalf("live token %d was dropped while an expired one was cached", i)
+		}
+	}
+}
+
+func TestTokensFullCacheStaysFull(t *testing.T) {
+	t.Parallel()
+	const size = 64
+	tokens, err := otp.NewTokens(otp.TokenConfig{
+		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
+		CacheSize: size, Clock: newFakeClock(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range size + 10 {
+		tok := issue(t, tokens, "alice", "", t0)
+		if _, err := tokens.Check(tok, "alice", "", 0); err != nil {
+			t.Fatal(err)
+		}
+		if want := min(i+1, size); tokens.CacheLen() != want {
+			t.Fatalf("after %d tokens the cache holds %d, want %d", i+1, tokens.CacheLen(), want)
+		}
+		if !tokens.Cached(tok) {
+			t.Fatalf("token %d, just verified, is not cached", i)
+		}
+	}
+}
