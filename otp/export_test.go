@@ -1,5 +1,7 @@
 package otp
 
+import "time"
+
 // TokenKey exposes the token signing key to the external tests, which forge
 // tokens with it to show what Tokens.Check refuses even under the right key.
 func (k *Keys) TokenKey() []byte { return k.token }
@@ -10,4 +12,32 @@ func (t *Tokens) Cached(token string) bool {
 	defer t.mu.RUnlock()
 	_, ok := t.cache[token]
 	return ok
+}
+
+// FastVerdict is the fast path's verdict on token (token_fast.go):
+// decided is false when it leaves the token to golang-jwt.
+func (t *Tokens) FastVerdict(token, subject, sessionHash string) (v Verified, err error, decided bool) {
+	if !tokenChars(token) {
+		return Verified{}, ErrTokenInvalid, true
+	}
+	return t.verifiedFast(token, subject, sessionHash)
+}
+
+// GolangJWTVerdict is golang-jwt's verdict on token, as verified reaches
+// it when the fast path leaves a token.
+func (t *Tokens) GolangJWTVerdict(token string) (Verified, error) {
+	if !tokenChars(token) {
+		return Verified{}, ErrTokenInvalid
+	}
+	return t.verifiedJWT(token)
+}
+
+// CheckGolangJWT is Check with golang-jwt deciding every token and no
+// cache: what Check answered before the fast path.
+func (t *Tokens) CheckGolangJWT(token, subject, sessionHash string, maxAge time.Duration) (Verified, error) {
+	v, err := t.GolangJWTVerdict(token)
+	if err != nil {
+		return Verified{}, err
+	}
+	return t.checkRequest(v, subject, sessionHash, maxAge)
 }

@@ -111,6 +111,11 @@ type Tokens struct {
 	// hsHeader is the encoded header of the HS256 tokens Issue signs
 	// (token_sign.go).
 	hsHeader string
+	// fast and claims are what the fast path for unseen HS256 tokens
+	// takes (token_fast.go): the keys with their headers, and the fixed
+	// parts of the claims.
+	fast   []fastKey
+	claims claimShape
 
 	mu    sync.RWMutex
 	cache map[string]Verified
@@ -133,7 +138,8 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 10000
 	}
-	t := &Tokens{cfg: cfg, byKID: make(map[string]any), cache: make(map[string]Verified)}
+	t := &Tokens{cfg: cfg, byKID: make(map[string]any), cache: make(map[string]Verified),
+		fast: fastKeys(cfg), claims: newClaimShape(cfg.Issuer, cfg.Audience)}
 	method := jwt.SigningMethodHS256.Alg()
 	if len(cfg.EdKeys) > 0 {
 		// The algorithm is pinned to one: an EdDSA deployment never takes
@@ -208,10 +214,16 @@ func (t *Tokens) Issue(subject, sessionHash string, authTime time.Time) (string,
 // on a route that wants a step-up no older than maxAge (zero: any age within
 // the token's lifetime).
 func (t *Tokens) Check(token, subject, sessionHash string, maxAge time.Duration) (Verified, error) {
-	v, err := t.verified(token)
+	v, err := t.verified(token, subject, sessionHash)
 	if err != nil {
 		return Verified{}, err
 	}
+	return t.checkRequest(v, subject, sessionHash, maxAge)
+}
+
+// checkRequest is what every request checks of a verified token, cached or
+// not: expiry, subject, session and age.
+func (t *Tokens) checkRequest(v Verified, subject, sessionHash string, maxAge time.Duration) (Verified, error) {
 	now := t.cfg.Clock.Now()
 	switch {
 	case !now.Before(v.Expires):
@@ -226,20 +238,44 @@ func (t *Tokens) Check(token, subject, sessionHash string, maxAge time.Duration)
 	return v, nil
 }
 
-// verified returns the token's verified claims, from the cache or by a full
-// parse.
-func (t *Tokens) verified(token string) (Verified, error) {
+// verified returns the token's verified claims, from the cache, by the
+// fast path for the HS256 tokens Issue writes (token_fast.go), or by
+// golang-jwt's full parse. subject and sessionHash are the request's; the
+// fast path shares their strings.
+func (t *Tokens) verified(token, subject, sessionHash string) (Verified, error) {
 	t.mu.RLock()
 	v, ok := t.cache[token]
 	t.mu.RUnlock()
 	if ok {
 		return v, nil
 	}
+	if !tokenChars(token) {
+		return Verified{}, ErrTokenInvalid
+	}
+	v, err, decided := t.verifiedFast(token, subject, sessionHash)
+	if !decided {
+		v, err = t.verifiedJWT(token)
+	}
+	if err != nil {
+		return Verified{}, err
+	}
+	t.remember(token, v)
+	return v, nil
+}
+
+// tokenChars reports whether token holds only base64url characters and
+// dots: base64 decoding would skip CR and LF, and a token is one string.
+func tokenChars(token string) bool {
 	for i := 0; i < len(token); i++ {
 		if c := token[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return Verified{}, ErrTokenInvalid
+			return false
 		}
 	}
+	return true
+}
+
+// verifiedJWT is golang-jwt's verdict on token, algorithm pinned.
+func (t *Tokens) verifiedJWT(token string) (Verified, error) {
 	var claims TokenClaims
 	_, err := t.parser.ParseWithClaims(token, &claims, t.key)
 	if err != nil {
@@ -257,16 +293,20 @@ func (t *Tokens) verified(token string) (Verified, error) {
 	if !ok {
 		return Verified{}, ErrTokenInvalid
 	}
-	v = Verified{
-		Subject:         claims.Subject,
-		SessionHash:     claims.SessionHash,
+	return newVerified(claims.Subject, claims.SessionHash, authTime, claims.AuthTime, claims.ExpiresAt.Time), nil
+}
+
+// newVerified is a verified token's claims, with its auth time (authSec:
+// the auth_time claim) formatted for the upstream.
+func newVerified(subject, sessionHash string, authTime time.Time, authSec int64, expires time.Time) Verified {
+	return Verified{
+		Subject:         subject,
+		SessionHash:     sessionHash,
 		AuthTime:        authTime,
-		Expires:         claims.ExpiresAt.Time,
-		AuthTimeRFC3339: time.Unix(claims.AuthTime, 0).UTC().Format(time.RFC3339),
-		AuthTimeUnix:    strconv.FormatInt(claims.AuthTime, 10),
+		Expires:         expires,
+		AuthTimeRFC3339: time.Unix(authSec, 0).UTC().Format(time.RFC3339),
+		AuthTimeUnix:    strconv.FormatInt(authSec, 10),
 	}
-	t.remember(token, v)
-	return v, nil
 }
 
 // claimedAuthTime is a token's auth time: auth_time_ms when the token has
