@@ -39,5 +39,8 @@ func (t *Tokens) CheckGolangJWT(token, subject, sessionHash string, maxAge time.
 	if err != nil {
 		return Verified{}, err
 	}
-	return t.checkRequest(v, subject, sessionHash, maxAge)
+	if err := t.checkRequest(&v, subject, sessionHash, maxAge); err != nil {
+		return Verified{}, err
+	}
+	return v, nil
 }
