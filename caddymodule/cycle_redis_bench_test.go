@@ -118,14 +118,14 @@ func rtCycle(tr *http.Transport, base string, box *cbOutbox, n int64, mark func(
 		return resp.StatusCode, string(body), err
 	}
 	status, page, err := do("GET", "/_stepup/?r=%2Fprivate", nil)
-	m := cbCSRF.FindStringSubmatch(page)
-	if err != nil || status != 200 || m == nil {
+	csrf, ok := cbCSRFOf(page)
+	if err != nil || status != 200 || !ok {
 		return fmt.Errorf("page: %d %v", status, err)
 	}
 	cmds, _ := mark(fmt.Sprint("page-", n))
 	t.page += cmds
 	wait := box.expect(phone)
-	form := url.Values{"csrf": {m[1]}, "r": {"/private"}}
+	form := url.Values{"csrf": {csrf}, "r": {"/private"}}
 	t0 := time.Now()
 	if status, _, err := do("POST", "/_stepup/send", form); err != nil || status != http.StatusSeeOther {
 		return fmt.Errorf("send: %d %v", status, err)
@@ -142,7 +142,9 @@ func rtCycle(tr *http.Transport, base string, box *cbOutbox, n int64, mark func(
 	var code string
 	select {
 	case body := <-wait:
-		code = cbCode.FindStringSubmatch(body)[1]
+		if code, ok = cbCodeOf(body); !ok {
+			return fmt.Errorf("no code in %q", body)
+		}
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("no message for %s", phone)
 	}

@@ -57,6 +57,7 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	wrap []string
 
 	mu   sync.Mutex
 	proc *testproc.Process
@@ -75,6 +76,33 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 	return s
 }
 
+// StartUnder is Start with redis-server run by a wrapper command (wrap,
+// e.g. valgrind and its options, to count its instructions), waiting up
+// to a minute for it to accept connections.
+func StartUnder(t testing.TB, wrap []string, extraArgs ...string) *Server {
+	t.Helper()
+	Require(t, "redis-server", wrap[0])
+	port := FreePort(t)
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: t.TempDir(), args: extraArgs, wrap: wrap}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Pid is the process id of the running redis-server (of its wrapper, under
+// StartUnder: valgrind runs the server in its own process), or 0 when it
+// is stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.Cmd.Process == nil {
+		return 0
+	}
+	return s.proc.Cmd.Process.Pid
+}
+
 // Start (re)starts the process on the same port and waits until it says it
 // accepts connections.
 func (s *Server) Start() error {
@@ -88,7 +116,11 @@ func (s *Server) Start() error {
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--daemonize", "no", "--loglevel", "notice",
 	}, s.args...)
-	proc, err := testproc.Start(exec.Command("redis-server", args...), "Ready to accept connections", 20*time.Second)
+	argv, wait := append([]string{"redis-server"}, args...), 20*time.Second
+	if len(s.wrap) > 0 {
+		argv, wait = append(append([]string{}, s.wrap...), argv...), time.Minute
+	}
+	proc, err := testproc.Start(exec.Command(argv[0], argv[1:]...), "Ready to accept connections", wait)
 	if err != nil {
 		return fmt.Errorf("redis-server on %s: %w", s.Addr, err)
 	}

@@ -53,17 +53,31 @@ func (s *Store) scopeKeys(scopes []string) []string {
 // scope the policy now trips, remembers the ref, and returns i, until,
 // level, sends, conversions per new block. They mirror
 // memory.Store.BreakerCount and otp.BreakerPolicy.Trips. breaker_window
-// sums a scope's sends and conversions over the window's buckets (also
-// for breakerStatsScript).
+// sums a scope's sends and conversions over the window's buckets, read
+// with any other fields breaker_fields named in one HMGET, whose answer
+// it returns too (also for breakerStatsScript): a script runs each
+// redis.call as a command of its own, and one HMGET per scope instead of
+// one per bucket and one per other field saves redis-server 12 of the
+// 91 commands of a cycle.
 const breakerFunctions = `
-local function breaker_window(k, bucket, buckets)
-  local sends, conv = 0, 0
+local function breaker_fields(bucket, buckets, extra)
+  local f = {}
   for b = bucket - buckets + 1, bucket do
-    local v = redis.call('HMGET', k, 's' .. b, 'c' .. b)
-    sends = sends + (tonumber(v[1]) or 0)
-    conv = conv + (tonumber(v[2]) or 0)
+    f[#f + 1] = 's' .. b
+    f[#f + 1] = 'c' .. b
   end
-  return sends, conv
+  for _, x in ipairs(extra) do f[#f + 1] = x end
+  return f
+end
+
+local function breaker_window(k, fields, buckets)
+  local v = redis.call('HMGET', k, unpack(fields))
+  local sends, conv = 0, 0
+  for j = 1, 2 * buckets, 2 do
+    sends = sends + (tonumber(v[j]) or 0)
+    conv = conv + (tonumber(v[j + 1]) or 0)
+  end
+  return sends, conv, v
 end
 
 local function breaker_blocked(scope_keys, now)
@@ -79,6 +93,9 @@ local function breaker_count(ref_key, blocks_key, scope_keys, scope_names, now, 
   local bucket, buckets, min_sends, permille = p[1], p[2], p[3], p[4]
   local block, max_block, ref_ttl, window = p[5], p[6], p[7], p[8]
   local out = {}
+  -- one HMGET per scope reads the window, forget and level (the fields
+  -- after the window's, at 2 * buckets + 1 and + 2)
+  local fields = breaker_fields(bucket, buckets, {'forget', 'level'})
   for i, k in ipairs(scope_keys) do
     redis.call('HINCRBY', k, 's' .. bucket, 1)
     if redis.call('HLEN', k) > 4 * buckets + 3 then
@@ -89,11 +106,11 @@ local function breaker_count(ref_key, blocks_key, scope_keys, scope_names, now, 
         end
       end
     end
-    local sends, conv = breaker_window(k, bucket, buckets)
-    local forget = tonumber(redis.call('HGET', k, 'forget')) or 0
+    local sends, conv, v = breaker_window(k, fields, buckets)
+    local forget = tonumber(v[2 * buckets + 1]) or 0
     if sends >= min_sends and conv * 1000 < permille * sends then
       local level = 0
-      if now < forget then level = tonumber(redis.call('HGET', k, 'level')) or 0 end
+      if now < forget then level = tonumber(v[2 * buckets + 2]) or 0 end
       local d = block
       local j = 0
       while j < level and d < max_block do d = d * 2; j = j + 1 end

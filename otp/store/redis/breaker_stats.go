@@ -17,8 +17,9 @@ import (
 var breakerStatsScript = goredis.NewScript(breakerFunctions + `
 local bucket, buckets = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
+local fields = breaker_fields(bucket, buckets, {})
 for _, k in ipairs(KEYS) do
-  local sends, conv = breaker_window(k, bucket, buckets)
+  local sends, conv = breaker_window(k, fields, buckets)
   table.insert(out, sends); table.insert(out, conv)
 end
 return out

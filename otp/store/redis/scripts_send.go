@@ -141,12 +141,26 @@ return {'ok', mode, redis.call('HGETALL', key), blocks, kept_flag}
 // limitFunctions decide and count the limits of one send: counters are
 // keys, and their window fields and maxes are ARGV pairs from index at.
 // first_full returns the 1-based index of the first counter at its max, or
-// 0; raise_all raises every counter. They expect now.
+// 0; raise_all raises every counter. They expect now. first_full reads
+// each counter whole (HGETALL: a counter holds a window or two) and leaves
+// its field names for raise_all, which prunes the ended windows by them
+// instead of asking again (HKEYS): one command per counter fewer, six per
+// send. raise_all takes each key's names once; a key named twice is asked
+// again.
 const limitFunctions = `
+local limit_fields = {}
+
 local function first_full(counters, at)
   for i, key in ipairs(counters) do
     local field, max = ARGV[at + 2 * (i - 1)], tonumber(ARGV[at + 2 * (i - 1) + 1])
-    if (tonumber(redis.call('HGET', key, field)) or 0) >= max then return i end
+    local all = redis.call('HGETALL', key)
+    local names, n = {}, 0
+    for j = 1, #all, 2 do
+      names[#names + 1] = all[j]
+      if all[j] == field then n = tonumber(all[j + 1]) or 0 end
+    end
+    limit_fields[key] = names
+    if n >= max then return i end
   end
   return 0
 end
@@ -157,7 +171,9 @@ local function raise_all(counters, at)
   for i, key in ipairs(counters) do
     local field = ARGV[at + 2 * (i - 1)]
     local last = window_end(field)
-    for _, f in ipairs(redis.call('HKEYS', key)) do
+    local names = limit_fields[key] or redis.call('HKEYS', key)
+    limit_fields[key] = nil
+    for _, f in ipairs(names) do
       local e = window_end(f)
       if e <= now then
         redis.call('HDEL', key, f)
