@@ -48,6 +48,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{"events", true, func(*provisioning) error { return h.loadEvents(ctx) }},
 		{"config", false, func(*provisioning) error { return h.Validate() }},
 		{"request inputs", false, h.provisionInputs},
+		{"forward_auth route", false, h.checkForwardAuthRoute},
 		{"messages", false, h.provisionMessages},
 		{"load protect matchers", true, h.provisionProtect},
 		{"load routes", true, h.provisionRoutes},
@@ -78,6 +79,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) provisionInputs(p *provisioning) error {
 	h.PathPrefix = strings.TrimRight(cmp.Or(h.PathPrefix, DefaultPathPrefix), "/")
 	h.provisionScope(p.ctx)
+	h.warnClientIPSource(p.ctx)
 	h.identityIn, h.sessionIn = inputOf(h.Identity), inputOf(h.Session)
 	if err := h.provisionTrust(); err != nil {
 		return err

@@ -271,6 +271,13 @@ func TestSecurityRule26_StepUpGoodOnlyForItsHandler(t *testing.T) {
 				[]string{"differ in the phone policy"}},
 			{"a carrier lookup the other has not", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`,
 				`"realm":"corp","lookup":{"provider":"http","url":"https://numbers.example/carrier","field":"type"}`, 1), []string{"differ in lookup"}},
+			// A code one handler issues is checked by whichever the user
+			// types it into, and its step-up passes both: the longer code
+			// and the fewer attempts would be a promise the realm breaks.
+			{"a longer code", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`, `"realm":"corp","code_length":8`, 1),
+				[]string{`code_length ("6", and "8")`}},
+			{"more attempts at a code", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`, `"realm":"corp","max_attempts":10`, 1),
+				[]string{`max_attempts ("5", and "10")`}},
 		} {
 			err := scValidate(t, config(handler("/_a", "{http.auth.user.id}", store, htKey), tc.b))
 			if err == nil {
@@ -288,6 +295,10 @@ func TestSecurityRule26_StepUpGoodOnlyForItsHandler(t *testing.T) {
 		}
 		if err := scValidate(t, config(handler("/_a", "{http.auth.user.id}", store, htKey), handler("/_b", "{http.auth.user.id}", store, htKey))); err != nil {
 			t.Fatalf("control: a realm sharing everything it must was refused: %v", err)
+		}
+		explicit := strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`, `"realm":"corp","code_length":6,"max_attempts":5`, 1)
+		if err := scValidate(t, config(handler("/_a", "{http.auth.user.id}", store, htKey), explicit)); err != nil {
+			t.Fatalf("control: a realm whose handlers write out the default code_length and max_attempts was refused: %v", err)
 		}
 	})
 	t.Run("handlers that would share a scope without a realm are refused, in a JSON config that names no sites and in one Caddyfile site", func(t *testing.T) {

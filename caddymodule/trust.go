@@ -155,9 +155,19 @@ func (h *Handler) untrustedHeaders(r *http.Request, repl *caddy.Replacer) string
 	}
 	// forward_auth replaces only the headers its copy_headers names. Where
 	// its answer carries the header under the same name, the request's
-	// must be that answer, not what the client sent.
+	// must be that answer, not what the client sent. Where the answer
+	// lacks it, the request must lack it too: from Caddy 2.10.0 (its pull
+	// request 6608) until the fix of GHSA-7r4p-vjf4-gxv4 (7545),
+	// forward_auth copied a header only when the answer had it and left
+	// the client's otherwise, and a JSON config adapted by such a Caddy,
+	// or a handle_response written by hand, still does.
 	for i, key := range t.answered {
-		if answer, ok := repl.GetString(key); ok && answer != strings.Join(r.Header[t.headers[i]], ",") {
+		sent, inRequest := r.Header[t.headers[i]]
+		answer, answered := repl.GetString(key)
+		switch {
+		case !answered && inRequest:
+			return "header_not_in_forward_auth_answer"
+		case answered && answer != strings.Join(sent, ","):
 			return "header_not_copied_by_forward_auth"
 		}
 	}

@@ -41,12 +41,20 @@ func TestUntrustedHeaders(t *testing.T) {
 		}
 		return h
 	}
-	// request is a request with the header X-Auth-Request-User: alice, after
-	// forward_auth answered status (0: it did not run) with answerUser, from
-	// a peer trusted or not.
-	request := func(status int, answerUser string, trusted bool) (*http.Request, *caddy.Replacer) {
+	// request is a request with the header X-Auth-Request-User: alice (none
+	// with noHeader, an empty one with emptyHeader), after forward_auth
+	// answered status (0: it did not run) with answerUser, from a peer
+	// trusted or not.
+	const noHeader, emptyHeader = "-", "(empty)"
+	request := func(status int, answerUser, sent string, trusted bool) (*http.Request, *caddy.Replacer) {
 		r := httptest.NewRequest(http.MethodGet, "/settings", nil)
-		r.Header.Set("X-Auth-Request-User", "alice")
+		switch sent {
+		case "":
+			r.Header.Set("X-Auth-Request-User", "alice")
+		case emptyHeader:
+			r.Header.Set("X-Auth-Request-User", "")
+		case noHeader:
+		}
 		ctx := context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.TrustedProxyVarKey: trusted})
 		if status != 0 {
 			ctx = context.WithValue(ctx, forwardAuthAnswering, struct{}{})
@@ -70,19 +78,23 @@ func TestUntrustedHeaders(t *testing.T) {
 		answerUser string
 		trusted    bool
 		want       string
+		sent       string // "": alice; noHeader; emptyHeader
 	}{
-		{"an identity no header sets needs nothing", "{http.auth.user.id}", "", 0, "", false, ""},
-		{"a header without forward_auth is refused", header, "", 0, "", true, "forward_auth_not_before"},
-		{"a header after forward_auth answered 202 with it is believed", header, "", 202, "alice", false, ""},
-		{"a header after forward_auth answered 202 without it is believed", header, "forward_auth", 202, "", false, ""},
-		{"a header after forward_auth answered 401 is refused", header, "", 401, "alice", false, "forward_auth_not_before"},
-		{"a header other than forward_auth's answer is refused", header, "", 200, "bob", false, "header_not_copied_by_forward_auth"},
-		{"a header from a trusted proxy is believed", header, "trusted_proxy", 0, "", true, ""},
-		{"a header from another peer is refused", header, "trusted_proxy", 202, "alice", false, "peer_not_in_trusted_proxies"},
+		{"an identity no header sets needs nothing", "{http.auth.user.id}", "", 0, "", false, "", ""},
+		{"a header without forward_auth is refused", header, "", 0, "", true, "forward_auth_not_before", ""},
+		{"a header after forward_auth answered 202 with it is believed", header, "", 202, "alice", false, "", ""},
+		{"a header after forward_auth answered 202 without it is the client's own and refused", header, "forward_auth", 202, "", false, "header_not_in_forward_auth_answer", ""},
+		{"an empty header after forward_auth answered 202 without it is refused too", header, "forward_auth", 202, "", false, "header_not_in_forward_auth_answer", emptyHeader},
+		{"no header after forward_auth answered 202 without it is believed (and names no one)", header, "forward_auth", 202, "", false, "", noHeader},
+		{"a header forward_auth answered but that is missing from the request is refused", header, "", 202, "alice", false, "header_not_copied_by_forward_auth", noHeader},
+		{"a header after forward_auth answered 401 is refused", header, "", 401, "alice", false, "forward_auth_not_before", ""},
+		{"a header other than forward_auth's answer is refused", header, "", 200, "bob", false, "header_not_copied_by_forward_auth", ""},
+		{"a header from a trusted proxy is believed", header, "trusted_proxy", 0, "", true, "", ""},
+		{"a header from another peer is refused", header, "trusted_proxy", 202, "alice", false, "peer_not_in_trusted_proxies", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHandler(t, tt.identity, tt.by)
-			r, repl := request(tt.status, tt.answerUser, tt.trusted)
+			r, repl := request(tt.status, tt.answerUser, tt.sent, tt.trusted)
 			if got := h.untrustedHeaders(r, repl); got != tt.want {
 				t.Errorf("untrustedHeaders = %q, want %q", got, tt.want)
 			}
