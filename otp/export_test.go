@@ -16,9 +16,9 @@ func (t *Tokens) Cached(token string) bool {
 
 // FastVerdict is the fast path's verdict on token (token_fast.go):
 // decided is false when it leaves the token to golang-jwt.
-func (t *Tokens) FastVerdict(token, subject, sessionHash string) (v Verified, err error, decided bool) {
+func (t *Tokens) FastVerdict(token, subject, sessionHash string) (v Verified, decided bool, err error) {
 	if !tokenChars(token) {
-		return Verified{}, ErrTokenInvalid, true
+		return Verified{}, true, ErrTokenInvalid
 	}
 	return t.verifiedFast(token, subject, sessionHash)
 }

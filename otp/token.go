@@ -256,7 +256,7 @@ func (t *Tokens) verified(token, subject, sessionHash string) (Verified, error) 
 	if !tokenChars(token) {
 		return Verified{}, ErrTokenInvalid
 	}
-	v, err, decided := t.verifiedFast(token, subject, sessionHash)
+	v, decided, err := t.verifiedFast(token, subject, sessionHash)
 	if !decided {
 		v, err = t.verifiedJWT(token)
 	}

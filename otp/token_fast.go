@@ -73,31 +73,31 @@ func fastKeys(cfg TokenConfig) []fastKey {
 // holds only base64url characters and dots (verified checks first).
 // subject and sessionHash are the request's: a token that names them
 // shares their strings rather than copying its own.
-func (t *Tokens) verifiedFast(token, subject, sessionHash string) (v Verified, err error, decided bool) {
+func (t *Tokens) verifiedFast(token, subject, sessionHash string) (v Verified, decided bool, err error) {
 	if len(token) > maxFastToken {
-		return Verified{}, nil, false
+		return Verified{}, false, nil
 	}
 	header, rest, _ := strings.Cut(token, ".")
 	key := t.fastKey(header)
 	if key == nil {
-		return Verified{}, nil, false
+		return Verified{}, false, nil
 	}
 	payload, sig, ok := strings.Cut(rest, ".")
 	if !ok || strings.IndexByte(sig, '.') >= 0 {
-		return Verified{}, nil, false
+		return Verified{}, false, nil
 	}
 	// With this instance's own header, golang-jwt refuses every token
 	// whose signature is not this HMAC in strict base64url.
 	if !validHS256(key, token[:len(header)+1+len(payload)], sig) {
-		return Verified{}, errFastSignature, true
+		return Verified{}, true, errFastSignature
 	}
 	var buf [maxFastToken]byte
 	claims, ok := t.readClaims(payload, buf[:])
 	if !ok {
-		return Verified{}, nil, false
+		return Verified{}, false, nil
 	}
 	v, err = t.fastVerdict(&claims, subject, sessionHash)
-	return v, err, true
+	return v, true, err
 }
 
 // fastKey is the key whose header is header, or nil.

@@ -60,7 +60,7 @@ func FuzzFastTokenCheckMatchesGolangJWT(f *testing.F) {
 		clock.now = fzNow.Add(time.Duration(offset%(48*3600)) * time.Second)
 		maxAge := time.Duration(maxAgeSec%(48*3600)) * time.Second
 
-		v, err, decided := tokens.FastVerdict(token, subject, session)
+		v, decided, err := tokens.FastVerdict(token, subject, session)
 		wantV, wantErr := tokens.GolangJWTVerdict(token)
 		if decided {
 			sameVerdict(t, "verdict", v, err, wantV, wantErr)

@@ -137,7 +137,7 @@ func TestFastPathRefusesOrDefers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, fastErr, decided := tokens.FastVerdict(tc.token, tc.subject, tc.session)
+			_, decided, fastErr := tokens.FastVerdict(tc.token, tc.subject, tc.session)
 			if decided != tc.fast {
 				t.Fatalf("fast path decided it: %v (%v), want %v", decided, fastErr, tc.fast)
 			}

@@ -127,7 +127,7 @@ func checkIssuedToken(t *testing.T, tokens *otp.Tokens, clock *fakeClock, tok, s
 			}
 			// The request's strings are only shared, never taken for
 			// the token's.
-			v, err, decided := tokens.FastVerdict(tok, rc.subject, rc.session)
+			v, decided, err := tokens.FastVerdict(tok, rc.subject, rc.session)
 			if decided != fast {
 				t.Fatalf("token for %q: fast path decided it: %v, want %v", subject, decided, fast)
 			}
@@ -155,7 +155,7 @@ func TestFastPathForgeryAllocatesNothing(t *testing.T) {
 		"a truncated signature":   good[:len(good)-1],
 	}
 	for name, tok := range forgeries {
-		if _, err, decided := tokens.FastVerdict(tok, "alice", "session-a"); !decided || !errors.Is(err, otp.ErrTokenInvalid) {
+		if _, decided, err := tokens.FastVerdict(tok, "alice", "session-a"); !decided || !errors.Is(err, otp.ErrTokenInvalid) {
 			t.Fatalf("%s: fast path gives %v (decided %v), want it to refuse", name, err, decided)
 		}
 		allocs := testing.AllocsPerRun(100, func() {
