@@ -172,10 +172,16 @@ func cbCallgrindZero(b *testing.B, pid int) {
 // --callgrind-out-file name.out: the dump is name.out.1) and returns their
 // total instructions.
 func cbCallgrindDump(b *testing.B, pid int, name string) int64 {
+	// A run before this one (the benchmark's b.N = 1 round, another Caddy
+	// process) left its dump under the same name: remove it, so that the
+	// wait below is for this dump.
+	file := filepath.Join(*cbCallgrind, name+".out.1")
+	if err := os.Remove(file); err != nil && !os.IsNotExist(err) {
+		b.Fatal(err)
+	}
 	if out, err := exec.Command("callgrind_control", "-d", strconv.Itoa(pid)).CombinedOutput(); err != nil {
 		b.Fatalf("callgrind_control -d %d: %v\n%s", pid, err, out)
 	}
-	file := filepath.Join(*cbCallgrind, name+".out.1")
 	// The file is written after callgrind_control returns: look until it
 	// ends with its totals, within a deadline.
 	var data []byte

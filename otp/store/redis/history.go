@@ -23,18 +23,18 @@ func (s *Store) historyKey(key string) string {
 // its time in ms, data the sealed entry) to each list of keys, after
 // removing the entry it replaces (replaces; empty for none), drops from each
 // what is at or before cut (the entry's time less the retention) and its
-// oldest entries past its max (ARGV[max_at + i] for keys[i]), and keeps
-// each list at least keep ms more: one step, so concurrent appends never
-// leave a list past its max.
+// oldest entries past its max (ARGV[max_at + i] for keys[i]; one
+// ZREMRANGEBYRANK from the end, with no ZCARD first), and keeps each list
+// at least keep ms more: one step, so concurrent appends never leave a
+// list past its max.
 const historyFunctions = `
 local function append_history(keys, at, data, cut, keep, max_at, replaces)
   for i, k in ipairs(keys) do
     if replaces ~= '' then redis.call('ZREM', k, replaces) end
     redis.call('ZADD', k, at, data)
     redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)
-    local n = redis.call('ZCARD', k)
-    local max = tonumber(ARGV[max_at + i])
-    if n > max then redis.call('ZREMRANGEBYRANK', k, 0, n - max - 1) end
+    -- all but the newest max: ranks 0 to n - max - 1, none when n <= max
+    redis.call('ZREMRANGEBYRANK', k, 0, -tonumber(ARGV[max_at + i]) - 1)
     if redis.call('PTTL', k) < tonumber(keep) then redis.call('PEXPIRE', k, keep) end
   end
 end
