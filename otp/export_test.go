@@ -44,3 +44,13 @@ func (t *Tokens) CheckGolangJWT(token, subject, sessionHash string, maxAge time.
 	}
 	return v, nil
 }
+
+// MaxRevocationCache is how many identities' not-befores an instance keeps.
+const MaxRevocationCache = maxRevocationCache
+
+// RevocationCacheLen reports how many identities' not-befores are cached.
+func (s *Service) RevocationCacheLen() int {
+	s.revoked.mu.RLock()
+	defer s.revoked.mu.RUnlock()
+	return len(s.revoked.m)
+}

@@ -20,7 +20,7 @@ const DefaultRevocationRefresh = 10 * time.Second
 const MaxRevocationRefresh = 5 * time.Minute
 
 // maxRevocationCache bounds the identities whose not-before an instance
-// remembers; past it the cache starts over (each entry is re-read once).
+// remembers; past it each new identity displaces one (roomFor).
 const maxRevocationCache = 100000
 
 // revocations caches not-before times by subject, so the hot path reads the
@@ -162,9 +162,7 @@ func (s *Service) placeholder(subject string, now time.Time) {
 	if _, ok := s.revoked.m[subject]; ok {
 		return
 	}
-	if s.revoked.m == nil || len(s.revoked.m) >= maxRevocationCache {
-		s.revoked.m = make(map[string]notBefore)
-	}
+	s.revoked.roomFor(subject)
 	s.revoked.m[subject] = notBefore{checked: now}
 }
 
@@ -173,9 +171,7 @@ func (s *Service) placeholder(subject string, now time.Time) {
 func (s *Service) remember(subject string, at, checked time.Time) notBefore {
 	s.revoked.mu.Lock()
 	defer s.revoked.mu.Unlock()
-	if s.revoked.m == nil || len(s.revoked.m) >= maxRevocationCache {
-		s.revoked.m = make(map[string]notBefore)
-	}
+	s.revoked.roomFor(subject)
 	if old, ok := s.revoked.m[subject]; ok && old.at.After(at) {
 		at = old.at
 	}
