@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -43,6 +44,21 @@ func TestMethodOverrideIsMatchedAsTheClaimedMethod(t *testing.T) {
 			t.Errorf("%s: reached the upstream without a step-up (status %d)", tc.name, w.Code)
 		case !tc.protected && !passed:
 			t.Errorf("%s: held for a step-up (status %d): %s", tc.name, w.Code, body)
+		}
+	}
+}
+
+// BenchmarkClaimedMethods is what the method-override check adds to a
+// request that claims nothing and that protect did not match by Caddy's
+// matchers (bench/notes-review-9.md).
+func BenchmarkClaimedMethods(b *testing.B) {
+	r := httptest.NewRequest(http.MethodGet, "https://example.com/docs/page?lang=ja&theme=dark", nil)
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("Cookie", "app_session=abc")
+	b.ReportAllocs()
+	for b.Loop() {
+		if claimedMethods(r) != nil {
+			b.Fatal("a plain GET claims a method")
 		}
 	}
 }
