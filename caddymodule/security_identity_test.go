@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -82,15 +83,33 @@ func siAuth(t *testing.T) string {
 	return srv.Listener.Addr().String()
 }
 
-// siFreePort is a loopback port nothing listens on.
+// siPortsGiven are the ports siFreePort has handed out in this process.
+var siPortsGiven = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// siFreePort is a loopback port nothing listens on, and one it has not
+// handed out before nor itFreePorts picked: the system may give a port
+// just closed again, and two sites on one port make the config ambiguous.
 func siFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	siPortsGiven.Lock()
+	defer siPortsGiven.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !siPortsGiven.m[port] && !slices.Contains([]int{itPorts.Admin, itPorts.HTTP, itPorts.HTTPS, itPorts.Upstream}, port) {
+			siPortsGiven.m[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port that was not handed out before")
+	return 0
 }
 
 // siConfig builds one Caddy config of several sites, each an sms_stepup
