@@ -41,7 +41,8 @@ func claimedMethods(r *http.Request) []string {
 	for _, name := range overrideHeaders {
 		add(r.Header[name])
 	}
-	if strings.Contains(r.URL.RawQuery, "_method") {
+	// A key may be percent-encoded (%5Fmethod), which upstreams decode.
+	if q := r.URL.RawQuery; strings.Contains(q, "_method") || strings.IndexByte(q, '%') >= 0 {
 		add(r.URL.Query()["_method"])
 	}
 	return out

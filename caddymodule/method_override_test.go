@@ -33,6 +33,8 @@ func TestMethodOverrideIsMatchedAsTheClaimedMethod(t *testing.T) {
 		{"a POST with X-HTTP-Method-Override: GET, DELETE", http.MethodPost, "/account", []string{"X-HTTP-Method-Override: GET, DELETE"}, true},
 		{"a POST with ?_method=DELETE", http.MethodPost, "/account?_method=DELETE", nil, true},
 		{"a GET with ?_method=put", http.MethodGet, "/account?x=1&_method=put", nil, true},
+		{"a POST with ?%5Fmethod=DELETE, the key encoded", http.MethodPost, "/account?%5Fmethod=DELETE", nil, true},
+		{"a POST with ?_%6Dethod=DELETE", http.MethodPost, "/account?_%6Dethod=DELETE", nil, true},
 		{"a POST that claims GET", http.MethodPost, "/account", []string{"X-HTTP-Method-Override: GET"}, false},
 		{"a POST that claims DELETE elsewhere", http.MethodPost, "/other", []string{"X-HTTP-Method-Override: DELETE"}, false},
 	} {
