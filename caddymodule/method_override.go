@@ -20,9 +20,39 @@ import (
 // HiddenHttpMethodFilter) is not read: protect such routes by path, or
 // protect POST to them as well (README "Protecting by method").
 
-// overrideHeaders are the request headers, in canonical form, by which
-// frameworks take a method override.
-var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// overrideHeaders are the request headers by which frameworks take a
+// method override, in lower case. As for X-Stepup-* (rule 21), "_" or "."
+// may stand for "-": CGI, FastCGI and PHP upstreams (Symfony reads
+// HTTP_X_HTTP_METHOD_OVERRIDE) read them alike, where the operator lets
+// such names through Caddy.
+var overrideHeaders = []string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// overrideHeader reports whether name is one of overrideHeaders.
+func overrideHeader(name string) bool {
+	for _, want := range overrideHeaders {
+		if len(name) == len(want) && sameHeaderName(name, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameHeaderName compares name with want (lower case, "-") in any case,
+// with "_" or "." for "-".
+func sameHeaderName(name, want string) bool {
+	for i := 0; i < len(want); i++ {
+		c := name[i]
+		if c == '_' || c == '.' {
+			c = '-'
+		} else {
+			c |= 0x20 // ASCII lower case; "-" stays
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // claimedMethods lists the methods r claims besides its own, upper case,
 // each once; nil for almost every request.
@@ -38,8 +68,10 @@ func claimedMethods(r *http.Request) []string {
 			}
 		}
 	}
-	for _, name := range overrideHeaders {
-		add(r.Header[name])
+	for name, values := range r.Header {
+		if overrideHeader(name) {
+			add(values)
+		}
 	}
 	// A key may be percent-encoded (%5Fmethod), which upstreams decode.
 	if q := r.URL.RawQuery; strings.Contains(q, "_method") || strings.IndexByte(q, '%') >= 0 {
