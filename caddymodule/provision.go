@@ -80,6 +80,7 @@ func (h *Handler) provisionInputs(p *provisioning) error {
 	h.PathPrefix = strings.TrimRight(cmp.Or(h.PathPrefix, DefaultPathPrefix), "/")
 	h.provisionScope(p.ctx)
 	h.warnClientIPSource(p.ctx)
+	h.warnIfWrapped(p.ctx)
 	h.identityIn, h.sessionIn = inputOf(h.Identity), inputOf(h.Session)
 	if err := h.provisionTrust(); err != nil {
 		return err

@@ -25,10 +25,34 @@ func (h *Handler) protects(r *http.Request, readings []string) (bool, error) {
 // copy of the request with a replacer of its own, so a matcher's side
 // effects (such as path_regexp's captures) stay off the request that goes
 // on.
+//
+// A request that claims other methods (method_override.go) is also
+// matched as each of them; compiled paths read no method.
 func (h *Handler) matchesReading(sets caddyhttp.MatcherSets, paths *compiledPaths, r *http.Request, readings []string) (bool, error) {
 	if paths != nil {
 		return h.pathsMatchReading(paths, r, readings), nil
 	}
+	if match, err := h.matchesPathReading(sets, r, readings); match || err != nil {
+		return match, err
+	}
+	for _, m := range claimedMethods(r) {
+		claimed := readingRequest(r)
+		claimed.Method = m
+		match, err := h.matchesPathReading(sets, claimed, readings)
+		r.Body = claimed.Body // as matchesPathReading keeps it for its own copies
+		if match {
+			h.logMethodMatched(r, m)
+		}
+		if match || err != nil {
+			return match, err
+		}
+	}
+	return false, nil
+}
+
+// matchesPathReading reports whether sets match the request or any of
+// its readings of the path.
+func (h *Handler) matchesPathReading(sets caddyhttp.MatcherSets, r *http.Request, readings []string) (bool, error) {
 	if match, err := sets.AnyMatchWithError(r); match || err != nil {
 		return match, err
 	}

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -82,15 +83,33 @@ func siAuth(t *testing.T) string {
 	return srv.Listener.Addr().String()
 }
 
-// siFreePort is a loopback port nothing listens on.
+// siPortsGiven are the ports siFreePort has handed out in this process.
+var siPortsGiven = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// siFreePort is a loopback port nothing listens on, and one it has not
+// handed out before nor itFreePorts picked: the system may give a port
+// just closed again, and two sites on one port make the config ambiguous.
 func siFreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	siPortsGiven.Lock()
+	defer siPortsGiven.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !siPortsGiven.m[port] && !slices.Contains([]int{itPorts.Admin, itPorts.HTTP, itPorts.HTTPS, itPorts.Upstream}, port) {
+			siPortsGiven.m[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port that was not handed out before")
+	return 0
 }
 
 // siConfig builds one Caddy config of several sites, each an sms_stepup
@@ -276,28 +295,6 @@ func TestSecurityRule29_IdentityFromAStepTheClientCannotSkip(t *testing.T) {
 	// The safe order, but copy_headers forgets the header identity reads.
 	uncopied := c.site("uncopied", 0, fmt.Sprintf("%s\nsms_stepup /settings* {\n%s\n}\nreverse_proxy %s",
 		forwardAuth("X-Auth-Request-Email"), c.stepup("uncopied", "identity {http.request.header.X-Auth-Request-User}"), upstream))
-	// The safe order, for sessions the auth service answers without the
-	// header: Caddy's forward_auth removes the client's copy first.
-	omitting := c.site("omitting", 0, fmt.Sprintf("%s\nsms_stepup /settings* {\n%s\n}\nreverse_proxy %s",
-		forwardAuth("X-Auth-Request-User X-Auth-Request-Email"), c.stepup("omitting", "identity {http.request.header.X-Auth-Request-User}"), upstream))
-	// forward_auth written out by hand as Caddy 2.10 adapted copy_headers
-	// (before GHSA-7r4p-vjf4-gxv4): the header is set only when the answer
-	// has it, and the client's is left otherwise.
-	handwritten := c.site("handwritten", 0, fmt.Sprintf(`route {
-	reverse_proxy %s {
-		method GET
-		rewrite /oauth2/auth
-		@good status 2xx
-		handle_response @good {
-			@answered not vars {http.reverse_proxy.header.X-Auth-Request-User} ""
-			request_header @answered X-Auth-Request-User {http.reverse_proxy.header.X-Auth-Request-User}
-		}
-	}
-	sms_stepup /settings* {
-%s
-	}
-	reverse_proxy %s
-}`, auth, c.stepup("handwritten", "identity {http.request.header.X-Auth-Request-User}", "upstream_headers identity"), upstream))
 	// No authentication at all.
 	noAuth := c.site("noauth", 0, fmt.Sprintf("sms_stepup /settings* {\n%s\n}\nreverse_proxy %s",
 		c.stepup("noauth", "identity {http.request.header.X-User}", "phone {http.request.header.X-Phone}"), upstream))
@@ -377,38 +374,6 @@ func TestSecurityRule29_IdentityFromAStepTheClientCannotSkip(t *testing.T) {
 		b.setCookie("_oauth2_proxy", "session-of-alice")
 		b.header.Set("X-Auth-Request-User", "victim")
 		siRefusesWithoutACode(t, b, "untrusted_identity")
-	})
-
-	t.Run("a header the auth answer omits and the client forges is removed by Caddy's forward_auth: no identity, no code", func(t *testing.T) {
-		b := siIn(t, omitting).browser("")
-		b.setCookie("_oauth2_proxy", "session-of-nameless-bob")
-		b.header.Set("X-Auth-Request-User", "victim")
-		siRefusesWithoutACode(t, b, "no_identity")
-	})
-
-	t.Run("a header the auth answer omits and the client forges is refused where the copy leaves the client's", func(t *testing.T) {
-		b := siIn(t, handwritten).browser("")
-		b.setCookie("_oauth2_proxy", "session-of-nameless-bob")
-		b.header.Set("X-Auth-Request-User", "victim")
-		siRefusesWithoutACode(t, b, "untrusted_identity")
-		found := false
-		for _, m := range c.logEntries() {
-			found = found || (m["event"] == "untrusted_identity" && m["claimed_identity"] == "victim" && m["reason"] == "header_not_in_forward_auth_answer")
-		}
-		if !found {
-			t.Error("no untrusted_identity audit entry names the claimed identity and the reason header_not_in_forward_auth_answer")
-		}
-	})
-
-	t.Run("where the copy leaves the client's, a user the auth answer names still steps up, whatever header the client forges", func(t *testing.T) {
-		b := siIn(t, handwritten).browser("")
-		b.setCookie("_oauth2_proxy", "session-of-alice")
-		b.header.Set("X-Auth-Request-User", "victim")
-		b.stepUp("/settings")
-		seen := siGet(t, b, "/settings")
-		if got := seen.Header.Values("X-Stepup-Identity"); len(got) != 1 || got[0] != "alice" {
-			t.Errorf("the upstream got X-Stepup-Identity %q, want alice", got)
-		}
 	})
 
 	t.Run("an identity and a phone from raw headers with no authentication are refused", func(t *testing.T) {
