@@ -167,7 +167,8 @@ type loadedScope struct {
 // others (they live in the store) and verify their tokens. They must also
 // ask as hard a question: a code issued by one handler of the realm (its
 // code_length, its max_attempts written into the challenge) is checked by
-// whichever handler the code is typed into, and the step-up it earns
+// whichever handler the code is typed into, whose failure_budget counts
+// the wrong ones on the identity's one counter, and the step-up it earns
 // passes them all, so a realm is only as strong as its weakest code. Secret
 // ones are never shown in an error.
 var realmShared = [...]struct {
@@ -183,6 +184,9 @@ var realmShared = [...]struct {
 	{"phone_source", true, func(h *Handler) string { return phoneSourcesShared(h) }},
 	{"code_length", false, func(h *Handler) string { return strconv.Itoa(cmp.Or(h.CodeLength, otp.DefaultConfig().CodeLength)) }},
 	{"max_attempts", false, func(h *Handler) string { return strconv.Itoa(cmp.Or(h.MaxAttempts, otp.DefaultConfig().MaxAttempts)) }},
+	{"failure_budget", false, func(h *Handler) string {
+		return strconv.Itoa(cmp.Or(h.FailureBudget, otp.DefaultConfig().Failures.Budget))
+	}},
 	{"max_identities_per_number", false, func(h *Handler) string { return strconv.Itoa(max(h.MaxIdentitiesPerNumber, 1)) }},
 	{"the phone policy", false, phonePolicyShared},
 	{"lookup", true, func(h *Handler) string { return jsonOf(h.Lookup) }},
@@ -245,7 +249,7 @@ func (s loadedScope) conflict(o loadedScope) error {
 	if len(diffs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("realm %q: %s and %s differ in %s: the handlers of a realm accept each other's step-ups, so they must share identity, session, phone, phone_file, phone_source, enroll, code_length, max_attempts, max_identities_per_number, the phone policy (default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers), lookup, the signing key and the store",
+	return fmt.Errorf("realm %q: %s and %s differ in %s: the handlers of a realm accept each other's step-ups, so they must share identity, session, phone, phone_file, phone_source, enroll, code_length, max_attempts, failure_budget, max_identities_per_number, the phone policy (default_region, allow_countries, allow_types, mobile_prefixes, deny_numbers, allow_numbers), lookup, the signing key and the store",
 		s.realm, o.label, s.label, strings.Join(diffs, ", "))
 }
 

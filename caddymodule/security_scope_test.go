@@ -278,6 +278,10 @@ func TestSecurityRule26_StepUpGoodOnlyForItsHandler(t *testing.T) {
 				[]string{`code_length ("6", and "8")`}},
 			{"more attempts at a code", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`, `"realm":"corp","max_attempts":10`, 1),
 				[]string{`max_attempts ("5", and "10")`}},
+			// The identity's wrong codes are counted once, in the store; a
+			// looser budget on one handler is where a guesser would go.
+			{"a looser failure budget", strings.Replace(handler("/_b", "{http.auth.user.id}", store, htKey), `"realm":"corp"`, `"realm":"corp","failure_budget":100`, 1),
+				[]string{`failure_budget ("10", and "100")`}},
 		} {
 			err := scValidate(t, config(handler("/_a", "{http.auth.user.id}", store, htKey), tc.b))
 			if err == nil {
