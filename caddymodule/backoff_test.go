@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -120,16 +119,7 @@ func TestResendBackoffOptions(t *testing.T) {
 // block inside a site, so the README can't show one that fails to load.
 func TestReadmeResendBackoffExampleAdapts(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.HasPrefix(strings.TrimSpace(m[1]), "resend_backoff {") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.HasPrefix(strings.TrimSpace(b), "resend_backoff {") })
 	if block == "" {
 		t.Fatal("the README has no caddyfile block starting with `resend_backoff {`")
 	}

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -61,16 +60,7 @@ func TestBrandColor(t *testing.T) {
 // site, so the README can't show a colour that fails to load.
 func TestReadmeBrandExampleAdapts(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.HasPrefix(strings.TrimSpace(m[1]), "brand {") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.HasPrefix(strings.TrimSpace(b), "brand {") })
 	if block == "" || !strings.Contains(block, "color") {
 		t.Fatal("the README has no caddyfile block starting with `brand {` that sets a color")
 	}

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -126,16 +125,7 @@ func TestUnmarshalCaddyfileRouteRefusesWithLine(t *testing.T) {
 // site, so the README can't show routes that fail to load.
 func TestReadmeRoutesExampleAdapts(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.HasPrefix(strings.TrimSpace(m[1]), "route /") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.HasPrefix(strings.TrimSpace(b), "route /") })
 	if block == "" {
 		t.Fatal("the README has no caddyfile block starting with `route /`")
 	}

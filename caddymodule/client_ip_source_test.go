@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -70,16 +68,7 @@ func TestClientIPSourceWarnsOncePerServerAndLoad(t *testing.T) {
 // that it sets what the section says it does.
 func TestReadmeBehindAProxyExampleAdapts(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.Contains(m[1], "trusted_proxies_strict") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.Contains(b, "trusted_proxies_strict") })
 	if block == "" {
 		t.Fatal("the README has no caddyfile block with trusted_proxies_strict")
 	}

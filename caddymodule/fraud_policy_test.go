@@ -1,8 +1,6 @@
 package caddymodule
 
 import (
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,16 +60,7 @@ func TestMaskedScopeNeverShowsAWholeNumber(t *testing.T) {
 // and shows the defaults, so it can't drift from them.
 func TestReadmeFraudGuardExampleAdapts(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.HasPrefix(strings.TrimSpace(m[1]), "fraud_guard {") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.HasPrefix(strings.TrimSpace(b), "fraud_guard {") })
 	if block == "" {
 		t.Fatal("the README shows no fraud_guard block")
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -151,16 +150,9 @@ func TestZettaiReachDeliveryResultShowsOnTheCodePage(t *testing.T) {
 // site, so the README can't show a chain that fails to load.
 func TestReadmeProviderFailoverExampleAdapts(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.HasPrefix(strings.TrimSpace(m[1]), "gateway failover {") && strings.Contains(m[1], "zettai_reach") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool {
+		return strings.HasPrefix(strings.TrimSpace(b), "gateway failover {") && strings.Contains(b, "zettai_reach")
+	})
 	if block == "" {
 		t.Fatal("the README has no caddyfile block starting with `gateway failover {` that uses zettai_reach")
 	}

@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -59,16 +57,7 @@ func TestReadmeStripsThePluginCookiesOnTheWayUp(t *testing.T) {
 // returns the request header operations of its reverse_proxy.
 func readmeHeaderUp(t *testing.T, marker string) *headers.HeaderOps {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.Contains(m[1], marker) {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.Contains(b, marker) })
 	if block == "" {
 		t.Fatalf("the README has no caddyfile block with %q", marker)
 	}

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -173,16 +172,7 @@ func TestPhoneSourceProvisionRefusesBadConfig(t *testing.T) {
 // example in a site and provisions its sources, so the README can't show
 // a block that fails to load.
 func TestReadmePhoneSourceExampleAdapts(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.Contains(m[1], "phone_source sql {") {
-			block = m[1]
-		}
-	}
+	block := readmeCaddyfileBlock(t, func(b string) bool { return strings.Contains(b, "phone_source sql {") })
 	if block == "" {
 		t.Fatal("the README has no caddyfile block with `phone_source sql {`")
 	}
