@@ -19,19 +19,5 @@ func (r *revocations) roomFor(subject string) {
 	if _, ok := r.m[subject]; ok {
 		return
 	}
-	var victim string
-	seen := 0
-	for k, nb := range r.m {
-		if nb.at.IsZero() {
-			victim = k
-			break
-		}
-		if seen == 0 {
-			victim = k
-		}
-		if seen++; seen == evictScan {
-			break
-		}
-	}
-	delete(r.m, victim)
+	evictOne(r.m, func(nb notBefore) bool { return nb.at.IsZero() })
 }

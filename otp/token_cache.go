@@ -2,10 +2,6 @@ package otp
 
 import "time"
 
-// evictScan is how many cached tokens an insert into a full cache looks at
-// for an expired one to drop before it drops the first it saw.
-const evictScan = 8
-
 // remember caches a verified token. A full cache drops one entry per
 // insert: an expired one if one of the first evictScan it iterates has
 // expired, else the first (Go's map iteration starts at random, so that one
@@ -24,21 +20,7 @@ func (t *Tokens) remember(token string, v Verified) {
 // evictOne drops one cached token, preferring an expired one among the
 // first evictScan. t.mu must be held.
 func (t *Tokens) evictOne(now time.Time) {
-	var victim string
-	seen := 0
-	for k, e := range t.cache {
-		if !now.Before(e.Expires) {
-			victim = k
-			break
-		}
-		if seen == 0 {
-			victim = k
-		}
-		if seen++; seen == evictScan {
-			break
-		}
-	}
-	delete(t.cache, victim)
+	evictOne(t.cache, func(e Verified) bool { return !now.Before(e.Expires) })
 }
 
 // CacheLen reports how many verified tokens are remembered.
