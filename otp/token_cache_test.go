@@ -49,13 +49,7 @@ func TestTokensCachedTokensAreCheckedOnEveryRequest(t *testing.T) {
 func TestTokensCacheIsBounded(t *testing.T) {
 	t.Parallel()
 	const size = 64
-	tokens, err := otp.NewTokens(otp.TokenConfig{
-		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
-		CacheSize: size, Clock: newFakeClock(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := smallCacheTokens(t, size)
 	issued := make([]string, size+100)
 	for i := range issued {
 		issued[i] = issue(t, tokens, fmt.Sprintf("user-%d", i), "", t0)
@@ -182,13 +176,7 @@ func TestTokensFullCacheDropsOneExpiredTokenPerInsert(t *testing.T) {
 func TestTokensFullCacheStaysFull(t *testing.T) {
 	t.Parallel()
 	const size = 64
-	tokens, err := otp.NewTokens(otp.TokenConfig{
-		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
-		CacheSize: size, Clock: newFakeClock(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := smallCacheTokens(t, size)
 	for i := range size + 10 {
 		tok := issue(t, tokens, "alice", "", t0)
 		if _, err := tokens.Check(tok, "alice", "", 0); err != nil {
@@ -201,4 +189,17 @@ func TestTokensFullCacheStaysFull(t *testing.T) {
 			t.Fatalf("token %d, just verified, is not cached", i)
 		}
 	}
+}
+
+// smallCacheTokens are Tokens under rootKey whose cache holds size tokens.
+func smallCacheTokens(t *testing.T, size int) *otp.Tokens {
+	t.Helper()
+	tokens, err := otp.NewTokens(otp.TokenConfig{
+		Issuer: issuer, Audience: audience, TTL: tokenTTL, Keys: []*otp.Keys{mustKeys(t, rootKey)},
+		CacheSize: size, Clock: newFakeClock(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokens
 }
